@@ -1,0 +1,82 @@
+"""partita's kernel: messages, mailboxes, actors, the supervisor, stats and errors.
+
+The kernel knows nothing of SQL.  See ``docs/concepts.md``.
+"""
+
+from ._actor import Actor as Actor
+from ._actor import Sink as Sink
+from ._batching import BatchSizer as BatchSizer
+from ._errors import ActorFailed as ActorFailed
+from ._errors import BadRecord as BadRecord
+from ._errors import ConsumerGone as ConsumerGone
+from ._errors import InvalidTransition as InvalidTransition
+from ._errors import MemoryLimitExceeded as MemoryLimitExceeded
+from ._errors import PartitaError as PartitaError
+from ._errors import RestartIntensityExceeded as RestartIntensityExceeded
+from ._graph import Graph as Graph
+from ._lifecycle import TRANSITIONS as TRANSITIONS
+from ._lifecycle import ActorState as ActorState
+from ._lifecycle import Lifecycle as Lifecycle
+from ._mailbox import Mailbox as Mailbox
+from ._memory import MemoryBudget as MemoryBudget
+from ._memory import estimate_nbytes as estimate_nbytes
+from ._messages import Barrier as Barrier
+from ._messages import Batch as Batch
+from ._messages import EndOfStream as EndOfStream
+from ._messages import Message as Message
+from ._messages import Record as Record
+from ._messages import Watermark as Watermark
+from ._program import DeadLetter as DeadLetter
+from ._program import PartitionProgram as PartitionProgram
+from ._program import ProgramCounts as ProgramCounts
+from ._program import Routed as Routed
+from ._program import RoutingStage as RoutingStage
+from ._source import Source as Source
+from ._stats import ActorStats as ActorStats
+from ._stats import GraphStats as GraphStats
+from ._stats import MailboxStats as MailboxStats
+from ._supervisor import RestartPolicy as RestartPolicy
+from ._supervisor import Strategy as Strategy
+from ._supervisor import Supervisor as Supervisor
+from ._supervisor import open_supervisor as open_supervisor
+from ._supervisor import run_graph as run_graph
+
+__all__ = [
+    "TRANSITIONS",
+    "Actor",
+    "ActorFailed",
+    "ActorState",
+    "ActorStats",
+    "BadRecord",
+    "Barrier",
+    "Batch",
+    "BatchSizer",
+    "ConsumerGone",
+    "DeadLetter",
+    "EndOfStream",
+    "Graph",
+    "GraphStats",
+    "InvalidTransition",
+    "Lifecycle",
+    "Mailbox",
+    "MailboxStats",
+    "MemoryBudget",
+    "MemoryLimitExceeded",
+    "Message",
+    "PartitaError",
+    "PartitionProgram",
+    "ProgramCounts",
+    "Record",
+    "RestartIntensityExceeded",
+    "RestartPolicy",
+    "Routed",
+    "RoutingStage",
+    "Sink",
+    "Source",
+    "Strategy",
+    "Supervisor",
+    "Watermark",
+    "estimate_nbytes",
+    "open_supervisor",
+    "run_graph",
+]

@@ -1,0 +1,126 @@
+"""Memory accounting: estimating what a message holds and a graph-wide budget."""
+
+from __future__ import annotations
+
+import sys
+from typing import Literal
+
+import trio
+
+from ._errors import MemoryLimitExceeded
+from ._messages import Batch, Message
+
+__all__ = ["MemoryBudget", "estimate_nbytes"]
+
+_SAMPLES = 8
+_getsizeof = sys.getsizeof
+
+
+def _record_nbytes(record: object) -> int:
+    if not isinstance(record, dict):
+        return _getsizeof(record)
+    size = _getsizeof(record)
+    for key, value in record.items():
+        size += _getsizeof(key) + _getsizeof(value)
+    return size
+
+
+def estimate_nbytes(message: Message) -> int:
+    """Estimate the bytes a message keeps alive, from the real size of a sample.
+
+    Up to eight records, spread over the batch, are measured (dict, keys and
+    values with ``sys.getsizeof``); the mean is scaled to the batch length.
+
+    Example:
+        >>> estimate_nbytes(Batch.from_records([{"a": 1}] * 100)) > 100 * 64
+        True
+    """
+    if not isinstance(message, Batch):
+        return 64
+    records = message.records
+    n = len(records)
+    if n == 0:
+        return 64
+    step = max(1, n // _SAMPLES)
+    sampled = records[::step][:_SAMPLES]
+    per_record = sum(_record_nbytes(r) for r in sampled) / len(sampled)
+    return int(per_record * n) + _getsizeof(records) + 8 * n + 64
+
+
+class MemoryBudget:
+    """A graph-wide ``max_memory`` budget, split evenly across the mailboxes.
+
+    Each mailbox may hold at most its share.  Past ``soft_fraction`` of its
+    share the mailbox is *under pressure*: sources shrink their batches and
+    hold back until no mailbox is.  A send that would take a mailbox past its
+    share raises :class:`MemoryLimitExceeded` (``policy="fail"``, the default)
+    or waits for room (``policy="wait"``); a message larger than a whole share
+    always raises, since it could never fit.
+    """
+
+    def __init__(
+        self,
+        max_bytes: int,
+        *,
+        soft_fraction: float = 0.8,
+        policy: Literal["fail", "wait"] = "fail",
+    ) -> None:
+        if max_bytes <= 0:
+            raise ValueError(f"max_memory must be positive, got {max_bytes}")
+        if not 0.0 < soft_fraction <= 1.0:
+            raise ValueError(f"soft_fraction must be in (0, 1], got {soft_fraction}")
+        if policy not in ("fail", "wait"):
+            raise ValueError(f"memory policy must be 'fail' or 'wait', got {policy!r}")
+        self.max_bytes = max_bytes
+        self.soft_fraction = soft_fraction
+        self.policy = policy
+        self.in_use = 0
+        self._members = 0
+        self._pressured: set[str] = set()
+        self._relieved = trio.Event()
+        self._relieved.set()
+
+    def join(self) -> None:
+        """Count one more mailbox in the split."""
+        self._members += 1
+
+    @property
+    def share(self) -> int:
+        """Bytes each mailbox may hold."""
+        return self.max_bytes // max(1, self._members)
+
+    @property
+    def under_pressure(self) -> bool:
+        """True while some mailbox holds more than the soft fraction of its share."""
+        return bool(self._pressured)
+
+    def check(self, owner: str, held: int, nbytes: int) -> bool:
+        """Whether ``owner`` (holding ``held``) may take ``nbytes`` more now.
+
+        Raises:
+            MemoryLimitExceeded: when it may not and the policy is ``fail``, or
+                when ``nbytes`` alone exceeds a share.
+        """
+        share = self.share
+        if held + nbytes <= share:
+            return True
+        if nbytes > share or self.policy == "fail":
+            raise MemoryLimitExceeded(owner, nbytes, held, share)
+        return False
+
+    def update(self, owner: str, held: int, delta: int) -> None:
+        """Record that ``owner`` now holds ``held`` bytes (changed by ``delta``)."""
+        self.in_use += delta
+        if held > self.share * self.soft_fraction:
+            if owner not in self._pressured:
+                self._pressured.add(owner)
+                if self._relieved.is_set():
+                    self._relieved = trio.Event()
+        elif owner in self._pressured:
+            self._pressured.discard(owner)
+            if not self._pressured:
+                self._relieved.set()
+
+    async def wait_relieved(self) -> None:
+        """Wait until no mailbox is under pressure."""
+        await self._relieved.wait()

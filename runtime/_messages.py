@@ -1,0 +1,83 @@
+"""The messages that cross mailboxes.
+
+Records are plain ``dict[str, Any]`` so users bring their data as it is; what
+crosses a mailbox is always one of the small frozen classes below, never a
+record on its own.  ``Message`` is their union, dispatched with ``match``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, TypeAlias
+
+import attrs
+
+__all__ = ["Barrier", "Batch", "EndOfStream", "Message", "Record", "Watermark"]
+
+Record: TypeAlias = dict[str, Any]
+
+
+@attrs.frozen(slots=True, eq=False)
+class Batch:
+    """A batch of records and the source offsets they came from.
+
+    Args:
+        records: the records, in source order.
+        offsets: ``offsets[i]`` is the source offset of ``records[i]``; a
+            ``range`` for a batch straight from a source (cheap), a list after
+            routing.  Empty when offsets are not tracked.
+        watermarks: for session-window queries only, ``watermarks[i]`` is the
+            exact source watermark as of ``records[i]``; ``None`` otherwise.
+
+    Example:
+        >>> b = Batch.from_records([{"x": 1}, {"x": 2}], start=10)
+        >>> len(b), b.offset_of(1)
+        (2, 11)
+    """
+
+    records: list[Record]
+    offsets: Sequence[int] = ()
+    watermarks: Sequence[int] | None = None
+
+    @classmethod
+    def from_records(cls, records: list[Record], start: int = 0) -> Batch:
+        """A batch whose records sit at consecutive source offsets from ``start``."""
+        return cls(records, range(start, start + len(records)))
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def offset_of(self, index: int) -> int | None:
+        """The source offset of ``records[index]``, or ``None`` if untracked."""
+        if index < len(self.offsets):
+            return self.offsets[index]
+        return None
+
+    def __repr__(self) -> str:
+        first = self.offsets[0] if len(self.offsets) else None
+        return f"Batch(<{len(self.records)} records, first offset {first}>)"
+
+
+@attrs.frozen(slots=True)
+class Watermark:
+    """Event time (epoch milliseconds) up to which the stream is complete.
+
+    Sent in-band to every partition, so idle partitions advance too.
+    """
+
+    ts: int
+
+
+@attrs.frozen(slots=True)
+class Barrier:
+    """A checkpoint barrier, forwarded in-band behind the data before it."""
+
+    checkpoint_id: int = attrs.field(validator=attrs.validators.ge(0))
+
+
+@attrs.frozen(slots=True)
+class EndOfStream:
+    """The sender will send nothing more; the receiver drains and completes."""
+
+
+Message: TypeAlias = Batch | Watermark | Barrier | EndOfStream

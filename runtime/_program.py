@@ -1,0 +1,94 @@
+"""The partition-program interface between the runtime and whatever compiles programs.
+
+The runtime knows nothing of SQL.  A query layer (``sql``) compiles a query
+into two pieces that actors run: a :class:`RoutingStage` at the source side,
+which decides event time, watermark, lateness and partition for each record of
+a batch, and one :class:`PartitionProgram` per partition, which owns that
+partition's state.  Both are synchronous: they run a whole batch without an
+``await``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import attrs
+
+from ._messages import Batch, Record
+
+__all__ = ["DeadLetter", "PartitionProgram", "ProgramCounts", "Routed", "RoutingStage"]
+
+
+@attrs.frozen(slots=True)
+class DeadLetter:
+    """A record that could not be processed, with why and where it came from."""
+
+    record: object
+    reason: str
+    offset: int | None = None
+    stage: str = ""
+
+
+@attrs.frozen(slots=True)
+class ProgramCounts:
+    """Counters of a program: every input record is counted exactly once as
+    emitted-into-a-group (``rows_in - filtered - late - errored``), filtered,
+    late, or errored."""
+
+    rows_in: int = 0
+    rows_out: int = 0
+    filtered: int = 0
+    late: int = 0
+    errored: int = 0
+
+
+@attrs.frozen(slots=True)
+class Routed:
+    """What a :class:`RoutingStage` makes of one source batch.
+
+    ``parts[i]`` is the sub-batch for partition ``i`` (``None`` when it gets
+    nothing); ``watermark`` is the source watermark after the batch (``None``
+    if the query has no event time); ``late`` and ``dead`` are the side
+    outputs the routing stage itself decided.
+    """
+
+    parts: Sequence[Batch | None]
+    watermark: int | None = None
+    late: Sequence[DeadLetter] = ()
+    dead: Sequence[DeadLetter] = ()
+
+
+class RoutingStage(Protocol):
+    """Source-side stage: splits a batch across ``partitions`` programs."""
+
+    @property
+    def partitions(self) -> int: ...
+
+    def route(self, batch: Batch) -> Routed:
+        """Split ``batch``; records of one key always go to one partition."""
+        ...
+
+    def counts(self) -> ProgramCounts: ...
+
+
+class PartitionProgram(Protocol):
+    """One partition's program: owns its state, runs batches synchronously."""
+
+    def process(self, batch: Batch) -> list[Record]:
+        """Run one batch; return the rows it emits now (``EMIT CHANGES``, projections)."""
+        ...
+
+    def advance(self, watermark: int) -> list[Record]:
+        """The watermark reached ``watermark``: close windows, return their rows."""
+        ...
+
+    def finish(self) -> list[Record]:
+        """End of stream: close everything, return the final rows."""
+        ...
+
+    def take_dead_letters(self) -> list[DeadLetter]:
+        """Records that failed or were late since the last call (a side output)."""
+        ...
+
+    def counts(self) -> ProgramCounts: ...
