@@ -89,7 +89,7 @@ class Supervisor:
     def _wire(self) -> None:
         self.graph.validate()
         for actor in self.graph:
-            if actor.state is not _S.CREATED or actor.outputs:
+            if actor._life.state is not _S.CREATED or actor.outputs:
                 raise ValueError(f"actor {actor.name!r} already ran; a graph runs once")
         for actor in self.graph:
             inputs = self.graph.inputs_of(actor)
@@ -105,7 +105,6 @@ class Supervisor:
 
     # --------------------------------------------------------------- running
     async def _run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        self._wire()
         self._life.transition(_S.RUNNING)
         try:
             async with trio.open_nursery() as service:
@@ -338,6 +337,7 @@ async def open_supervisor(
     """
     budget = None if max_memory is None else MemoryBudget(max_memory, policy=memory_policy)
     supervisor = Supervisor(graph, restart=restart, budget=budget)
+    supervisor._wire()
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(supervisor._run)

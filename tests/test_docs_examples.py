@@ -1,0 +1,20 @@
+"""The example programs in docs/examples run, under a MockClock so they take no real time."""
+
+from __future__ import annotations
+
+import runpy
+from pathlib import Path
+
+import pytest
+import trio
+import trio.testing
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "docs" / "examples"
+
+
+def test_three_actors(capsys: pytest.CaptureFixture[str]) -> None:
+    namespace = runpy.run_path(str(EXAMPLES / "three_actors.py"), run_name="example")
+    trio.run(namespace["main"], clock=trio.testing.MockClock(autojump_threshold=0))
+    out = capsys.readouterr().out
+    assert "paused:  PAUSED" in out
+    assert "done:    COMPLETED, sink got 50000 records" in out
