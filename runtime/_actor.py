@@ -246,6 +246,7 @@ class Actor:
                     self._ended.add(port)
                     self._input_wm.pop(port, None)
                     self._advance_watermark()
+                    self._release_barriers()
             self._commit()
             await self._send_pending()
 
@@ -255,8 +256,8 @@ class Actor:
     def _input_watermark(self, port: int, ts: int) -> None:
         if self._n_inputs <= 1:
             if self._wm is None or ts > self._wm:
-                self._wm = ts
                 self.on_watermark(ts)
+                self._wm = ts  # after the handler: a crash in it retries the watermark
             return
         self._input_wm[port] = max(ts, self._input_wm.get(port, ts))
         self._advance_watermark()
@@ -267,15 +268,23 @@ class Actor:
             return
         low = min(self._input_wm.values())
         if self._wm is None or low > self._wm:
-            self._wm = low
             self.on_watermark(low)
+            self._wm = low
 
     def _input_barrier(self, port: int, barrier: Barrier) -> None:
         seen = self._barriers.setdefault(barrier.checkpoint_id, set())
         seen.add(port)
         if len(seen) >= self._n_inputs - len(self._ended - seen):
-            del self._barriers[barrier.checkpoint_id]
             self.on_barrier(barrier)
+            del self._barriers[barrier.checkpoint_id]
+
+    def _release_barriers(self) -> None:
+        """An input ended: barriers every remaining input delivered are complete now."""
+        for checkpoint_id in sorted(self._barriers):
+            seen = self._barriers[checkpoint_id]
+            if len(seen) >= self._n_inputs - len(self._ended - seen):
+                self.on_barrier(Barrier(checkpoint_id))
+                del self._barriers[checkpoint_id]
 
     def _fail(self) -> None:
         if self._life.state in (_S.CREATED, _S.RUNNING, _S.PAUSED, _S.DRAINING):
@@ -287,6 +296,10 @@ class Actor:
 
     def _restart(self) -> None:
         self._life.transition(_S.CREATED)
+        # What the failed handler emitted is discarded, so it was never output.
+        for _, message in self._outbox:
+            if isinstance(message, Batch):
+                self.rows_out -= len(message.records)
         self._outbox.clear()
         self.restarts += 1
 

@@ -75,6 +75,8 @@ class Source(Actor):
 
     async def _deliver(self) -> None:
         self._commit()
+        # A pause asked for while produce() waited for input holds this batch back too.
+        await self._pause_point()
         await self._send_pending()
         await self._pause_point()
         budget = self._budget

@@ -53,6 +53,21 @@ class RestartPolicy:
     within: float = attrs.field(default=5.0, validator=attrs.validators.gt(0))
 
 
+class _StartedOnce(trio.TaskStatus[None]):
+    """Passes the first ``started()`` on: an actor that crashes after it started, or
+    starts again after a restart, must not tell its nursery twice."""
+
+    __slots__ = ("_status",)
+
+    def __init__(self, status: trio.TaskStatus[None]) -> None:
+        self._status: trio.TaskStatus[None] | None = status
+
+    def started(self, value: None = None) -> None:
+        if self._status is not None:
+            status, self._status = self._status, None
+            status.started()
+
+
 @attrs.define(eq=False)
 class _Run:
     """Per-actor bookkeeping of the supervisor."""
@@ -122,6 +137,7 @@ class Supervisor:
             raise self._failure
 
     def _finish(self) -> None:
+        self._service = None  # closed: a pause timeout after the end has nothing to resume
         life = self._life
         if self._failure is not None:
             final = _S.FAILED
@@ -139,14 +155,14 @@ class Supervisor:
 
     async def _supervise(self, run: _Run, task_status: trio.TaskStatus[None]) -> None:
         actor = run.actor
-        status: trio.TaskStatus[None] | None = task_status
+        status = _StartedOnce(task_status)
         try:
             while True:
                 run.restart_requested = False
                 with trio.CancelScope() as scope:
                     run.scope = scope
                     try:
-                        await actor._run(task_status=status or trio.TASK_STATUS_IGNORED)
+                        await actor._run(task_status=status)
                         return
                     except ConsumerGone:
                         self._cancelled = True
@@ -155,12 +171,9 @@ class Supervisor:
                         return
                     except Exception as exc:
                         actor._fail()
-                        if status is not None:
-                            status.started()
+                        status.started()
                         if not self._may_restart(actor, exc):
                             return
-                    finally:
-                        status = None
                 if actor.state is _S.FAILED:
                     actor._restart()
                     if self.restart is not None and self.restart.strategy is Strategy.ONE_FOR_ALL:

@@ -1,0 +1,50 @@
+"""partita's concrete actors: sources, SQL graph actors, sinks, and the graph builders.
+
+See ``docs/api.md``.
+"""
+
+from ._dead_letter import DeadLetterSink as DeadLetterSink
+from ._files import CsvSource as CsvSource
+from ._files import JsonLinesSource as JsonLinesSource
+from ._flow import Flow as Flow
+from ._flow import FlowStream as FlowStream
+from ._generator import TradeSource as TradeSource
+from ._merge import MergeActor as MergeActor
+from ._partition import PartitionActor as PartitionActor
+from ._router import RouterActor as RouterActor
+from ._sinks import CallbackSink as CallbackSink
+from ._sinks import CollectSink as CollectSink
+from ._sinks import JsonLinesSink as JsonLinesSink
+from ._sources import AsyncIterableSource as AsyncIterableSource
+from ._sources import IterableSource as IterableSource
+from ._sources import RecordSource as RecordSource
+from ._sqlgraph import QueryRun as QueryRun
+from ._sqlgraph import QueryStream as QueryStream
+from ._sqlgraph import build_sql_graph as build_sql_graph
+from ._sqlgraph import open_sql as open_sql
+from ._sqlgraph import parse_duration_ms as parse_duration_ms
+from ._sqlgraph import run_sql as run_sql
+
+__all__ = [
+    "AsyncIterableSource",
+    "CallbackSink",
+    "CollectSink",
+    "CsvSource",
+    "DeadLetterSink",
+    "Flow",
+    "FlowStream",
+    "IterableSource",
+    "JsonLinesSink",
+    "JsonLinesSource",
+    "MergeActor",
+    "PartitionActor",
+    "QueryRun",
+    "QueryStream",
+    "RecordSource",
+    "RouterActor",
+    "TradeSource",
+    "build_sql_graph",
+    "open_sql",
+    "parse_duration_ms",
+    "run_sql",
+]

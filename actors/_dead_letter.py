@@ -1,0 +1,96 @@
+"""Dead letters on the wire, and the sink that keeps or writes them.
+
+A dead letter crosses mailboxes like any other data: as a record of a batch,
+``{"offset", "stage", "reason", "record"}``, sent to a graph's dead-letter
+output.  :class:`DeadLetterSink` writes those records as JSON lines, or keeps
+them in memory as :class:`runtime.DeadLetter` values.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from typing import IO, Any
+
+import attrs
+import trio
+
+from runtime import Batch, DeadLetter, Record, Sink
+
+__all__ = ["DeadLetterSink", "dead_letter_batch", "dead_letter_from_record"]
+
+
+def dead_letter_batch(letters: Iterable[DeadLetter]) -> Batch:
+    """The wire form of ``letters``: one batch of ``{"offset", "stage", "reason", "record"}``."""
+    return Batch(
+        [
+            {"offset": d.offset, "stage": d.stage, "reason": d.reason, "record": d.record}
+            for d in letters
+        ]
+    )
+
+
+def dead_letter_from_record(record: Record) -> DeadLetter:
+    """Back from the wire form to a :class:`runtime.DeadLetter`."""
+    return DeadLetter(
+        record=record.get("record"),
+        reason=str(record.get("reason", "")),
+        offset=record.get("offset"),
+        stage=str(record.get("stage", "")),
+    )
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return repr(value)
+
+
+@attrs.define(eq=False)
+class DeadLetterSink(Sink):
+    """Receives dead letters; writes them as JSON lines to ``path``, or keeps them.
+
+    Each line is ``{"offset", "stage", "reason", "record"}``.  With ``path``
+    ``None`` the letters are kept in :attr:`dead_letters` instead (what
+    :func:`actors.run_sql` does when no dead-letter destination is given).
+
+    Example:
+        >>> sink = DeadLetterSink("dead-letter")  # in memory
+        >>> sink.dead_letters
+        []
+
+    Args:
+        name: the actor's name (``"dead-letter"`` in SQL graphs).
+        path: a file to write (created or truncated at the first letter, flushed
+            at the end), or ``None`` to keep the letters in memory.
+    """
+
+    path: str | os.PathLike[str] | None = None
+    dead_letters: list[DeadLetter] = attrs.field(init=False, factory=list)
+    count: int = attrs.field(init=False, default=0)
+    _file: IO[str] | None = attrs.field(init=False, default=None)
+
+    async def consume(self, batch: Batch) -> None:
+        records = batch.records
+        if not records:
+            return
+        self.count += len(records)
+        if self.path is None:
+            self.dead_letters.extend(dead_letter_from_record(r) for r in records)
+            return
+        text = "".join(json.dumps(r, default=_json_default) + "\n" for r in records)
+        await trio.to_thread.run_sync(self._write, text)
+
+    def _write(self, text: str) -> None:
+        if self._file is None:
+            assert self.path is not None
+            self._file = open(self.path, "w", encoding="utf-8")  # noqa: SIM115
+        self._file.write(text)
+
+    async def flush(self) -> None:
+        if self.path is not None and self._file is None:
+            await trio.to_thread.run_sync(self._write, "")
+        if self._file is not None:
+            file, self._file = self._file, None
+            await trio.to_thread.run_sync(file.close)

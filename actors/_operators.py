@@ -1,0 +1,172 @@
+"""Actors that run plain Python functions on batches: the operators behind :class:`Flow`.
+
+Each handles a whole batch in one synchronous call: C-level ``map`` /
+``filter`` / list building over ``batch.records``, no ``await`` per record.
+A function that raises fails the actor with :class:`runtime.BadRecord` naming
+the record's source offset (when the batch still carries offsets).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable
+from itertools import chain, compress
+from typing import Any, NoReturn
+
+import attrs
+
+from runtime import Actor, BadRecord, Batch, Record
+
+__all__ = [
+    "FilterActor",
+    "FlatMapActor",
+    "KeyByActor",
+    "MapActor",
+    "StatefulActor",
+]
+
+KeyFn = Callable[[Record], Hashable]
+
+
+def _fail(actor: Actor, batch: Batch, index: int, exc: Exception) -> NoReturn:
+    reason = f"{type(exc).__name__}: {exc}"
+    raise BadRecord(reason, batch.offset_of(index), actor.name) from exc
+
+
+@attrs.define(eq=False)
+class MapActor(Actor):
+    """Emits ``fn(record)`` for every record; keeps the source offsets."""
+
+    fn: Callable[[Record], Record]
+
+    def on_batch(self, batch: Batch) -> None:
+        out: list[Record] = []
+        try:
+            out.extend(map(self.fn, batch.records))
+        except Exception as exc:
+            _fail(self, batch, len(out), exc)
+        self.emit_batch(Batch(out, batch.offsets))
+
+
+@attrs.define(eq=False)
+class FilterActor(Actor):
+    """Keeps the records for which ``predicate(record)`` is true; counts the rest as filtered."""
+
+    predicate: Callable[[Record], Any]
+
+    def on_batch(self, batch: Batch) -> None:
+        records = batch.records
+        flags: list[Any] = []
+        try:
+            flags.extend(map(self.predicate, records))
+        except Exception as exc:
+            _fail(self, batch, len(flags), exc)
+        kept = list(compress(records, flags))
+        self.rows_filtered += len(records) - len(kept)
+        offsets = list(compress(batch.offsets, flags)) if len(batch.offsets) else ()
+        if kept:
+            self.emit_batch(Batch(kept, offsets))
+
+
+@attrs.define(eq=False)
+class FlatMapActor(Actor):
+    """Emits every record of ``fn(record)`` (an iterable, possibly empty)."""
+
+    fn: Callable[[Record], Iterable[Record]]
+
+    def on_batch(self, batch: Batch) -> None:
+        parts: list[Iterable[Record]] = []
+        try:
+            parts.extend(map(self.fn, batch.records))
+            out = list(chain.from_iterable(parts))
+        except Exception as exc:
+            _fail(self, batch, len(parts), exc)
+        self.emit(out)
+
+
+@attrs.define(eq=False)
+class KeyByActor(Actor):
+    """Hash-partitions records by ``key(record)`` across its outputs.
+
+    Records of one key always go to one output, in order.  Watermarks and
+    barriers go to every output.
+    """
+
+    key: KeyFn
+
+    def on_batch(self, batch: Batch) -> None:
+        n = self.outputs
+        records = batch.records
+        keys: list[Hashable] = []
+        try:
+            keys.extend(map(self.key, records))
+        except Exception as exc:
+            _fail(self, batch, len(keys), exc)
+        if n <= 1:
+            self.emit_batch(batch)
+            return
+        buckets: list[list[Record]] = [[] for _ in range(n)]
+        appends = [b.append for b in buckets]
+        offsets = batch.offsets
+        if len(offsets):
+            marks: list[list[int]] = [[] for _ in range(n)]
+            mark_appends = [m.append for m in marks]
+            for record, key, offset in zip(records, keys, offsets, strict=True):
+                i = hash(key) % n
+                appends[i](record)
+                mark_appends[i](offset)
+            for i in range(n):
+                if buckets[i]:
+                    self.emit_batch(Batch(buckets[i], marks[i]), i)
+        else:
+            for record, key in zip(records, keys, strict=True):
+                appends[hash(key) % n](record)
+            for i in range(n):
+                if buckets[i]:
+                    self.emit_batch(Batch(buckets[i]), i)
+
+
+@attrs.define(eq=False)
+class StatefulActor(Actor):
+    """Runs ``fn(state, record) -> rows`` with one state per key (``init()`` makes it).
+
+    ``key`` is ``None`` for one state for all records.  States are dropped
+    only at the end of the stream: keep the key space bounded.  The state
+    survives a restart of the actor.
+    """
+
+    fn: Callable[[Any, Record], Iterable[Record] | None]
+    init: Callable[[], Any] = dict
+    key: KeyFn | None = None
+    states: dict[Hashable, Any] = attrs.field(init=False, factory=dict)
+
+    def on_batch(self, batch: Batch) -> None:
+        fn = self.fn
+        init = self.init
+        states = self.states
+        records = batch.records
+        out: list[Record] = []
+        extend = out.extend
+        index = 0
+        try:
+            if self.key is None:
+                state = states.get(None)
+                if state is None:
+                    state = states[None] = init()
+                for index in range(len(records)):
+                    rows = fn(state, records[index])
+                    if rows:
+                        extend(rows)
+            else:
+                keys = self.key
+                for index in range(len(records)):
+                    record = records[index]
+                    key = keys(record)
+                    state = states.get(key)
+                    if state is None:
+                        state = states[key] = init()
+                    rows = fn(state, record)
+                    if rows:
+                        extend(rows)
+        except Exception as exc:
+            _fail(self, batch, index, exc)
+        self.emit(out)

@@ -1,0 +1,357 @@
+"""Sources over Python data: iterables and async iterables.
+
+Every source here reads lazily, one batch at a time: the next batch is read
+only after the previous one was handed downstream, so a slow consumer holds
+the reader back (backpressure reaches the input).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections import deque
+from collections.abc import AsyncIterable, Iterable, Iterator
+from typing import Generic, Literal, TypeAlias, TypeVar
+
+import attrs
+import trio
+
+from runtime import (
+    BadRecord,
+    Batch,
+    BatchSizer,
+    DeadLetter,
+    MemoryBudget,
+    Record,
+    Source,
+    estimate_nbytes,
+)
+
+from ._dead_letter import dead_letter_batch
+
+__all__ = [
+    "AsyncIterableSource",
+    "ErrorPolicy",
+    "IterableSource",
+    "Parsed",
+    "PumpedSource",
+    "RecordSource",
+    "default_sizer",
+]
+
+ErrorPolicy: TypeAlias = Literal["skip", "fail", "dead-letter"]
+_POLICIES = ("skip", "fail", "dead-letter")
+_T = TypeVar("_T")
+
+
+def _check_policy(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    if value not in _POLICIES:
+        raise ValueError(f"on_error must be 'skip', 'fail' or 'dead-letter', got {value!r}")
+
+
+def _check_idle(instance: object, attribute: attrs.Attribute[float | None], value: object) -> None:
+    if value is not None and not (isinstance(value, int | float) and value > 0):
+        raise ValueError(f"idle_timeout must be a positive number of seconds, got {value!r}")
+
+
+def single_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The one exception that is not ``trio.Cancelled`` in ``group``, else ``group``."""
+    leaves: list[BaseException] = []
+
+    def walk(exc: BaseException) -> None:
+        if isinstance(exc, BaseExceptionGroup):
+            for inner in exc.exceptions:
+                walk(inner)
+        elif not isinstance(exc, trio.Cancelled):
+            leaves.append(exc)
+
+    walk(group)
+    return leaves[0] if len(leaves) == 1 else group
+
+
+@attrs.define(eq=False)
+class RecordSource(Source):
+    """Base of partita's sources: data to output 0, dead letters to a side output.
+
+    A source in a SQL graph has two outputs: the router (output 0) and the
+    dead-letter sink (:attr:`dead_letter_output`).  Bad input the source finds
+    itself (an unparseable line) goes there, counted in ``rows_errored``; with
+    no dead-letter output the letters are kept in :attr:`dead_letters`.
+
+    An *idle tick* is an empty batch: a source with :attr:`idle_timeout` sends
+    one whenever its input stayed silent that long, so a router can advance
+    the watermark of an idle stream (see :class:`actors.RouterActor`).
+
+    Args:
+        name: unique within its graph.
+        sizer: the batch-size controller (default :func:`default_sizer`).
+        idle_timeout: seconds of silence before an idle tick (``None``: never).
+        dead_letter_output: the output index of the dead-letter sink, if any.
+    """
+
+    sizer: BatchSizer = attrs.field(factory=lambda: default_sizer(), kw_only=True)
+    idle_timeout: float | None = attrs.field(default=None, kw_only=True, validator=_check_idle)
+    dead_letter_output: int | None = attrs.field(default=None, kw_only=True)
+    dead_letters: list[DeadLetter] = attrs.field(init=False, factory=list)
+
+    def _data_output(self) -> int | None:
+        return None if self.dead_letter_output is None else 0
+
+    async def send_records(self, records: list[Record]) -> None:
+        """Send ``records`` as one batch at the next offsets, to the data output only."""
+        await self.send_with_dead_letters(records, ())
+
+    async def send_with_dead_letters(
+        self, records: list[Record], dead: Iterable[DeadLetter]
+    ) -> None:
+        """Send ``records`` and the dead letters found while reading them (one boundary)."""
+        letters = list(dead)
+        n = len(records)
+        per = self.fit(records)
+        if per < n:
+            for start in range(0, n, per):
+                chunk = records[start : start + per]
+                await self.send_with_dead_letters(chunk, letters if start == 0 else ())
+            return
+        if letters:
+            self.rows_errored += len(letters)
+            if self.dead_letter_output is None:
+                self.dead_letters.extend(letters)
+            else:
+                self.emit_message(dead_letter_batch(letters), self.dead_letter_output)
+        if n:
+            start = self._offset
+            self._offset = start + n
+            self.rows_in += n
+            self.batches_in += 1
+            self.last_batch_size = n
+            self.emit_batch(Batch(records, range(start, start + n)), self._data_output())
+        elif not letters:
+            return
+        # The kernel's Source has no public "deliver what I emitted" step; this is it.
+        await self._deliver()
+
+    def fit(self, records: list[Record]) -> int:
+        """How many of ``records`` one batch may hold under the graph's ``max_memory``.
+
+        A batch must fit well inside one mailbox's share of the budget (an eighth):
+        the kernel fails a message larger than a share outright, whatever the
+        policy.  Without a budget, all of them.
+        """
+        n = len(records)
+        budget: MemoryBudget | None = getattr(self, "_budget", None)
+        if budget is None or n <= 1:
+            return max(n, 1)
+        limit = budget.share // 8
+        nbytes = estimate_nbytes(Batch(records))
+        if nbytes <= limit:
+            return n
+        per = max(1, n * limit // nbytes)
+        self._cap_batch_size(per)
+        return per
+
+    def _cap_batch_size(self, maximum: int) -> None:
+        sizer = self.sizer
+        sizer.maximum = max(1, min(sizer.maximum, maximum))
+        sizer.minimum = min(sizer.minimum, sizer.maximum)
+        sizer.size = min(sizer.size, sizer.maximum)
+
+    async def send_idle_tick(self) -> None:
+        """Tell downstream the input was silent for :attr:`idle_timeout` (an empty batch)."""
+        self.emit_message(Batch([]), self._data_output())
+        await self._deliver()
+
+
+@attrs.define(eq=False)
+class IterableSource(RecordSource):
+    """Reads records from a (sync) iterable, one batch at a time.
+
+    The iterable is consumed lazily with :func:`itertools.islice`, so a
+    generator is pulled only as fast as downstream takes batches.  A restarted
+    source goes on where it stopped.
+
+    Example:
+        >>> src = IterableSource("numbers", ({"x": i} for i in range(10)))
+
+    Args:
+        name: unique within its graph.
+        records: any iterable of ``dict`` records.
+        sizer: the batch-size controller (default :func:`default_sizer`).
+    """
+
+    records: Iterable[Record]
+    _it: Iterator[Record] | None = attrs.field(init=False, default=None)
+
+    async def produce(self) -> None:
+        if self._it is None:
+            self._it = iter(self.records)
+        it = self._it
+        islice = itertools.islice
+        while True:
+            chunk = list(islice(it, self.batch_size))
+            if not chunk:
+                return
+            await self.send_records(chunk)
+            del chunk
+
+
+Parsed: TypeAlias = tuple[list[Record], list[DeadLetter], BadRecord | None]
+"""What :meth:`PumpedSource.parse` makes of some items: records, dead letters, a failure."""
+
+
+@attrs.define(eq=False)
+class PumpedSource(RecordSource, Generic[_T]):
+    """A source whose reading runs in a helper task, so silence can be timed.
+
+    The helper (:meth:`pump`) reads the input and hands items over with
+    :meth:`put`, through a small bounded channel; the source takes what is
+    there (after one ``await``, with ``receive_nowait``), turns it into records
+    with :meth:`parse` (synchronously) and sends them, and sends an idle tick
+    when nothing came for :attr:`idle_timeout` seconds.  The channel is the
+    only read-ahead.
+
+    Restarts: the channel, the item being put, the parsed batches not yet sent
+    and the read position live on the source, so a restarted source goes on
+    where it stopped, losing and repeating nothing (a pipe read abandoned by
+    a cancellation excepted); one that failed on bad input
+    (``on_error="fail"``) fails again on the same input.
+    """
+
+    channel_capacity: int = attrs.field(default=1, kw_only=True)
+    _channel: tuple[trio.MemorySendChannel[_T], trio.MemoryReceiveChannel[_T]] | None = attrs.field(
+        init=False, default=None
+    )
+    _held: list[_T] = attrs.field(init=False, factory=list)
+    _pump_done: bool = attrs.field(init=False, default=False)
+    _ready: deque[tuple[list[Record], list[DeadLetter]]] = attrs.field(init=False, factory=deque)
+    _failure: BadRecord | None = attrs.field(init=False, default=None)
+    _input_ended: bool = attrs.field(init=False, default=False)
+
+    async def pump(self, send: trio.MemorySendChannel[_T]) -> None:
+        """Read the input and :meth:`put` items into ``send``; return at its end.
+
+        Keep the read position on ``self``: a restarted source calls it again.
+        """
+
+    def parse(self, items: list[_T], end: bool) -> Parsed:
+        """Turn ``items`` into records (synchronously); ``end`` marks the input's end."""
+        raise NotImplementedError
+
+    def drain_limit(self) -> int:
+        """At most how many items to take at once."""
+        return self.batch_size
+
+    async def put(self, send: trio.MemorySendChannel[_T], item: _T) -> None:
+        """Hand ``item`` to the source; kept for a restart until it is in the channel."""
+        self._held.append(item)
+        await send.send(item)
+        self._held.clear()
+
+    async def produce(self) -> None:
+        await self._send_ready()
+        if self._failure is not None:
+            raise self._failure
+        if self._input_ended:
+            return
+        if self._channel is None:
+            self._channel = trio.open_memory_channel[_T](self.channel_capacity)
+        send, receive = self._channel
+        try:
+            async with trio.open_nursery() as nursery:
+                if not self._pump_done:
+                    nursery.start_soon(self._run_pump, send)
+                while not self._input_ended:
+                    await self._take(receive)
+                nursery.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            raise single_error(group) from None
+        receive.close()
+
+    async def _run_pump(self, send: trio.MemorySendChannel[_T]) -> None:
+        if self._held:
+            await send.send(self._held[0])
+            self._held.clear()
+        await self.pump(send)
+        self._pump_done = True
+        await send.aclose()
+
+    async def _send_ready(self) -> None:
+        ready = self._ready
+        while ready:
+            records, dead = ready.popleft()
+            await self.send_with_dead_letters(records, dead)
+            del records
+
+    async def _take(self, receive: trio.MemoryReceiveChannel[_T]) -> None:
+        idle = math.inf if self.idle_timeout is None else self.idle_timeout
+        items: list[_T] = []
+        end = False
+        with trio.move_on_after(idle):
+            try:
+                items.append(await receive.receive())
+            except trio.EndOfChannel:
+                end = True
+        if not items and not end:
+            await self.send_idle_tick()
+            return
+        limit = self.drain_limit()
+        while not end and len(items) < limit:
+            try:
+                items.append(receive.receive_nowait())
+            except trio.WouldBlock:
+                break
+            except trio.EndOfChannel:
+                end = True
+        records, dead, failure = self.parse(items, end)
+        del items
+        self._input_ended = end
+        size = min(self.batch_size, self.fit(records))
+        for start in range(0, max(len(records), 1 if dead else 0), size):
+            self._ready.append((records[start : start + size], dead if start == 0 else []))
+        del records
+        self._failure = failure
+        await self._send_ready()
+        if failure is not None:
+            raise failure
+
+
+@attrs.define(eq=False)
+class AsyncIterableSource(PumpedSource[Record]):
+    """Reads records from an async iterable (an async generator, a channel, ...).
+
+    A helper task iterates it into a bounded channel (``channel_capacity``
+    records); the source sends what has arrived as one batch, so a fast
+    iterable gives full batches and a slow one gives small batches without
+    waiting for more.
+
+    Example:
+        >>> async def ticks():
+        ...     for i in range(3):
+        ...         yield {"i": i}
+        >>> src = AsyncIterableSource("ticks", ticks())
+
+    Args:
+        name: unique within its graph.
+        records: the async iterable of ``dict`` records.
+        idle_timeout: seconds without a record before an idle tick.
+    """
+
+    records: AsyncIterable[Record]
+    channel_capacity: int = attrs.field(default=1024, kw_only=True)
+
+    async def pump(self, send: trio.MemorySendChannel[Record]) -> None:
+        async for record in self.records:
+            await self.put(send, record)
+
+    def parse(self, items: list[Record], end: bool) -> Parsed:
+        return items, [], None
+
+
+def default_sizer() -> BatchSizer:
+    """The adaptive batch size of partita's sources: 4096..16384 records.
+
+    The kernel's adaptive sizer shrinks whenever mailboxes fill, and a fast source
+    always fills them (that is backpressure), so in steady state batches sit at the
+    minimum; below a few thousand records the per-batch hop costs real throughput.
+    """
+    return BatchSizer(minimum=4096, maximum=16384, initial=4096)

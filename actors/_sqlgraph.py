@@ -1,0 +1,452 @@
+"""Streaming SQL inside the caller's ``trio.run``: ``run_sql`` and ``open_sql``.
+
+Both build the same graph and run it under one supervisor::
+
+    source ─> router ─┬─> partition-0 ─┐
+                      ├─> ...          ├─> merge ─> sink
+                      └─> partition-N ─┘
+    (source, router, partitions) ─> dead-letter      (when dead letters are kept)
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from typing import Any, Literal, TypeAlias
+
+import attrs
+import trio
+
+from runtime import (
+    ActorState,
+    BatchSizer,
+    DeadLetter,
+    Graph,
+    GraphStats,
+    Record,
+    RestartPolicy,
+    Sink,
+    Source,
+    Supervisor,
+)
+from sql import CompiledQuery, compile_query
+
+from ._dead_letter import DeadLetterSink
+from ._merge import MergeActor
+from ._partition import PartitionActor
+from ._router import RouterActor
+from ._sinks import ChannelSink, CollectSink
+from ._sources import AsyncIterableSource, IterableSource, RecordSource, default_sizer
+from ._supervised import supervised
+
+__all__ = ["QueryRun", "QueryStream", "open_sql", "parse_duration_ms", "run_sql"]
+
+SourceLike: TypeAlias = Source | Iterable[Record] | AsyncIterable[Record]
+DeadLetterTarget: TypeAlias = Sink | str | os.PathLike[str] | None
+OnError: TypeAlias = Literal["skip", "fail", "dead-letter"]
+LatePolicy: TypeAlias = Literal["drop", "dead-letter", "update"]
+
+_ENDED = (ActorState.COMPLETED, ActorState.FAILED, ActorState.CANCELLED)
+_DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h)?\s*$")
+_UNIT_MS = {None: 1, "ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
+_STREAM_CAPACITY = 2
+_CAPACITY = 4  # batches per mailbox: enough to pipeline, and batches are large
+
+
+def parse_duration_ms(value: int | str) -> int:
+    """Milliseconds from an int (already ms) or a string like ``"5s"``, ``"250ms"``, ``"1m"``.
+
+    Example:
+        >>> parse_duration_ms("5s"), parse_duration_ms("250ms"), parse_duration_ms(40)
+        (5000, 250, 40)
+
+    Raises:
+        ValueError: negative, or not a duration.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(f"expected milliseconds or a duration like '5s', got {value!r}")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"a duration must be >= 0 ms, got {value}")
+        return value
+    match = _DURATION.match(value)
+    if match is None:
+        raise ValueError(f"expected a duration like '5s', '250ms' or '1m', got {value!r}")
+    return int(match.group(1)) * _UNIT_MS[match.group(2)]
+
+
+@attrs.frozen
+class QueryRun:
+    """What :func:`run_sql` returns.
+
+    Attributes:
+        rows: the result rows, when the sink was the default (else ``[]``, or
+            the rows of a :class:`actors.CollectSink` you passed).
+        stats: the final stats of the graph (per actor by name: ``"source"``,
+            ``"router"``, ``"partition-<i>"``, ``"merge"``, ``"sink"``,
+            ``"dead-letter"``).
+        dead_letters: the dead letters, when kept in memory (no ``dead_letter``
+            destination given); else ``[]``.
+    """
+
+    rows: list[Record]
+    stats: GraphStats
+    dead_letters: list[DeadLetter]
+
+
+@attrs.define(eq=False)
+class QueryStream:
+    """The result rows of :func:`open_sql`, as they come: ``async for row in stream``.
+
+    Rows arrive in batches through a small channel; :meth:`batches` gives
+    the batches themselves (cheaper for large outputs).  :attr:`supervisor`
+    pauses, resumes, cancels and reports stats.  Leaving the ``open_sql`` block,
+    or the iterator going away, cancels everything still running.
+    """
+
+    supervisor: Supervisor
+    query: CompiledQuery
+    _receive: trio.MemoryReceiveChannel[list[Record]]
+    _dead_letter_sink: DeadLetterSink | None = None
+    _rows: list[Record] = attrs.field(init=False, factory=list)
+    _index: int = attrs.field(init=False, default=0)
+    _exhausted: bool = attrs.field(init=False, default=False)
+
+    def __aiter__(self) -> QueryStream:
+        return self
+
+    async def __anext__(self) -> Record:
+        index = self._index
+        rows = self._rows
+        if index < len(rows):
+            self._index = index + 1
+            return rows[index]
+        while True:
+            try:
+                rows = await self._receive.receive()
+            except trio.EndOfChannel:
+                self._rows = []
+                self._index = 0
+                self._exhausted = True
+                raise StopAsyncIteration from None
+            except trio.ClosedResourceError:
+                raise StopAsyncIteration from None
+            if rows:
+                self._rows = rows
+                self._index = 1
+                return rows[0]
+
+    async def batches(self) -> AsyncIterator[list[Record]]:
+        """The result rows batch by batch (each a list the caller may keep)."""
+        if self._index < len(self._rows):
+            rest = self._rows[self._index :]
+            self._rows = []
+            self._index = 0
+            yield rest
+        while True:
+            try:
+                rows = await self._receive.receive()
+            except trio.EndOfChannel:
+                self._exhausted = True
+                return
+            except trio.ClosedResourceError:
+                return
+            yield rows
+            del rows
+
+    def stats(self) -> GraphStats:
+        """The graph's stats now (as ``stream.supervisor.stats()``)."""
+        return self.supervisor.stats()
+
+    @property
+    def dead_letters(self) -> list[DeadLetter]:
+        """Dead letters kept in memory so far (no ``dead_letter`` destination given)."""
+        sink = self._dead_letter_sink
+        return [] if sink is None or sink.path is not None else list(sink.dead_letters)
+
+    def close(self) -> None:
+        """Stop reading: the sink sees the consumer gone and the graph is cancelled."""
+        self._receive.close()
+
+
+def _compile(
+    sql: str | CompiledQuery,
+    *,
+    allowed_lateness: int | str,
+    event_time: str | None,
+    on_error: OnError,
+    late: LatePolicy,
+) -> CompiledQuery:
+    if isinstance(sql, CompiledQuery):
+        return sql
+    if not isinstance(sql, str):
+        raise TypeError(f"sql must be SQL text or a CompiledQuery, got {type(sql).__name__}")
+    return compile_query(
+        sql,
+        allowed_lateness_ms=parse_duration_ms(allowed_lateness),
+        event_time=event_time,
+        on_error=on_error,
+        late=late,
+    )
+
+
+def _source(source: SourceLike, batch_size: int | None, idle_timeout: float | None) -> Source:
+    if isinstance(source, Source):
+        actor = source
+        if batch_size is not None:
+            actor.sizer = BatchSizer.fixed(batch_size)
+    else:
+        sizer = default_sizer() if batch_size is None else BatchSizer.fixed(batch_size)
+        if isinstance(source, AsyncIterable):
+            actor = AsyncIterableSource("source", source, sizer=sizer)
+        elif isinstance(source, Iterable) and not isinstance(source, str | bytes | dict):
+            actor = IterableSource("source", source, sizer=sizer)
+        else:
+            raise TypeError(
+                "source must be a runtime.Source, an iterable or an async iterable of "
+                f"records, got {type(source).__name__}"
+            )
+    if idle_timeout is not None:
+        if not isinstance(actor, RecordSource):
+            raise ValueError("idle_timeout needs a source from actors (a RecordSource)")
+        actor.idle_timeout = idle_timeout
+    return actor
+
+
+def _check_options(partitions: int, batch_size: int | None, on_error: str, late: str) -> None:
+    if not isinstance(partitions, int) or partitions < 1:
+        raise ValueError(f"partitions must be an int >= 1, got {partitions!r}")
+    if batch_size is not None and batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1 or None, got {batch_size!r}")
+    if on_error not in ("skip", "fail", "dead-letter"):
+        raise ValueError(f"on_error must be 'skip', 'fail' or 'dead-letter', got {on_error!r}")
+    if late not in ("drop", "dead-letter", "update"):
+        raise ValueError(f"late must be 'drop', 'dead-letter' or 'update', got {late!r}")
+
+
+def build_sql_graph(
+    query: CompiledQuery,
+    source: Source,
+    sink: Sink,
+    *,
+    partitions: int = 1,
+    on_error: str = "skip",
+    late: str = "drop",
+    dead_letter: DeadLetterTarget = None,
+) -> tuple[Graph, DeadLetterSink | None]:
+    """The SQL graph: source → router → partitions → merge → sink (+ dead-letter).
+
+    Returns the graph and the in-memory or file dead-letter sink it made, if any.
+    """
+    graph = Graph()
+    graph.add(source)
+    router = RouterActor("router", query.routing_stage(partitions))
+    graph.add(router, inputs=[source], capacity=_CAPACITY)
+    parts = [PartitionActor(f"partition-{i}", query.new_program()) for i in range(partitions)]
+    for part in parts:
+        graph.add(part, inputs=[router], capacity=2 * _CAPACITY)
+    merge = graph.add(MergeActor("merge"), inputs=parts, capacity=2 * _CAPACITY)
+    graph.add(sink, inputs=[merge], capacity=_CAPACITY)
+    wants_dead = (
+        dead_letter is not None
+        or on_error == "dead-letter"
+        or late == "dead-letter"
+        or getattr(source, "on_error", None) == "dead-letter"
+    )
+    if not wants_dead:
+        return graph, None
+    made: DeadLetterSink | None = None
+    if isinstance(dead_letter, Sink):
+        target: Sink = dead_letter
+    else:
+        made = DeadLetterSink("dead-letter", dead_letter)
+        target = made
+    senders: list[Any] = [router, *parts]
+    if isinstance(source, RecordSource):
+        senders.insert(0, source)
+        source.dead_letter_output = 1
+    router.dead_letter_output = partitions
+    for part in parts:
+        part.dead_letter_output = 1
+    graph.add(target, inputs=senders)
+    return graph, made
+
+
+async def run_sql(
+    sql: str | CompiledQuery,
+    source: SourceLike,
+    sink: Sink | None = None,
+    *,
+    partitions: int = 1,
+    batch_size: int | None = None,
+    allowed_lateness: int | str = 0,
+    event_time: str | None = None,
+    on_error: OnError = "skip",
+    late: LatePolicy = "drop",
+    dead_letter: DeadLetterTarget = None,
+    max_memory: int | None = None,
+    memory_policy: Literal["fail", "wait"] = "fail",
+    restart: RestartPolicy | None = None,
+    on_stats: Callable[[GraphStats], None] | None = None,
+    stats_interval: float = 0.5,
+    idle_timeout: float | None = None,
+) -> QueryRun:
+    """Run a streaming SQL query over ``source`` to its end, inside your ``trio.run``.
+
+    Args:
+        sql: SQL text, or a query from :func:`sql.compile_query` (then the
+            compile options below are its own: ``allowed_lateness``,
+            ``event_time``, ``on_error`` and ``late`` are not applied again).
+        source: a :class:`runtime.Source`, or an iterable / async iterable of
+            ``dict`` records.
+        sink: where rows go (default: kept in memory, on the result's ``rows``).
+        partitions: partition actors; a keyed query hashes its GROUP BY key
+            across them, a stateless one hands whole batches round-robin.
+        batch_size: records per source batch (``None``: adaptive).
+        allowed_lateness: ms, or ``"5s"`` / ``"250ms"`` / ``"1m"``.
+        event_time: the event-time column when the SQL does not name one.
+        on_error: bad records are ``"skip"``-ped and counted, sent to the
+            ``"dead-letter"`` sink, or ``"fail"`` the run.
+        late: late records are ``"drop"``-ped and counted, sent to the
+            ``"dead-letter"`` sink, or ``"update"`` their closed window.
+        dead_letter: a sink or a JSON-lines file path for dead letters
+            (default: kept in memory, on the result's ``dead_letters``).
+        max_memory: bytes the graph's mailboxes may hold in all; sources cut
+            batches small enough to fit.
+        memory_policy: past ``max_memory``, ``"fail"`` raises
+            :class:`runtime.MemoryLimitExceeded` (inside :class:`runtime.ActorFailed`);
+            ``"wait"`` waits for room.
+        restart: restart crashed actors by this policy (default: never).
+        on_stats: called with :class:`runtime.GraphStats` every
+            ``stats_interval`` seconds, and once at the end.
+        stats_interval: seconds between ``on_stats`` calls.
+        idle_timeout: seconds without input after which the watermark
+            advances by the time idle, so windows close on a quiet stream.
+
+    Returns:
+        A :class:`QueryRun` with the rows, the final stats and the dead letters.
+
+    Raises:
+        sql.SqlError: the SQL is bad (before anything runs).
+        runtime.ActorFailed: an actor failed (e.g. ``on_error="fail"``: its
+            cause is a :class:`runtime.BadRecord` naming the record offset or
+            input line).
+        ValueError: an option is out of range.
+
+    Example:
+        >>> import trio
+        >>> async def main() -> None:
+        ...     trades = [{"symbol": "A", "qty": 5}, {"symbol": "B", "qty": 7}]
+        ...     run = await run_sql("SELECT symbol FROM t WHERE qty > 6", trades)
+        ...     print(run.rows)
+        >>> trio.run(main)
+        [{'symbol': 'B'}]
+    """
+    _check_options(partitions, batch_size, on_error, late)
+    query = _compile(
+        sql, allowed_lateness=allowed_lateness, event_time=event_time, on_error=on_error, late=late
+    )
+    actor = _source(source, batch_size, idle_timeout)
+    out = CollectSink("sink") if sink is None else sink
+    graph, dead = build_sql_graph(
+        query,
+        actor,
+        out,
+        partitions=partitions,
+        on_error=on_error,
+        late=late,
+        dead_letter=dead_letter,
+    )
+    async with supervised(
+        graph,
+        restart=restart,
+        max_memory=max_memory,
+        memory_policy=memory_policy,
+        on_stats=on_stats,
+        stats_interval=stats_interval,
+    ) as supervisor:
+        pass
+    rows = out.rows if isinstance(out, CollectSink) else []
+    letters = dead.dead_letters if dead is not None and dead.path is None else []
+    return QueryRun(rows, supervisor.stats(), letters)
+
+
+@asynccontextmanager
+async def open_sql(
+    sql: str | CompiledQuery,
+    source: SourceLike,
+    *,
+    partitions: int = 1,
+    batch_size: int | None = None,
+    allowed_lateness: int | str = 0,
+    event_time: str | None = None,
+    on_error: OnError = "skip",
+    late: LatePolicy = "drop",
+    dead_letter: DeadLetterTarget = None,
+    max_memory: int | None = None,
+    memory_policy: Literal["fail", "wait"] = "fail",
+    restart: RestartPolicy | None = None,
+    on_stats: Callable[[GraphStats], None] | None = None,
+    stats_interval: float = 0.5,
+    idle_timeout: float | None = None,
+) -> AsyncIterator[QueryStream]:
+    """Run a streaming SQL query and iterate its rows as they come.
+
+    Same options as :func:`run_sql` (no ``sink``: the rows are the stream).
+    Leaving the block (``break``, ``return``, an exception) cancels whatever
+    still runs, promptly: nothing is left behind.  While in the block,
+    ``stream.supervisor`` pauses, resumes, cancels (``graceful=True`` drains
+    what was read, then the stream ends) and reports stats.
+
+    Raises:
+        sql.SqlError: the SQL is bad (before anything runs).
+        runtime.ActorFailed: an actor failed; raised out of the block.
+
+    Example:
+        >>> import trio
+        >>> async def main() -> None:
+        ...     records = ({"x": i} for i in range(1_000_000))
+        ...     async with open_sql("SELECT x FROM t WHERE x % 2 = 0", records) as stream:
+        ...         async for row in stream:
+        ...             if row["x"] >= 4:
+        ...                 break  # cancels the rest of the graph
+        ...     print(row, stream.supervisor.state.name)
+        >>> trio.run(main)
+        {'x': 4} CANCELLED
+    """
+    _check_options(partitions, batch_size, on_error, late)
+    query = _compile(
+        sql, allowed_lateness=allowed_lateness, event_time=event_time, on_error=on_error, late=late
+    )
+    actor = _source(source, batch_size, idle_timeout)
+    send, receive = trio.open_memory_channel[list[Record]](_STREAM_CAPACITY)
+    graph, dead = build_sql_graph(
+        query,
+        actor,
+        ChannelSink("sink", send),
+        partitions=partitions,
+        on_error=on_error,
+        late=late,
+        dead_letter=dead_letter,
+    )
+    async with supervised(
+        graph,
+        restart=restart,
+        max_memory=max_memory,
+        memory_policy=memory_policy,
+        on_stats=on_stats,
+        stats_interval=stats_interval,
+        # However the graph ends (even cancelled with nothing flowing), the stream ends.
+        on_end=send.close,
+    ) as supervisor:
+        stream = QueryStream(supervisor, query, receive, dead)
+        try:
+            yield stream
+        finally:
+            if not stream._exhausted:
+                # The consumer left before the end: cancel what still runs, now.
+                receive.close()
+                if supervisor.state not in _ENDED:
+                    await supervisor.cancel(graceful=False)

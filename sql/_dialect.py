@@ -1,0 +1,242 @@
+"""The partita SQL dialect: sqlglot plus streaming clauses.
+
+Extends sqlglot's default dialect with:
+
+* ``EMIT CHANGES`` / ``EMIT FINAL`` after the query (stored in ``select.meta["emit"]``);
+* typed Flink-style group-window functions ``TUMBLE(ts, size)``, ``HOP(ts, slide, size)``,
+  ``SESSION(ts, gap)`` and their ``*_START`` / ``*_END`` companions;
+* the velostream window clause ``WINDOW TUMBLING(size [, ts])``,
+  ``WINDOW SLIDING(size, advance [, ts])`` and ``WINDOW SESSION(gap [, ts])``
+  (stored as a :class:`WindowClause` in ``select.meta["window_clause"]``).
+
+Keyword-led nodes (JOIN, ORDER BY, LIMIT, OVER, subqueries, ...) are stamped with the
+character offset where they start, so errors can name a line and column.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from sqlglot import exp, parser, tokens
+from sqlglot.dialects.dialect import Dialect
+from sqlglot.errors import ParseError, TokenError
+from sqlglot.tokenizer_core import TokenType
+
+from ._errors import SqlError, position_of
+
+__all__ = [
+    "GROUP_WINDOWS",
+    "WINDOW_BOUNDS",
+    "Hop",
+    "PartitaDialect",
+    "Session",
+    "Tumble",
+    "WindowBound",
+    "WindowClause",
+    "node_position",
+    "parse",
+]
+
+
+class Tumble(exp.Expression, exp.Func):
+    """``TUMBLE(time_column, size)``: aligned, non-overlapping windows."""
+
+    arg_types: ClassVar[dict[str, bool]] = {"this": True, "expression": True}
+    _sql_names: ClassVar[list[str]] = ["TUMBLE"]
+
+
+class Hop(exp.Expression, exp.Func):
+    """``HOP(time_column, slide, size)``: aligned, overlapping windows."""
+
+    arg_types: ClassVar[dict[str, bool]] = {"this": True, "expression": True, "size": True}
+    _sql_names: ClassVar[list[str]] = ["HOP"]
+
+
+class Session(exp.Expression, exp.Func):
+    """``SESSION(time_column, gap)``: per-key activity sessions."""
+
+    arg_types: ClassVar[dict[str, bool]] = {"this": True, "expression": True}
+    _sql_names: ClassVar[list[str]] = ["SESSION"]
+
+
+class WindowBound(exp.Expression, exp.Func):
+    """``TUMBLE_START(...)``-style functions: the start or end of the current window."""
+
+    arg_types: ClassVar[dict[str, bool]] = {"this": True, "expressions": False}
+    is_var_len_args: ClassVar[bool] = True
+    _sql_names: ClassVar[list[str]] = ["WINDOW_BOUND"]
+
+
+class WindowClause(exp.Expression):
+    """The velostream ``WINDOW TUMBLING|SLIDING|SESSION(...)`` clause."""
+
+    arg_types: ClassVar[dict[str, bool]] = {"this": True, "expressions": True}
+
+
+GROUP_WINDOWS: dict[str, type[exp.Func]] = {"TUMBLE": Tumble, "HOP": Hop, "SESSION": Session}
+WINDOW_BOUNDS = tuple(f"{w}_{b}" for w in GROUP_WINDOWS for b in ("START", "END"))
+_CLAUSE_KINDS = ("TUMBLING", "SLIDING", "SESSION")
+
+
+def _bound_builder(name: str) -> Callable[[list[Any]], exp.Expression]:
+    def build(args: list[Any]) -> exp.Expression:
+        node = WindowBound(this=exp.Var(this=name), expressions=args)
+        return node
+
+    return build
+
+
+_START = "partita_start"  # where a node starts (sqlglot's own "start" is not always that)
+
+
+def _stamp(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a parser method so the node it returns remembers where it started."""
+
+    def wrapper(self: parser.Parser, *args: Any, **kwargs: Any) -> Any:
+        start = self._curr
+        result = method(self, *args, **kwargs)
+        if isinstance(result, exp.Expr) and start:  # the end-of-input sentinel is falsy
+            result.meta[_START] = min(result.meta.get(_START, start.start), start.start)
+        return result
+
+    return wrapper
+
+
+def _stamp_modifier(
+    fn: Callable[[parser.Parser], tuple[str, Any]],
+) -> Callable[[parser.Parser], tuple[str, Any]]:
+    def wrapper(self: parser.Parser) -> tuple[str, Any]:
+        start = self._curr
+        key, node = fn(self)
+        if isinstance(node, exp.Expr) and start:
+            node.meta[_START] = start.start
+        return key, node
+
+    return wrapper
+
+
+def _parse_window_modifier(self: parser.Parser) -> tuple[str, Any]:
+    curr, nxt = self._curr, self._next
+    if (
+        curr is not None
+        and nxt is not None
+        and nxt.text.upper() in _CLAUSE_KINDS
+        and self._index + 2 < len(self._tokens)
+        and self._tokens[self._index + 2].token_type == TokenType.L_PAREN
+    ):
+        self._advance(2)
+        kind = self._prev.text.upper()
+        self._match(TokenType.L_PAREN)
+        args = self._parse_csv(self._parse_assignment)
+        self._match_r_paren()
+        clause = WindowClause(this=kind, expressions=args)
+        clause.meta[_START] = curr.start
+        return "window_clause", clause
+    start = curr.start if curr is not None else 0
+    windows = self._parse_window_clause()
+    for node in windows or ():
+        node.meta[_START] = start
+    return "windows", windows
+
+
+class PartitaDialect(Dialect):
+    """sqlglot's default dialect plus ``EMIT``, group windows and the velostream clause."""
+
+    class Tokenizer(tokens.Tokenizer):
+        # SESSION is a plain name here, so SESSION(ts, gap) parses as a function call.
+        KEYWORDS: ClassVar[dict[str, TokenType]] = {
+            k: v for k, v in tokens.Tokenizer.KEYWORDS.items() if k != "SESSION"
+        }
+
+    class Parser(parser.Parser):
+        FUNCTIONS: ClassVar[dict[str, Any]] = {
+            **parser.Parser.FUNCTIONS,
+            "TUMBLE": Tumble.from_arg_list,
+            "HOP": Hop.from_arg_list,
+            "SESSION": Session.from_arg_list,
+            **{name: _bound_builder(name) for name in WINDOW_BOUNDS},
+        }
+        QUERY_MODIFIER_PARSERS: ClassVar[dict[TokenType, Any]] = {
+            **{
+                token: _stamp_modifier(fn)
+                for token, fn in parser.Parser.QUERY_MODIFIER_PARSERS.items()
+            },
+            TokenType.WINDOW: _parse_window_modifier,
+        }
+
+        _parse_join = _stamp(parser.Parser._parse_join)
+        _parse_window = _stamp(parser.Parser._parse_window)
+        _parse_function = _stamp(parser.Parser._parse_function)
+        _parse_primary = _stamp(parser.Parser._parse_primary)
+        _parse_unary = _stamp(parser.Parser._parse_unary)
+        _parse_select = _stamp(parser.Parser._parse_select)
+        _parse_statement = _stamp(parser.Parser._parse_statement)
+        _parse_case = _stamp(parser.Parser._parse_case)
+
+        def _parse_table_alias(self, alias_tokens: Any = None) -> exp.TableAlias | None:
+            if self._curr is not None and self._curr.text.upper() in ("EMIT", "WINDOW"):
+                return None
+            return super()._parse_table_alias(alias_tokens)
+
+        def _parse_query_modifiers(self, this: Any) -> Any:
+            this = super()._parse_query_modifiers(this)
+            if isinstance(this, exp.Select):
+                clause = this.args.pop("window_clause", None)
+                if clause is not None:
+                    this.meta["window_clause"] = clause
+            while (
+                isinstance(this, exp.Select)
+                and self._curr is not None
+                and self._curr.text.upper() == "EMIT"
+            ):
+                token = self._curr
+                self._advance()
+                if not self._match_texts(("CHANGES", "FINAL")):
+                    self.raise_error("expected CHANGES or FINAL after EMIT")
+                    return this
+                if "emit" in this.meta:
+                    self.raise_error("found multiple EMIT clauses", token=token)
+                this.meta["emit"] = self._prev.text.lower()
+                this.meta["emit_start"] = token.start
+                this = super()._parse_query_modifiers(this)
+            return this
+
+
+_DIALECT = PartitaDialect()
+_TOKEN_REPR = re.compile(r"<Token token_type: TokenType\.(\w+), text: (.*?), line: .*?>")
+
+
+def _token_text(match: re.Match[str]) -> str:
+    return "the end of the query" if match.group(1) == "SENTINEL" else repr(match.group(2))
+
+
+def node_position(node: exp.Expr, sql: str) -> tuple[int, int]:
+    """The 1-based ``(line, column)`` where ``node`` starts in ``sql`` (best effort)."""
+    starts: list[int] = [
+        int(n.meta.get(_START, n.meta.get("start", 0)))
+        for n in node.walk()
+        if n._meta and (_START in n.meta or "start" in n.meta)
+    ]
+    return position_of(sql, min(starts)) if starts else (1, 1)
+
+
+def parse(sql: str) -> list[exp.Expr]:
+    """Parse ``sql`` into statements with the partita dialect.
+
+    Raises:
+        SqlError: the text does not parse; names the line and column.
+    """
+    try:
+        return [s for s in _DIALECT.parse(sql) if s is not None]
+    except ParseError as exc:
+        info = exc.errors[0] if exc.errors else {}
+        line = int(info.get("line") or 1)
+        col = int(info.get("col") or 1)
+        highlight = info.get("highlight") or ""
+        col = max(1, col - len(highlight) + 1)
+        desc = _TOKEN_REPR.sub(_token_text, str(info.get("description") or exc))
+        raise SqlError(f"syntax error: {desc}", line=line, col=col) from exc
+    except TokenError as exc:
+        raise SqlError(f"syntax error: {exc}") from exc

@@ -1,0 +1,277 @@
+"""Scalar helpers the generated code calls (SQL semantics, sqlite-compatible where sensible).
+
+Every helper receives non-NULL arguments unless it says otherwise: the generated code
+checks for NULL (``None``) before calling, so these stay small.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+__all__ = ["HELPERS"]
+
+
+def sql_div(a: Any, b: Any) -> Any:
+    """``a / b``: integer division truncates toward zero (as sqlite); ``x / 0`` is NULL."""
+    if b == 0:
+        return None
+    if a.__class__ is int and b.__class__ is int:
+        q = abs(a) // abs(b)
+        return q if (a < 0) == (b < 0) else -q
+    return a / b
+
+
+def sql_mod(a: Any, b: Any) -> Any:
+    """``a % b`` with the sign of ``a`` (as C and sqlite); ``x % 0`` is NULL."""
+    if a.__class__ is not int or b.__class__ is not int:
+        a, b = int(a), int(b)
+        if b == 0:
+            return None
+        return float(math.fmod(a, b))
+    if b == 0:
+        return None
+    r = abs(a) % abs(b)
+    return -r if a < 0 else r
+
+
+def sql_and(a: Any, b: Any) -> bool | None:
+    """Three-valued ``AND`` (arguments may be NULL)."""
+    if (a is not None and not a) or (b is not None and not b):
+        return False
+    if a is None or b is None:
+        return None
+    return True
+
+
+def sql_or(a: Any, b: Any) -> bool | None:
+    """Three-valued ``OR`` (arguments may be NULL)."""
+    if (a is not None and a) or (b is not None and b):
+        return True
+    if a is None or b is None:
+        return None
+    return False
+
+
+def sql_in(value: Any, items: tuple[Any, ...]) -> bool | None:
+    """``value IN (items)``: TRUE if found, NULL if not found but a NULL is listed."""
+    found = False
+    for item in items:
+        if item is None:
+            found = True
+        elif item == value:
+            return True
+    return None if found else False
+
+
+def sql_str(value: Any) -> str:
+    """Text form of a value for ``||`` and CAST(... AS TEXT)."""
+    if value.__class__ is str:
+        return str(value)
+    if value is True or value is False:
+        return "1" if value else "0"
+    return str(value)
+
+
+def sql_concat(*values: Any) -> str:
+    """``CONCAT(...)``: NULL arguments are skipped (as sqlite's concat)."""
+    return "".join(sql_str(v) for v in values if v is not None)
+
+
+_LIKE_CACHE: dict[tuple[str, str | None], re.Pattern[str]] = {}
+
+
+def like_regex(pattern: str, escape: str | None = None) -> re.Pattern[str]:
+    """Compile a LIKE pattern (``%`` any run, ``_`` one char), ASCII case-insensitive."""
+    key = (pattern, escape)
+    compiled = _LIKE_CACHE.get(key)
+    if compiled is None:
+        out: list[str] = []
+        chars = iter(pattern)
+        for ch in chars:
+            if escape is not None and ch == escape:
+                out.append(re.escape(next(chars, "")))
+            elif ch == "%":
+                out.append(".*")
+            elif ch == "_":
+                out.append(".")
+            else:
+                out.append(re.escape(ch))
+        compiled = re.compile("".join(out), re.IGNORECASE | re.ASCII | re.DOTALL)
+        _LIKE_CACHE[key] = compiled
+    return compiled
+
+
+def sql_like(value: Any, pattern: Any, escape: str | None = None) -> bool:
+    """``value LIKE pattern`` for a pattern known only at run time."""
+    return like_regex(sql_str(pattern), escape).fullmatch(sql_str(value)) is not None
+
+
+def cast_int(value: Any) -> int:
+    """CAST(x AS INTEGER): floats truncate; numeric text converts; other text is an error."""
+    if value.__class__ is str:
+        text = value.strip()
+        try:
+            return int(text)
+        except ValueError:
+            return int(float(text))
+    return int(value)
+
+
+def cast_float(value: Any) -> float:
+    """CAST(x AS REAL)."""
+    return float(value.strip() if value.__class__ is str else value)
+
+
+def cast_bool(value: Any) -> bool:
+    """CAST(x AS BOOLEAN): 'true'/'false'/'1'/'0' text, or a number's truth."""
+    if value.__class__ is str:
+        text = value.strip().lower()
+        if text in ("true", "t", "1", "yes"):
+            return True
+        if text in ("false", "f", "0", "no"):
+            return False
+        raise ValueError(f"cannot cast {value!r} to BOOLEAN")
+    return bool(value)
+
+
+def sql_length(value: Any) -> int:
+    """LENGTH(x): characters of the text form."""
+    return len(value if value.__class__ is str else sql_str(value))
+
+
+def sql_substr(value: Any, start: Any, length: Any = None) -> str:
+    """SUBSTR(s, start [, length]) with 1-based ``start`` (sqlite rules for start <= 0)."""
+    text = sql_str(value)
+    start = int(start)
+    if start < 0:
+        start = max(len(text) + start, 0)
+    elif start > 0:
+        start -= 1
+    elif length is not None:
+        length = int(length) - 1
+    if length is None:
+        return text[start:]
+    length = int(length)
+    if length < 0:
+        return text[max(start + length, 0) : start]
+    return text[start : start + length]
+
+
+def sql_trim(value: Any, chars: Any = None, where: str = "BOTH") -> str:
+    """TRIM / LTRIM / RTRIM."""
+    text = sql_str(value)
+    strip = None if chars is None else sql_str(chars)
+    if where == "LEADING":
+        return text.lstrip(strip)
+    if where == "TRAILING":
+        return text.rstrip(strip)
+    return text.strip(strip)
+
+
+def sql_replace(value: Any, old: Any, new: Any) -> str:
+    """REPLACE(s, old, new)."""
+    old = sql_str(old)
+    return sql_str(value) if not old else sql_str(value).replace(old, sql_str(new))
+
+
+def sql_round(value: Any, digits: Any = 0) -> float:
+    """ROUND(x [, n]): halves away from zero, a float (as sqlite)."""
+    digits = int(digits)
+    scale = 10.0**digits
+    rounded = math.floor(abs(value) * scale + 0.5) / scale
+    return float(math.copysign(rounded, value))
+
+
+def sql_floor(value: Any) -> Any:
+    """FLOOR(x): integers stay integers, floats stay floats."""
+    return value if value.__class__ is int else float(math.floor(value))
+
+
+def sql_ceil(value: Any) -> Any:
+    """CEIL(x): integers stay integers, floats stay floats."""
+    return value if value.__class__ is int else float(math.ceil(value))
+
+
+def sql_sqrt(value: Any) -> float | None:
+    """SQRT(x); NULL for negative x."""
+    return None if value < 0 else math.sqrt(value)
+
+
+def sql_power(a: Any, b: Any) -> float | None:
+    """POWER(a, b) as a float; NULL when undefined."""
+    try:
+        return math.pow(a, b)
+    except (ValueError, OverflowError):
+        return None
+
+
+def sql_ln(value: Any) -> float | None:
+    """LN(x); NULL for x <= 0."""
+    return math.log(value) if value > 0 else None
+
+
+def sql_log(a: Any, b: Any = None) -> float | None:
+    """LOG(x) (base 10) or LOG(base, x); NULL when undefined."""
+    if b is None:
+        return math.log10(a) if a > 0 else None
+    if a <= 0 or a == 1 or b <= 0:
+        return None
+    return math.log(b) / math.log(a)
+
+
+def sql_sign(value: Any) -> int:
+    """SIGN(x): -1, 0 or 1."""
+    return int(value > 0) - int(value < 0)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def to_epoch_ms(value: Any) -> int:
+    """Event time of a record: integral epoch ms or an ISO-8601 string (UTC if naive)."""
+    if value.__class__ is int:
+        return int(value)
+    if isinstance(value, str):
+        moment = datetime.fromisoformat(value)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        delta = moment - _EPOCH
+        return delta.days * 86_400_000 + delta.seconds * 1000 + delta.microseconds // 1000
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, bool) or value is None:
+        raise TypeError(f"event time must be epoch ms or ISO-8601 text, got {value!r}")
+    raise TypeError(f"event time must be epoch ms or ISO-8601 text, got {type(value).__name__}")
+
+
+HELPERS: dict[str, Any] = {
+    "_div": sql_div,
+    "_mod": sql_mod,
+    "_and3": sql_and,
+    "_or3": sql_or,
+    "_in3": sql_in,
+    "_str": sql_str,
+    "_concat": sql_concat,
+    "_like_regex": like_regex,
+    "_like": sql_like,
+    "_cast_int": cast_int,
+    "_cast_float": cast_float,
+    "_cast_bool": cast_bool,
+    "_length": sql_length,
+    "_substr": sql_substr,
+    "_trim": sql_trim,
+    "_replace": sql_replace,
+    "_round": sql_round,
+    "_floor": sql_floor,
+    "_ceil": sql_ceil,
+    "_sqrt": sql_sqrt,
+    "_power": sql_power,
+    "_exp": math.exp,
+    "_ln": sql_ln,
+    "_log": sql_log,
+    "_sign": sql_sign,
+    "_to_ms": to_epoch_ms,
+}

@@ -1,0 +1,440 @@
+"""Logical planning: validate a parsed SELECT and reduce it to a small plan.
+
+The plan is a handful of logical operators (scan, filter, project or aggregate with an
+optional group window, having, emit).  Everything the streaming engine cannot run is
+rejected here, before anything runs, with the line and column of the construct and what
+is supported instead.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import attrs
+from sqlglot import exp
+
+from ._dialect import (
+    Hop,
+    Session,
+    Tumble,
+    WindowBound,
+    WindowClause,
+    node_position,
+    parse,
+)
+from ._errors import SqlError
+
+__all__ = ["AggregateCall", "LogicalPlan", "OutputColumn", "WindowSpec", "plan_query"]
+
+AggFunc = Literal["count_star", "count", "count_distinct", "sum", "avg", "min", "max"]
+WindowKind = Literal["tumble", "hop", "session"]
+
+SUPPORTED_CLAUSES = (
+    "SELECT <expressions> FROM <stream> [WHERE ...] [GROUP BY ... [, TUMBLE|HOP|SESSION(...)]] "
+    "[HAVING ...] [WINDOW TUMBLING|SLIDING|SESSION(...)] [EMIT CHANGES|FINAL]"
+)
+
+_UNSUPPORTED_MODIFIERS = {
+    "joins": "JOIN is not supported; a query reads one stream",
+    "laterals": "LATERAL is not supported",
+    "order": "ORDER BY is not supported on an unbounded stream; rows come out in source order "
+    "per key",
+    "limit": "LIMIT is not supported on a stream",
+    "offset": "OFFSET is not supported on a stream",
+    "qualify": "QUALIFY is not supported",
+    "windows": "named WINDOW clauses are not supported; use GROUP BY ..., TUMBLE/HOP/SESSION(...) "
+    "or WINDOW TUMBLING|SLIDING|SESSION(...)",
+    "with_": "WITH (common table expressions) is not supported",
+    "distinct": "SELECT DISTINCT is not supported; use GROUP BY",
+    "sample": "TABLESAMPLE is not supported",
+    "locks": "locking clauses are not supported",
+    "prewhere": "PREWHERE is not supported",
+    "cluster": "CLUSTER BY is not supported",
+    "distribute": "DISTRIBUTE BY is not supported",
+    "sort": "SORT BY is not supported",
+    "connect": "CONNECT BY is not supported",
+    "match": "MATCH_RECOGNIZE is not supported",
+    "into": "SELECT INTO is not supported",
+    "kind": "this SELECT form is not supported",
+    "hint": "query hints are not supported",
+}
+
+_UNITS_MS = {
+    "MILLISECOND": 1,
+    "MILLISECONDS": 1,
+    "MS": 1,
+    "SECOND": 1000,
+    "SECONDS": 1000,
+    "S": 1000,
+    "MINUTE": 60_000,
+    "MINUTES": 60_000,
+    "M": 60_000,
+    "HOUR": 3_600_000,
+    "HOURS": 3_600_000,
+    "H": 3_600_000,
+    "DAY": 86_400_000,
+    "DAYS": 86_400_000,
+    "D": 86_400_000,
+}
+
+
+@attrs.frozen
+class WindowSpec:
+    """A group window on an event-time column (epoch ms or ISO-8601 strings).
+
+    ``size_ms`` is the window size (TUMBLE, HOP) or the session gap (SESSION); ``slide_ms``
+    is the HOP slide (equal to ``size_ms`` for TUMBLE, 0 for SESSION).
+    """
+
+    kind: WindowKind
+    time_column: str
+    size_ms: int
+    slide_ms: int
+
+    def __str__(self) -> str:
+        if self.kind == "tumble":
+            return f"TUMBLE({self.time_column}, {self.size_ms} ms)"
+        if self.kind == "hop":
+            return f"HOP({self.time_column}, slide {self.slide_ms} ms, size {self.size_ms} ms)"
+        return f"SESSION({self.time_column}, gap {self.size_ms} ms)"
+
+
+@attrs.frozen(eq=False)
+class AggregateCall:
+    """One aggregate the query computes, deduplicated by its SQL text."""
+
+    func: AggFunc
+    arg: exp.Expr | None
+    text: str
+
+
+@attrs.frozen(eq=False)
+class OutputColumn:
+    """One output column: its name in the row and the expression computing it."""
+
+    name: str
+    expr: exp.Expr
+
+
+@attrs.frozen(eq=False)
+class LogicalPlan:
+    """Scan -> Filter -> Project | Aggregate(window) -> Having -> Emit.
+
+    ``star`` means ``SELECT *`` (the record's own fields come first in each row).
+    """
+
+    source: str
+    star: bool
+    outputs: tuple[OutputColumn, ...]
+    where: exp.Expr | None
+    group_keys: tuple[exp.Expr, ...]
+    aggregates: tuple[AggregateCall, ...]
+    having: exp.Expr | None
+    window: WindowSpec | None
+    emit: Literal["changes", "final"]
+    source_alias: str = ""
+
+    @property
+    def aggregated(self) -> bool:
+        """Whether the query keeps group state (GROUP BY, aggregates or a window)."""
+        return bool(self.group_keys or self.aggregates or self.window)
+
+    def __str__(self) -> str:
+        cols = ", ".join(["*"] * self.star + [f"{c.expr.sql()} AS {c.name}" for c in self.outputs])
+        lines = [f"Emit({self.emit.upper()})"]
+        if self.having is not None:
+            lines.append(f"Having({self.having.sql()})")
+        if self.aggregated:
+            keys = ", ".join(k.sql() for k in self.group_keys) or "<global>"
+            aggs = ", ".join(a.text for a in self.aggregates) or "-"
+            window = f" window={self.window}" if self.window else ""
+            lines.append(f"Aggregate(select=[{cols}] keys=[{keys}] aggs=[{aggs}]{window})")
+        else:
+            lines.append(f"Project({cols})")
+        if self.where is not None:
+            lines.append(f"Filter({self.where.sql()})")
+        lines.append(f"Scan({self.source})")
+        return "\n".join("  " * i + line for i, line in enumerate(lines))
+
+
+def _err(sql: str, node: exp.Expr | None, message: str) -> SqlError:
+    line, col = node_position(node, sql) if node is not None else (1, 1)
+    return SqlError(message, line=line, col=col)
+
+
+def interval_ms(node: exp.Expr, sql: str) -> int:
+    """Milliseconds of ``INTERVAL '1' SECOND`` (or of a bare integer literal, in ms)."""
+    if isinstance(node, exp.Literal) and not node.is_string:
+        value = int(node.this)
+    elif isinstance(node, exp.Interval):
+        unit_node = node.args.get("unit")
+        text = str(node.this.this if isinstance(node.this, exp.Literal) else node.this)
+        parts = text.split()
+        unit = unit_node.name.upper() if unit_node is not None else ""
+        if len(parts) == 2 and not unit:
+            text, unit = parts[0], parts[1].upper()
+        if unit not in _UNITS_MS:
+            raise _err(
+                sql,
+                node,
+                f"unsupported interval unit {unit!r}; use MILLISECOND, SECOND, MINUTE, HOUR or DAY",
+            )
+        try:
+            amount = float(text)
+        except ValueError:
+            raise _err(sql, node, f"interval amount {text!r} is not a number") from None
+        value = round(amount * _UNITS_MS[unit])
+    else:
+        raise _err(
+            sql,
+            node,
+            "a window size must be an INTERVAL like INTERVAL '1' SECOND "
+            "or an integer number of milliseconds",
+        )
+    if value <= 0:
+        raise _err(sql, node, "a window size must be positive")
+    return value
+
+
+def _time_column(node: exp.Expr, sql: str) -> str:
+    if not isinstance(node, exp.Column):
+        raise _err(sql, node, "the window's time argument must be a column name")
+    return node.name
+
+
+def _group_window(node: exp.Expr, sql: str) -> WindowSpec:
+    if isinstance(node, Tumble):
+        size = interval_ms(node.expression, sql)
+        return WindowSpec("tumble", _time_column(node.this, sql), size, size)
+    if isinstance(node, Hop):
+        slide = interval_ms(node.expression, sql)
+        size = interval_ms(node.args["size"], sql)
+        if size % slide:
+            raise _err(sql, node, "HOP size must be a multiple of its slide")
+        return WindowSpec("hop", _time_column(node.this, sql), size, slide)
+    assert isinstance(node, Session)
+    return WindowSpec("session", _time_column(node.this, sql), interval_ms(node.expression, sql), 0)
+
+
+def _clause_window(clause: WindowClause, sql: str, event_time: str | None) -> WindowSpec:
+    kind = str(clause.this)
+    args = list(clause.expressions)
+    column = event_time
+    if args and isinstance(args[-1], exp.Column):
+        column = args.pop().name
+    if column is None:
+        raise _err(
+            sql,
+            clause,
+            f"WINDOW {kind} needs an event-time column: pass it as the last "
+            "argument or give compile_query(event_time=...)",
+        )
+    wanted = 2 if kind == "SLIDING" else 1
+    if len(args) != wanted:
+        usage = {
+            "TUMBLING": "TUMBLING(size [, time_column])",
+            "SLIDING": "SLIDING(size, advance [, time_column])",
+            "SESSION": "SESSION(gap [, time_column])",
+        }[kind]
+        raise _err(sql, clause, f"WINDOW {kind} takes {usage}")
+    size = interval_ms(args[0], sql)
+    if kind == "TUMBLING":
+        return WindowSpec("tumble", column, size, size)
+    if kind == "SESSION":
+        return WindowSpec("session", column, size, 0)
+    slide = interval_ms(args[1], sql)
+    if size % slide:
+        raise _err(sql, clause, "SLIDING size must be a multiple of its advance")
+    return WindowSpec("hop", column, size, slide)
+
+
+_AGGS: dict[type[exp.Expr], AggFunc] = {
+    exp.Sum: "sum",
+    exp.Avg: "avg",
+    exp.Min: "min",
+    exp.Max: "max",
+}
+
+
+def _aggregate_call(node: exp.Expr, sql: str) -> AggregateCall:
+    text = node.sql()
+    if isinstance(node, exp.Count):
+        arg = node.this
+        if isinstance(arg, exp.Star) or arg is None:
+            return AggregateCall("count_star", None, text)
+        if isinstance(arg, exp.Distinct):
+            if len(arg.expressions) != 1:
+                raise _err(sql, node, "COUNT(DISTINCT ...) takes exactly one expression")
+            return AggregateCall("count_distinct", arg.expressions[0], text)
+        return AggregateCall("count", arg, text)
+    arg = node.this
+    if isinstance(arg, exp.Distinct):
+        raise _err(sql, node, "DISTINCT is supported in COUNT(DISTINCT x) only")
+    if node.expressions:
+        raise _err(sql, node, f"{type(node).__name__.upper()} takes exactly one argument")
+    return AggregateCall(_AGGS[type(node)], arg, text)
+
+
+def is_aggregate(node: exp.Expr) -> bool:
+    """Whether ``node`` is one of the supported aggregate calls."""
+    return isinstance(node, exp.Count | exp.Sum | exp.Avg | exp.Min | exp.Max)
+
+
+def _check_no_aggregates(node: exp.Expr | None, sql: str, where: str) -> None:
+    if node is None:
+        return
+    for sub in node.walk():
+        if is_aggregate(sub):
+            raise _err(sql, sub, f"aggregates are not allowed in {where}")
+
+
+def _check_shape(select: exp.Expr, sql: str) -> exp.Select:
+    if not isinstance(select, exp.Select):
+        raise _err(
+            sql,
+            select,
+            f"only SELECT queries are supported, not {type(select).__name__.upper()}; "
+            f"write {SUPPORTED_CLAUSES}",
+        )
+    for key, message in _UNSUPPORTED_MODIFIERS.items():
+        value = select.args.get(key)
+        if value:
+            node = value[0] if isinstance(value, list) else value
+            target = node if isinstance(node, exp.Expr) else select
+            raise _err(sql, target, message)
+    for node in select.walk():
+        if node is select:
+            continue
+        if isinstance(node, exp.Select | exp.Subquery | exp.Union | exp.Exists):
+            raise _err(sql, node, "subqueries are not supported; a query reads one stream")
+        if isinstance(node, exp.Window):
+            raise _err(
+                sql,
+                node,
+                "window functions (OVER) are not supported; use GROUP BY with "
+                "TUMBLE/HOP/SESSION for windowed aggregates",
+            )
+    return select
+
+
+def _source(select: exp.Select, sql: str) -> tuple[str, str]:
+    from_ = select.args.get("from_")
+    if from_ is None:
+        raise _err(sql, select, "FROM <stream> is required")
+    table = from_.this
+    if not isinstance(table, exp.Table) or table.args.get("db") or table.args.get("joins"):
+        raise _err(sql, table, "FROM must name one stream (no subqueries or table functions)")
+    return table.name, table.alias
+
+
+def _output_name(item: exp.Expr) -> str:
+    if isinstance(item, exp.Alias):
+        return item.alias
+    if isinstance(item, exp.Column):
+        return item.name
+    return item.sql()
+
+
+def plan_query(sql: str, *, event_time: str | None = None) -> LogicalPlan:
+    """Parse and plan ``sql``.
+
+    Raises:
+        SqlError: the query does not parse or uses something unsupported.
+    """
+    statements = parse(sql)
+    if not statements:
+        raise SqlError(f"empty query; write {SUPPORTED_CLAUSES}")
+    if len(statements) > 1:
+        raise _err(sql, statements[1], "multiple statements are not supported; run one SELECT")
+    select = _check_shape(statements[0], sql)
+    source, alias = _source(select, sql)
+    where_node = select.args.get("where")
+    where = where_node.this if where_node is not None else None
+    _check_no_aggregates(where, sql, "WHERE; use HAVING")
+
+    window: WindowSpec | None = None
+    keys: list[exp.Expr] = []
+    items = list(select.expressions)
+    group = select.args.get("group")
+    for node in group.expressions if group is not None else ():
+        if isinstance(node, exp.Cube | exp.Rollup | exp.GroupingSets):
+            raise _err(sql, node, "ROLLUP/CUBE/GROUPING SETS are not supported")
+        if isinstance(node, Tumble | Hop | Session):
+            if window is not None:
+                raise _err(sql, node, "only one group window per query is supported")
+            window = _group_window(node, sql)
+            continue
+        if isinstance(node, exp.Literal) and not node.is_string:
+            index = int(node.this)
+            if not 1 <= index <= len(items):
+                raise _err(sql, node, f"GROUP BY position {index} is out of range")
+            item = items[index - 1]
+            node = item.this if isinstance(item, exp.Alias) else item
+        elif isinstance(node, exp.Column) and not node.table:
+            for item in items:
+                if isinstance(item, exp.Alias) and item.alias == node.name:
+                    node = item.this
+                    break
+        _check_no_aggregates(node, sql, "GROUP BY")
+        keys.append(node)
+    if group is not None and (group.args.get("rollup") or group.args.get("cube")):
+        raise _err(sql, group, "ROLLUP/CUBE/GROUPING SETS are not supported")
+    clause = select.meta.get("window_clause")
+    if isinstance(clause, WindowClause):
+        if window is not None:
+            raise _err(sql, clause, "give the window either in GROUP BY or in WINDOW, not both")
+        window = _clause_window(clause, sql, event_time)
+
+    star = False
+    outputs: list[OutputColumn] = []
+    names: set[str] = set()
+    for item in items:
+        if isinstance(item, exp.Star) or (
+            isinstance(item, exp.Column) and isinstance(item.this, exp.Star)
+        ):
+            star = True
+            continue
+        name = _output_name(item)
+        if name in names:
+            raise _err(sql, item, f"duplicate output column {name!r}; give it an alias")
+        names.add(name)
+        expr = item.this if isinstance(item, exp.Alias) else item
+        outputs.append(OutputColumn(name, expr))
+
+    having_node = select.args.get("having")
+    having = having_node.this if having_node is not None else None
+    aggregates: dict[str, AggregateCall] = {}
+    for node in [o.expr for o in outputs] + ([having] if having is not None else []):
+        for sub in node.walk():
+            if is_aggregate(sub):
+                for inner in sub.walk():
+                    if inner is not sub and is_aggregate(inner):
+                        raise _err(sql, inner, "nested aggregates are not supported")
+                call = _aggregate_call(sub, sql)
+                aggregates.setdefault(call.text, call)
+    aggregated = bool(keys or aggregates or window)
+    if star and aggregated:
+        raise _err(sql, select, "SELECT * cannot be used with GROUP BY or aggregates")
+    if having is not None and not aggregated:
+        raise _err(sql, having_node, "HAVING needs GROUP BY or aggregates")
+    for node in [o.expr for o in outputs] + [where] + keys + [having]:
+        if node is None:
+            continue
+        for sub in node.walk():
+            if isinstance(sub, WindowBound) and window is None:
+                raise _err(sql, sub, f"{sub.this.name} needs a windowed GROUP BY")
+            if isinstance(sub, Tumble | Hop | Session):
+                raise _err(sql, sub, "TUMBLE/HOP/SESSION belong in GROUP BY")
+    emit = select.meta.get("emit", "final")
+    return LogicalPlan(
+        source=source,
+        star=star,
+        outputs=tuple(outputs),
+        where=where,
+        group_keys=tuple(keys),
+        aggregates=tuple(aggregates.values()),
+        having=having,
+        window=window,
+        emit="changes" if emit == "changes" else "final",
+        source_alias=alias,
+    )

@@ -1,0 +1,56 @@
+"""Per-record error handling shared by the router and the partition programs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import attrs
+
+from runtime import BadRecord, DeadLetter
+
+__all__ = ["ErrorPolicy", "describe_error"]
+
+OnError = Literal["skip", "dead-letter", "fail"]
+
+
+def describe_error(exc: BaseException) -> str:
+    """A short reason for a record that failed: names the missing field or the error."""
+    if isinstance(exc, KeyError) and exc.args:
+        return f"missing field {exc.args[0]!r}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+@attrs.define
+class ErrorPolicy:
+    """Applies ``on_error`` to failed records and keeps the dead letters of one owner."""
+
+    on_error: OnError
+    stage: str
+    dead: list[DeadLetter] = attrs.Factory(list)
+    errored: int = 0
+
+    def record_failed(
+        self, exc: Exception, record: Any, offsets: Sequence[int], index: int
+    ) -> None:
+        """Count a failed record; dead-letter it or raise :class:`runtime.BadRecord`."""
+        offset = offsets[index] if index < len(offsets) else None
+        reason = describe_error(exc)
+        if self.on_error == "fail":
+            raise BadRecord(reason, offset, self.stage) from exc
+        self.errored += 1
+        if self.on_error == "dead-letter":
+            self.dead.append(DeadLetter(record, reason, offset, self.stage))
+
+    def row_failed(self, exc: Exception, what: Any) -> None:
+        """An output row could not be built when a window closed (no input offset)."""
+        reason = f"output row failed: {describe_error(exc)}"
+        if self.on_error == "fail":
+            raise BadRecord(reason, None, self.stage) from exc
+        if self.on_error == "dead-letter":
+            self.dead.append(DeadLetter(what, reason, None, self.stage))
+
+    def take(self) -> list[DeadLetter]:
+        """The dead letters since the last call."""
+        dead, self.dead = self.dead, []
+        return dead

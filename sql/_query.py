@@ -1,0 +1,176 @@
+"""``compile_query`` and ``explain``: plan once, generate once, run many partitions."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import attrs
+
+from ._compiler import GeneratedCode, generate
+from ._errors import SqlError
+from ._plan import LogicalPlan, plan_query
+from ._program import SqlProgram
+from ._query_config import LatePolicy, QueryOptions, WatermarkStrategy
+from ._routing import RouteMode, SqlRoutingStage
+
+__all__ = ["CompiledQuery", "compile_query", "explain"]
+
+
+@attrs.frozen(eq=False)
+class CompiledQuery:
+    """A query parsed, planned and compiled once; makes routing stages and programs.
+
+    Attributes:
+        sql: the query text.
+        plan: the logical plan (printable).
+        columns: output row keys in SELECT order (``"*"`` stands for the record's fields).
+        keyed: whether partitions own group state (records are hash-routed by key).
+        windowed: whether the query has a group window.
+        emit: ``"changes"`` or ``"final"``.
+
+    Example:
+        >>> q = compile_query("SELECT k, COUNT(*) AS n FROM t GROUP BY k")
+        >>> q.columns, q.keyed, q.windowed, q.emit
+        (('k', 'n'), True, False, 'final')
+    """
+
+    sql: str
+    plan: LogicalPlan
+    columns: tuple[str, ...]
+    keyed: bool
+    windowed: bool
+    emit: Literal["changes", "final"]
+    options: QueryOptions
+    code: GeneratedCode
+
+    def routing_stage(self, partitions: int) -> SqlRoutingStage:
+        """A source-side stage splitting batches across ``partitions`` programs.
+
+        Raises:
+            ValueError: ``partitions`` is less than 1.
+        """
+        plan = self.plan
+        mode: RouteMode
+        route = None
+        keyed = False
+        if not plan.aggregated:
+            mode = "round-robin"
+        elif plan.window is None and (partitions == 1 or not plan.group_keys):
+            mode = "first"
+        else:
+            mode = "per-record"
+            keyed = bool(plan.group_keys) and partitions > 1
+            route = self.code.functions["route" if keyed else "route1"]
+        opts = self.options
+        return SqlRoutingStage.create(
+            partitions,
+            mode,
+            route,
+            keyed=keyed,
+            windowed=self.windowed,
+            lateness=opts.lateness,
+            on_error=opts.on_error,
+            late=opts.late,
+        )
+
+    def new_program(self) -> SqlProgram:
+        """A fresh partition program (empty state) for one partition."""
+        opts = self.options
+        window = self.plan.window
+        retention = opts.retention_ms
+        if retention is None:
+            retention = window.size_ms if window is not None else 0
+        return SqlProgram.create(
+            self.plan,
+            self.code.functions,
+            on_error=opts.on_error,
+            late=opts.late,
+            retention_ms=retention,
+        )
+
+    def explain(self) -> str:
+        """The logical plan, the options and the generated Python source."""
+        o = self.options
+        return (
+            f"-- query\n{self.sql.strip()}\n\n-- logical plan\n{self.plan}\n\n"
+            f"-- options\nallowed_lateness_ms={o.allowed_lateness_ms} watermark={o.watermark} "
+            f"on_error={o.on_error} late={o.late} keyed={self.keyed} emit={self.emit}\n\n"
+            f"-- generated code ({self.code.filename})\n{self.code.source}"
+        )
+
+
+def compile_query(
+    sql: str,
+    *,
+    allowed_lateness_ms: int = 0,
+    watermark: WatermarkStrategy = "bounded",
+    event_time: str | None = None,
+    on_error: Literal["skip", "dead-letter", "fail"] = "skip",
+    late: LatePolicy = "drop",
+    retention_ms: int | None = None,
+) -> CompiledQuery:
+    """Parse, plan and compile ``sql`` once.
+
+    Args:
+        sql: one SELECT statement in the partita dialect (see docs/sql.md).
+        allowed_lateness_ms: the watermark trails the largest event time seen by this.
+        watermark: ``"bounded"`` (max event time - lateness) or ``"ascending"``
+            (event time never goes back; lateness must be 0).
+        event_time: the event-time column when the SQL does not name one
+            (``WINDOW TUMBLING(INTERVAL '5' MINUTE)``).
+        on_error: a record whose expressions fail is skipped and counted (``"skip"``),
+            dead-lettered with the reason (``"dead-letter"``), or fails the run with
+            :class:`runtime.BadRecord` naming its offset (``"fail"``).
+        late: a late record is dropped and counted (``"drop"``), dead-lettered
+            (``"dead-letter"``), or updates its closed window, which re-emits its row
+            (``"update"``, while the window is retained).
+        retention_ms: with ``late="update"``, how long past its end a closed window's
+            state is kept (default: the window size or session gap).
+
+    Returns:
+        The compiled query.
+
+    Raises:
+        SqlError: the query does not parse or uses something unsupported; names the
+            line and column.
+        ValueError: an option is out of range.
+
+    Example:
+        >>> q = compile_query("SELECT x * 2 AS y FROM t WHERE x > 1")
+        >>> q.columns
+        ('y',)
+    """
+    options = QueryOptions(allowed_lateness_ms, watermark, event_time, on_error, late, retention_ms)
+    plan = plan_query(sql, event_time=event_time)
+    code = generate(plan, sql, late_update=late == "update")
+    columns = (("*",) if plan.star else ()) + tuple(o.name for o in plan.outputs)
+    return CompiledQuery(
+        sql=sql,
+        plan=plan,
+        columns=columns,
+        keyed=plan.aggregated,
+        windowed=plan.window is not None,
+        emit=plan.emit,
+        options=options,
+        code=code,
+    )
+
+
+def explain(sql: str, **options: Any) -> str:
+    """The logical plan and generated Python source of ``sql``.
+
+    Args:
+        sql: the query.
+        **options: as for :func:`compile_query`.
+
+    Raises:
+        SqlError: as for :func:`compile_query`.
+
+    Example:
+        >>> print(explain("SELECT a + 1 AS b FROM t").splitlines()[3])
+        -- logical plan
+    """
+    return compile_query(sql, **options).explain()
+
+
+_ = SqlError  # re-exported for docs that read this module

@@ -1,0 +1,225 @@
+"""The source-side routing stage of a compiled query.
+
+It decides, per record and in source order, the event time, the exact watermark,
+lateness (aligned windows) and the partition (hash of the GROUP BY key).  Stateless
+queries are not routed per record: whole batches go to partitions round-robin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Literal, overload
+
+import attrs
+
+from runtime import Batch, DeadLetter, ProgramCounts, Routed
+
+from ._policy import ErrorPolicy, OnError
+from ._query_config import LatePolicy
+
+__all__ = ["RouteMode", "SqlRoutingStage"]
+
+RouteMode = Literal["round-robin", "first", "per-record"]
+
+_NOTHING_SEEN = -(2**63)
+
+
+class _Remapped(Sequence[int]):
+    """The source offsets of a routed sub-batch, looked up only when needed (errors)."""
+
+    __slots__ = ("_base", "_index")
+
+    def __init__(self, base: Sequence[int], index: list[int]) -> None:
+        self._base = base
+        self._index = index
+
+    def __len__(self) -> int:
+        return len(self._index) if len(self._base) else 0
+
+    @overload
+    def __getitem__(self, i: int) -> int: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[int]: ...
+
+    def __getitem__(self, i: int | slice) -> int | Sequence[int]:
+        if isinstance(i, slice):
+            return [self._base[j] for j in self._index[i]]
+        return self._base[self._index[i]]
+
+
+class _Skipping(Sequence[int]):
+    """The source offsets of a batch with some records (ascending ``skip``) left out."""
+
+    __slots__ = ("_base", "_skip")
+
+    def __init__(self, base: Sequence[int], skip: list[int]) -> None:
+        self._base = base
+        self._skip = skip
+
+    def __len__(self) -> int:
+        return max(len(self._base) - len(self._skip), 0) if len(self._base) else 0
+
+    @overload
+    def __getitem__(self, i: int) -> int: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[int]: ...
+
+    def __getitem__(self, i: int | slice) -> int | Sequence[int]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(len(self))[i]]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        j = i  # the i-th kept record: skip past every skipped index at or before it
+        for s in self._skip:
+            if s <= j:
+                j += 1
+            else:
+                break
+        return self._base[j]
+
+
+@attrs.define
+class SqlRoutingStage:
+    """Splits source batches across partitions (the ``runtime.RoutingStage`` protocol).
+
+    Create it with ``CompiledQuery.routing_stage(partitions)``.
+    """
+
+    _partitions: int = attrs.field(validator=attrs.validators.ge(1))
+    _mode: RouteMode
+    _route: Callable[..., Any] | None
+    _keyed: bool
+    _windowed: bool
+    _lateness: int
+    _late_policy: LatePolicy
+    _policy: ErrorPolicy
+    _max_ts: int = _NOTHING_SEEN
+    _late_indices: list[tuple[int, int, int]] = attrs.Factory(list)
+    _partition_cache: dict[Any, int] = attrs.Factory(dict)
+    _next: int = 0
+    _rows_in: int = 0
+    _late: int = 0
+
+    @classmethod
+    def create(
+        cls,
+        partitions: int,
+        mode: RouteMode,
+        route: Callable[..., Any] | None,
+        *,
+        keyed: bool,
+        windowed: bool,
+        lateness: int,
+        on_error: OnError,
+        late: LatePolicy,
+    ) -> SqlRoutingStage:
+        """A routing stage for ``partitions`` partitions."""
+        if partitions < 1:
+            raise ValueError(f"partitions must be >= 1, not {partitions}")
+        return cls(
+            partitions,
+            mode,
+            route,
+            keyed,
+            windowed,
+            lateness,
+            late,
+            ErrorPolicy(on_error, "sql-route"),
+        )
+
+    @property
+    def partitions(self) -> int:
+        """How many partition programs the batches are split across."""
+        return self._partitions
+
+    def watermark(self) -> int | None:
+        """The current source watermark, or ``None`` before any event time was seen."""
+        if not self._windowed or self._max_ts == _NOTHING_SEEN:
+            return None
+        return self._max_ts - self._lateness
+
+    def route(self, batch: Batch) -> Routed:
+        """Split ``batch``; records of one key always go to one partition."""
+        parts: list[Batch | None] = [None] * self._partitions
+        if self._mode == "round-robin":
+            parts[self._next] = batch
+            self._next = (self._next + 1) % self._partitions
+            return Routed(parts)
+        if self._mode == "first":
+            parts[0] = batch
+            return Routed(parts)
+        assert self._route is not None
+        records, offsets = batch.records, batch.offsets
+        errored_before = self._policy.errored
+        dead_before = len(self._policy.dead)
+        if self._keyed:
+            recs, idx, wms = self._route(self, records, offsets, self._partitions)
+            for p, part in enumerate(recs):
+                if part:
+                    parts[p] = Batch(part, _Remapped(offsets, idx[p]), wms[p] if wms else None)
+        else:
+            skip, wl = self._route(self, records, offsets, 1)
+            if skip:
+                kept: list[Any] = []
+                start = 0
+                for i in skip:  # ascending; copy the runs between skipped records
+                    kept += records[start:i]
+                    start = i + 1
+                kept += records[start:]
+                parts[0] = Batch(kept, _Skipping(offsets, skip), wl)
+            else:
+                parts[0] = Batch(records, offsets, wl)
+        late = self._take_late(records, offsets)
+        self._rows_in += self._policy.errored - errored_before
+        dead: list[DeadLetter] = self._policy.dead[dead_before:]
+        del self._policy.dead[dead_before:]
+        return Routed(parts, self.watermark(), late, dead)
+
+    def on_idle(self, idle_ms: int) -> int | None:
+        """The source was idle for ``idle_ms``: advance event time by as much.
+
+        Returns the new watermark, or ``None`` when the query has no event time or has
+        seen none yet.  Windows still close on a quiet stream.
+        """
+        if idle_ms < 0:
+            raise ValueError(f"idle_ms must be >= 0, not {idle_ms}")
+        if not self._windowed or self._max_ts == _NOTHING_SEEN:
+            return None
+        self._max_ts += idle_ms
+        return self.watermark()
+
+    def counts(self) -> ProgramCounts:
+        """Records this stage consumed itself (late or errored); the rest reach programs."""
+        return ProgramCounts(rows_in=self._rows_in, late=self._late, errored=self._policy.errored)
+
+    def take_dead_letters(self) -> list[DeadLetter]:
+        """Dead letters not yet handed out in a :class:`runtime.Routed` (none normally)."""
+        return self._policy.take()
+
+    # -- called by the generated code -------------------------------------------------
+
+    def _bad(self, exc: Exception, record: Any, offsets: Sequence[int], index: int) -> None:
+        self._policy.record_failed(exc, record, offsets, index)
+
+    def _take_late(self, records: list[Any], offsets: Sequence[int]) -> list[DeadLetter]:
+        late = self._late_indices
+        if not late:
+            return []
+        self._late_indices = []
+        self._late += len(late)
+        self._rows_in += len(late)
+        if self._late_policy == "drop":
+            return []
+        return [
+            DeadLetter(
+                records[i],
+                f"late: event time {t} is behind watermark {wm}; its windows are closed",
+                offsets[i] if i < len(offsets) else None,
+                "sql-route",
+            )
+            for i, t, wm in late
+        ]

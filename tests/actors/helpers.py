@@ -1,0 +1,36 @@
+"""Small helpers shared by the actors tests."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from actors import CollectSink
+from actors._supervised import run_supervised
+from runtime import Graph, GraphStats, Record, Source
+
+
+async def collect(source: Source, **options: Any) -> tuple[list[Record], GraphStats]:
+    """Run ``source -> CollectSink`` and return the rows and the final stats."""
+    graph = Graph()
+    graph.add(source)
+    sink = CollectSink("sink")
+    graph.add(sink, inputs=[source], capacity=options.pop("capacity", 16))
+    stats = await run_supervised(graph, **options)
+    return sink.rows, stats
+
+
+def write_lines(path: Path, lines: Iterable[str]) -> Path:
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def write_jsonl(path: Path, records: Iterable[Record]) -> Path:
+    return write_lines(path, (json.dumps(r) for r in records))
+
+
+def canonical(rows: Iterable[Record]) -> list[str]:
+    """Rows as sorted JSON strings: compare results whose order may differ."""
+    return sorted(json.dumps(r, sort_keys=True) for r in rows)

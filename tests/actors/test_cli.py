@@ -1,0 +1,334 @@
+"""The ``partita`` command, run as a subprocess on JSON-lines files in ``tmp_path``."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from actors._cli import parse_duration_ms, parse_size
+
+ROOT = Path(__file__).resolve().parents[2]
+
+TRADES: list[dict[str, Any]] = [
+    {"symbol": "A", "price": 10.0, "qty": 100, "ts": 1_000},
+    {"symbol": "B", "price": 20.0, "qty": 10, "ts": 1_400},
+    {"symbol": "A", "price": 11.0, "qty": 60, "ts": 1_900},
+    {"symbol": "B", "price": 21.0, "qty": 70, "ts": 2_100},
+    {"symbol": "A", "price": 12.0, "qty": 5, "ts": 2_500},
+    {"symbol": "A", "price": 13.0, "qty": 80, "ts": 3_200},
+]
+
+
+def partita(
+    *args: str, stdin: str | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m actors._cli ARGS``; stderr is not a terminal, so no progress."""
+    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "actors._cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def write_jsonl(path: Path, records: list[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def rows_of(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+@pytest.fixture
+def trades(tmp_path: Path) -> Path:
+    return write_jsonl(tmp_path / "trades.jsonl", TRADES)
+
+
+# ------------------------------------------------------------------ results
+def test_projection_rows(trades: Path) -> None:
+    done = partita(
+        "run",
+        "--sql",
+        "SELECT symbol, price * qty AS notional FROM trades WHERE qty > 50",
+        "--input",
+        str(trades),
+    )
+    assert done.returncode == 0, done.stderr
+    assert rows_of(done.stdout) == [
+        {"symbol": "A", "notional": 1000.0},
+        {"symbol": "A", "notional": 660.0},
+        {"symbol": "B", "notional": 1470.0},
+        {"symbol": "A", "notional": 1040.0},
+    ]
+    assert done.stderr == ""
+
+
+def test_group_by_rows_with_four_partitions_to_a_file(trades: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    done = partita(
+        "run",
+        "--sql",
+        "SELECT symbol, COUNT(*) AS n, SUM(qty) AS volume, AVG(price) AS avg_price "
+        "FROM trades GROUP BY symbol",
+        "--input",
+        str(trades),
+        "--output",
+        str(out),
+        "--partitions",
+        "4",
+        "--batch-size",
+        "2",
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ""
+    rows = sorted(rows_of(out.read_text(encoding="utf-8")), key=lambda r: r["symbol"])
+    assert rows == [
+        {"symbol": "A", "n": 4, "volume": 245, "avg_price": 11.5},
+        {"symbol": "B", "n": 2, "volume": 80, "avg_price": 20.5},
+    ]
+
+
+def test_tumbling_window_rows(trades: Path) -> None:
+    done = partita(
+        "run",
+        "--sql",
+        "SELECT symbol, window_start, window_end, COUNT(*) AS n, SUM(qty) AS volume "
+        "FROM trades GROUP BY symbol, TUMBLE(ts, INTERVAL '1' SECOND)",
+        "--input",
+        str(trades),
+        "--partitions",
+        "2",
+    )
+    assert done.returncode == 0, done.stderr
+    rows = sorted(rows_of(done.stdout), key=lambda r: (r["window_start"], r["symbol"]))
+    assert rows == [
+        {"symbol": "A", "window_start": 1000, "window_end": 2000, "n": 2, "volume": 160},
+        {"symbol": "B", "window_start": 1000, "window_end": 2000, "n": 1, "volume": 10},
+        {"symbol": "A", "window_start": 2000, "window_end": 3000, "n": 1, "volume": 5},
+        {"symbol": "B", "window_start": 2000, "window_end": 3000, "n": 1, "volume": 70},
+        {"symbol": "A", "window_start": 3000, "window_end": 4000, "n": 1, "volume": 80},
+    ]
+
+
+def test_stdin_to_stdout() -> None:
+    text = "".join(json.dumps(r) + "\n" for r in TRADES)
+    done = partita(
+        "run", "--sql", "SELECT symbol FROM trades WHERE price > 12", "--input", "-", stdin=text
+    )
+    assert done.returncode == 0, done.stderr
+    assert rows_of(done.stdout) == [{"symbol": "B"}, {"symbol": "B"}, {"symbol": "A"}]
+
+
+# -------------------------------------------------------------- exit codes
+def test_sql_error_exits_2_naming_line_and_column(trades: Path) -> None:
+    done = partita("run", "--sql", "SELECT\n  nosuch(qty) FROM trades", "--input", str(trades))
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.startswith("partita: SQL error at line 2, column 3: ")
+    assert "NOSUCH" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_usage_errors_exit_2(trades: Path, tmp_path: Path) -> None:
+    missing = partita("run", "--sql", "SELECT * FROM t", "--input", str(tmp_path / "nope.jsonl"))
+    assert missing.returncode == 2
+    assert "partita: cannot read input" in missing.stderr
+    bad_policy = partita(
+        "run", "--sql", "SELECT * FROM t", "--input", str(trades), "--on-error", "x"
+    )
+    assert bad_policy.returncode == 2
+    assert "skip, fail, dead-letter:PATH" in bad_policy.stderr
+    bad_size = partita(
+        "run", "--sql", "SELECT * FROM t", "--input", str(trades), "--max-memory", "lots"
+    )
+    assert bad_size.returncode == 2
+    assert "not a size" in bad_size.stderr
+    no_sql = partita("run", "--input", str(trades))
+    assert no_sql.returncode == 2
+    assert "Missing option '--sql'" in no_sql.stderr
+
+
+def test_runtime_failure_exits_1_naming_the_offset(tmp_path: Path) -> None:
+    records = [*TRADES[:3], {"symbol": "C", "price": 1.0, "qty": "many", "ts": 2_000}, *TRADES[3:]]
+    path = write_jsonl(tmp_path / "bad.jsonl", records)
+    done = partita(
+        "run",
+        "--sql",
+        "SELECT symbol FROM trades WHERE qty > 50",
+        "--input",
+        str(path),
+        "--on-error",
+        "fail",
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith("partita: ")
+    assert "offset 3" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+@pytest.fixture
+def malformed(tmp_path: Path) -> Path:
+    path = tmp_path / "malformed.jsonl"
+    lines = (
+        [json.dumps(r) for r in TRADES[:2]]
+        + ['{"symbol": "X", "qty": ']
+        + [json.dumps(r) for r in TRADES[2:]]
+    )
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+QUERY_ALL = "SELECT symbol, qty FROM trades"
+
+
+def test_malformed_line_skip(malformed: Path) -> None:
+    done = partita("run", "--sql", QUERY_ALL, "--input", str(malformed), "--on-error", "skip")
+    assert done.returncode == 0, done.stderr
+    assert rows_of(done.stdout) == [{"symbol": r["symbol"], "qty": r["qty"]} for r in TRADES]
+
+
+def test_malformed_line_fail_names_the_line(malformed: Path) -> None:
+    done = partita("run", "--sql", QUERY_ALL, "--input", str(malformed), "--on-error", "fail")
+    assert done.returncode == 1
+    assert "line 3" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_malformed_line_dead_letter(malformed: Path, tmp_path: Path) -> None:
+    dead = tmp_path / "dead.jsonl"
+    done = partita(
+        "run", "--sql", QUERY_ALL, "--input", str(malformed), "--on-error", f"dead-letter:{dead}"
+    )
+    assert done.returncode == 0, done.stderr
+    assert len(rows_of(done.stdout)) == len(TRADES)
+    letters = rows_of(dead.read_text(encoding="utf-8"))
+    assert len(letters) == 1
+    assert "line 3" in letters[0]["reason"]
+    assert letters[0]["record"] == '{"symbol": "X", "qty": '
+    assert letters[0]["stage"] == "source"
+
+
+def test_late_records_go_to_the_dead_letter_file(tmp_path: Path) -> None:
+    records = [*TRADES, {"symbol": "A", "price": 9.0, "qty": 1, "ts": 1_500}]
+    path = write_jsonl(tmp_path / "late.jsonl", records)
+    dead = tmp_path / "late-dead.jsonl"
+    done = partita(
+        "run",
+        "--sql",
+        "SELECT symbol, COUNT(*) AS n FROM trades GROUP BY symbol, TUMBLE(ts, INTERVAL '1' SECOND)",
+        "--input",
+        str(path),
+        "--late",
+        "dead-letter",
+        "--dead-letter",
+        str(dead),
+    )
+    assert done.returncode == 0, done.stderr
+    assert sum(r["n"] for r in rows_of(done.stdout)) == len(TRADES)
+    letters = rows_of(dead.read_text(encoding="utf-8"))
+    assert [letter["record"]["ts"] for letter in letters] == [1_500]
+    assert "late" in letters[0]["reason"]
+
+
+# ----------------------------------------------------------- explain, demo
+def test_explain_prints_plan_and_code() -> None:
+    done = partita("explain", "--sql", "SELECT symbol, price * qty AS n FROM t WHERE qty > 50")
+    assert done.returncode == 0, done.stderr
+    assert "Filter" in done.stdout
+    assert "def process" in done.stdout
+    bad = partita("explain", "--sql", "SELECT nosuch(x) FROM t")
+    assert bad.returncode == 2
+    assert "SQL error at line 1, column 8" in bad.stderr
+
+
+def test_demo_finishes() -> None:
+    done = partita("demo", "--records", "20000", "--partitions", "2")
+    assert done.returncode == 0, done.stderr
+    assert "20,000 records" in done.stdout
+    assert "records/s" in done.stdout
+
+
+# ------------------------------------------------------------ benchmarks
+def test_benchmarks_smoke() -> None:
+    done = subprocess.run(
+        [
+            *(sys.executable, "-m", "benchmarks", "--records", "2000"),
+            *("--workloads", "W1", "--partitions", "1", "--repeat", "1"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(lines) == 1
+    required = {
+        "workload",
+        "partitions",
+        "records",
+        "rec_per_s",
+        "floor_rec_per_s",
+        "ratio",
+        "peak_rss_mb",
+    }
+    assert required <= lines[0].keys()
+    assert lines[0]["workload"] == "W1"
+    assert lines[0]["partitions"] == 1
+    assert lines[0]["records"] == 2000
+    assert lines[0]["rows"] == lines[0]["floor_rows"]
+
+
+# ------------------------------------------------------------ parsing
+@pytest.mark.parametrize(
+    ("text", "ms"), [("0", 0), ("250ms", 250), ("5s", 5000), ("1.5s", 1500), ("2m", 120_000)]
+)
+def test_parse_duration(text: str, ms: int) -> None:
+    assert parse_duration_ms(text) == ms
+
+
+def test_parse_duration_rejects() -> None:
+    with pytest.raises(ValueError, match="'soon' is not a duration"):
+        parse_duration_ms("soon")
+
+
+@pytest.mark.parametrize(
+    ("text", "nbytes"), [("512", 512), ("64KB", 65536), ("256MB", 256 << 20), ("1GiB", 1 << 30)]
+)
+def test_parse_size(text: str, nbytes: int) -> None:
+    assert parse_size(text) == nbytes
+
+
+def test_ctrl_c_drains_and_exits_130() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "actors._cli", "demo", "--records", "400000", "--rate", "20000"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"},
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().startswith("partita demo:")  # the graph is starting
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "partita: interrupted" in err
+    assert "window rows" in out  # the summary of what was drained

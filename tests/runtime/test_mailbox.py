@@ -1,0 +1,90 @@
+"""The mailbox and memory accounting, unit by unit (the state machine is in tests/stateful)."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+import trio.testing
+
+from runtime import (
+    Barrier,
+    Batch,
+    EndOfStream,
+    Mailbox,
+    MemoryBudget,
+    MemoryLimitExceeded,
+    Watermark,
+    estimate_nbytes,
+)
+
+
+def test_capacity_is_validated() -> None:
+    with pytest.raises(ValueError, match=r"^mailbox capacity must be >= 1, got 0$"):
+        Mailbox("a", 0)
+
+
+async def test_send_nowait_raises_would_block_when_full() -> None:
+    box = Mailbox("a", 2)
+    box.send_nowait(Watermark(1))
+    box.send_nowait(Watermark(2), port=1)
+    with pytest.raises(trio.WouldBlock):
+        box.send_nowait(Watermark(3))
+    assert box.items == 2
+    assert box.receive_nowait() == (0, Watermark(1))
+    assert await box.receive() == (1, Watermark(2))
+    with pytest.raises(trio.WouldBlock):
+        box.receive_nowait()
+    assert (box.sent, box.received, box.nbytes, box.high_water) == (2, 2, 0, 2)
+
+
+async def test_a_blocked_send_is_backpressure_and_cancelling_it_sends_nothing() -> None:
+    box = Mailbox("a", 1)
+    await box.send(Watermark(1))
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(box.send, Watermark(2))
+        await trio.testing.wait_all_tasks_blocked()
+        # The blocked sender's bytes are reserved: it counts against memory already.
+        assert box.nbytes == 2 * estimate_nbytes(Watermark(1))
+        assert (box.items, box.sent) == (1, 0 + 1)
+        nursery.cancel_scope.cancel()
+    assert box.items == 1
+    assert box.nbytes == estimate_nbytes(Watermark(1))
+    assert box.sent == 1
+    assert box.receive_nowait() == (0, Watermark(1))
+
+
+async def test_closing_breaks_senders() -> None:
+    box = Mailbox("a", 1)
+    box.close()
+    with pytest.raises(trio.BrokenResourceError):
+        await box.send(Watermark(1))
+    assert box.nbytes == 0
+
+
+def test_estimate_nbytes() -> None:
+    for message in (Watermark(1), Barrier(2), EndOfStream(), Batch([])):
+        assert estimate_nbytes(message) == 64
+    small = estimate_nbytes(Batch.from_records([{"a": 1}] * 10))
+    big = estimate_nbytes(Batch.from_records([{"a": "x" * 1000}] * 10))
+    assert 10 * 64 < small < big
+    assert estimate_nbytes(Batch.from_records([{"a": 1}] * 1000)) > 50 * small
+
+
+async def test_budget_is_split_across_mailboxes_and_tracks_pressure() -> None:
+    budget = MemoryBudget(1000, soft_fraction=0.5)
+    a = Mailbox("a", 10, budget=budget)
+    Mailbox("b", 10, budget=budget)
+    assert budget.share == 500
+    a.send_nowait(Watermark(1))  # 64 bytes
+    assert not budget.under_pressure
+    for ts in range(2, 5):
+        a.send_nowait(Watermark(ts))
+    assert budget.in_use == 256 and budget.under_pressure  # past half of the share
+    with pytest.raises(MemoryLimitExceeded, match=r"^actor 'a': buffering 64 more bytes"):
+        for ts in range(5, 10):
+            a.send_nowait(Watermark(ts))
+    while a.items:
+        a.receive_nowait()
+    assert budget.in_use == 0 and not budget.under_pressure
+    with trio.fail_after(1):
+        await budget.wait_relieved()

@@ -1,0 +1,160 @@
+"""max_memory: the soft limit shrinks and holds back the source; the hard limit fails or waits."""
+
+from __future__ import annotations
+
+import re
+
+import attrs
+import pytest
+import trio
+
+from runtime import (
+    Actor,
+    ActorFailed,
+    Batch,
+    BatchSizer,
+    Graph,
+    MemoryBudget,
+    MemoryLimitExceeded,
+    Sink,
+    Source,
+    estimate_nbytes,
+    open_supervisor,
+    run_graph,
+)
+
+
+@attrs.define(eq=False)
+class Counter(Source):
+    limit: int = attrs.field(kw_only=True)
+    position: int = attrs.field(init=False, default=0)
+    sizes: list[int] = attrs.field(init=False, factory=list)
+
+    async def produce(self) -> None:
+        while self.position < self.limit:
+            n = min(self.batch_size, self.limit - self.position)
+            self.sizes.append(n)
+            records = [{"i": 1000 + self.position + j} for j in range(n)]
+            self.position += n
+            await self.send_records(records)
+
+
+@attrs.define(eq=False)
+class SlowSink(Sink):
+    rows: int = attrs.field(init=False, default=0)
+    peak: int = attrs.field(init=False, default=0)
+
+    async def consume(self, batch: Batch) -> None:
+        assert self._inbox is not None
+        self.peak = max(self.peak, self._inbox.nbytes)
+        await trio.sleep(1.0)
+        self.rows += len(batch)
+
+
+def batch_bytes(n: int) -> int:
+    return estimate_nbytes(Batch.from_records([{"i": 1000 + j} for j in range(n)]))
+
+
+def test_budget_validation_messages() -> None:
+    with pytest.raises(ValueError, match=r"^max_memory must be positive, got 0$"):
+        MemoryBudget(0)
+    with pytest.raises(ValueError, match=r"^soft_fraction must be in \(0, 1\], got 1.5$"):
+        MemoryBudget(10, soft_fraction=1.5)
+    with pytest.raises(ValueError, match=r"^memory policy must be 'fail' or 'wait', got 'drop'$"):
+        MemoryBudget(10, policy="drop")  # type: ignore[arg-type]
+
+
+async def test_soft_limit_shrinks_the_batch_and_holds_the_source_back(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    g = Graph()
+    src = Counter("src", limit=3000, sizer=BatchSizer(minimum=4, maximum=64, initial=64))
+    g.add(src)
+    sink = SlowSink("sink")
+    g.add(sink, inputs=[src], capacity=64)
+    # A batch is well under the fifth of the share between the soft and the hard limit,
+    # so holding back at the soft limit keeps the hard one from ever being hit.
+    max_memory = 6 * batch_bytes(64)
+    with trio.fail_after(100_000):
+        stats = await run_graph(g, max_memory=max_memory)
+    assert sink.rows == 3000
+    assert min(src.sizes) < 256  # it shrank under pressure
+    assert sink.peak <= max_memory  # and never went past the hard limit
+    assert stats.max_memory == max_memory
+    assert stats.memory_in_use == 0
+
+
+async def test_hard_limit_fails_naming_the_actor_and_the_figures() -> None:
+    g = Graph()
+    g.add(Counter("src", limit=100, sizer=BatchSizer.fixed(100)))
+    g.add(SlowSink("sink"), inputs=[g["src"]])
+    limit = batch_bytes(100) - 1
+    message = (
+        f"actor 'src' failed: MemoryLimitExceeded: actor 'sink': buffering {limit + 1} more "
+        f"bytes would exceed max_memory (0 of {limit} bytes in use)"
+    )
+    with pytest.raises(ActorFailed, match=f"^{re.escape(message)}$"):
+        await run_graph(g, max_memory=limit)
+
+
+async def test_hard_limit_error_is_the_cause() -> None:
+    g = Graph()
+    g.add(Counter("src", limit=100, sizer=BatchSizer.fixed(100)))
+    g.add(SlowSink("sink"), inputs=[g["src"]])
+    limit = batch_bytes(100) - 1
+    with pytest.raises(ActorFailed) as info:
+        await run_graph(g, max_memory=limit)
+    cause = info.value.__cause__
+    assert isinstance(cause, MemoryLimitExceeded)
+    assert (cause.actor, cause.requested, cause.in_use, cause.limit) == (
+        "sink",
+        limit + 1,
+        0,
+        limit,
+    )
+    assert info.value.actor == "src"
+
+
+@attrs.define(eq=False)
+class Fanout(Actor):
+    """Emits every batch three times: an actor in the middle does not hold back."""
+
+    def on_batch(self, batch: Batch) -> None:
+        for _ in range(3):
+            self.emit(list(batch.records))
+
+
+def fanout_graph() -> tuple[Graph, SlowSink]:
+    g = Graph()
+    src = g.add(Counter("src", limit=200, sizer=BatchSizer.fixed(40)))
+    fan = g.add(Fanout("fanout"), inputs=[src], capacity=1)
+    sink = SlowSink("sink")
+    g.add(sink, inputs=[fan], capacity=64)
+    return g, sink
+
+
+# Two mailboxes share the budget; the sink's share holds two batches, not three.
+FANOUT_MEMORY = 2 * (2 * batch_bytes(40) + batch_bytes(40) // 2)
+
+
+async def test_fail_policy_past_the_share() -> None:
+    g, _ = fanout_graph()
+    share = FANOUT_MEMORY // 2
+    one = batch_bytes(40)
+    message = (
+        f"actor 'fanout' failed: MemoryLimitExceeded: actor 'sink': buffering {one} more "
+        f"bytes would exceed max_memory ({2 * one} of {share} bytes in use)"
+    )
+    with pytest.raises(ActorFailed, match=f"^{re.escape(message)}$") as info:
+        await run_graph(g, max_memory=FANOUT_MEMORY)
+    assert isinstance(info.value.__cause__, MemoryLimitExceeded)
+
+
+async def test_wait_policy_waits_for_room(autojump_clock: trio.testing.MockClock) -> None:
+    g, sink = fanout_graph()
+    with trio.fail_after(100_000):
+        async with open_supervisor(g, max_memory=FANOUT_MEMORY, memory_policy="wait") as sup:
+            await trio.sleep(0.5)
+            assert sup.stats()["sink"].items_buffered == 2
+    assert sink.rows == 600
+    assert sink.peak <= FANOUT_MEMORY // 2

@@ -1,0 +1,347 @@
+"""The mailbox against a model: a FIFO deque, the tasks blocked on it, and its accounting.
+
+Senders and receivers that block run as trio tasks, so the machine also covers
+a sender parked on a full mailbox being let in by a receive, receivers parked
+on an empty one being handed a message, and either being cancelled.  A variant
+runs the mailbox under a :class:`runtime.MemoryBudget`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import ClassVar, Literal
+
+import attrs
+import pytest
+import trio
+from hypothesis import Phase
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from runtime import Batch, Mailbox, MemoryBudget, MemoryLimitExceeded, Message, Watermark
+from runtime import estimate_nbytes as nbytes_of
+
+from ._trio_machine import TrioPortal, expect_raises, machine_settings, run_machine
+
+CAPACITY = 3
+PADS = (0, 40, 400, 4000)  # bytes of padding per record: messages of very different sizes
+
+
+@attrs.define(eq=False)
+class Sender:
+    """A ``send`` running in a task."""
+
+    port: int
+    message: Message
+    nbytes: int
+    scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
+    done: bool = False  # the model's view
+    failed: bool = False  # the model's view
+    finished: bool = False  # set by the task
+    error: BaseException | None = None  # set by the task
+
+
+@attrs.define(eq=False)
+class Receiver:
+    """A ``receive`` running in a task."""
+
+    scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
+    expected: tuple[int, Message] | None = None  # the model's view
+    got: tuple[int, Message] | None = None  # set by the task
+
+
+def percentile(samples: list[int], q: float) -> int:
+    """Nearest-rank percentile: the reference for the occupancy histogram."""
+    if not samples:
+        return 0
+    ordered = sorted(samples)
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+class MailboxMachine(RuleBasedStateMachine):
+    mailbox: ClassVar[type[Mailbox]] = Mailbox
+    policy: ClassVar[Literal["fail", "wait"] | None] = None
+    max_bytes: ClassVar[int] = 6000
+
+    def __init__(self, portal: TrioPortal) -> None:
+        super().__init__()
+        self.portal = portal
+        self.budget = (
+            None if self.policy is None else MemoryBudget(self.max_bytes, policy=self.policy)
+        )
+        self.box = self.mailbox("box", CAPACITY, budget=self.budget)
+        self.seq = 0
+        # The model.
+        self.buffer: deque[tuple[int, Message, int]] = deque()
+        self.blocked: deque[Sender] = deque()  # parked on a full channel, bytes reserved
+        self.budget_waiter: Sender | None = None  # parked on the budget, nothing reserved
+        self.receivers: deque[Receiver] = deque()
+        self.senders: list[Sender] = []
+        self.all_receivers: list[Receiver] = []
+        self.taken: list[tuple[int, Message]] = []  # everything received, in order
+        self.sent = 0
+        self.samples: list[int] = []
+
+    # ---------------------------------------------------------------- model
+    def _message(self, pad: int, size: int) -> Message:
+        self.seq += 1
+        if size == 0:
+            return Watermark(self.seq)
+        return Batch.from_records([{"seq": self.seq, "pad": "x" * pad} for _ in range(size)])
+
+    @property
+    def reserved(self) -> int:
+        return sum(n for _, _, n in self.buffer) + sum(s.nbytes for s in self.blocked)
+
+    def _budget_verdict(self, nbytes: int) -> str:
+        """'ok', 'fail' (MemoryLimitExceeded) or 'wait' under the budget."""
+        if self.budget is None:
+            return "ok"
+        share = self.max_bytes
+        if self.reserved + nbytes <= share:
+            return "ok"
+        if nbytes > share or self.policy == "fail":
+            return "fail"
+        return "wait"
+
+    def _enter(self, port: int, message: Message, nbytes: int) -> None:
+        """A message enters the channel: straight to a parked receiver, or the buffer."""
+        self.sent += 1
+        if self.receivers:
+            receiver = self.receivers.popleft()
+            receiver.expected = (port, message)
+            self.taken.append((port, message))
+        else:
+            self.buffer.append((port, message, nbytes))
+        self.samples.append(len(self.buffer))
+
+    def _admit(self, sender: Sender) -> None:
+        """``sender`` passed the budget: bytes reserved, then in or parked."""
+        if self.receivers or len(self.buffer) < CAPACITY:
+            sender.done = True
+            self._enter(sender.port, sender.message, sender.nbytes)
+        else:
+            self.blocked.append(sender)
+
+    def _room_made(self) -> None:
+        """Bytes were released: a sender parked on the budget checks again."""
+        waiter = self.budget_waiter
+        if waiter is None:
+            return
+        verdict = self._budget_verdict(waiter.nbytes)
+        if verdict == "ok":
+            self.budget_waiter = None
+            self._admit(waiter)
+
+    def _take(self) -> tuple[int, Message]:
+        port, message, _ = self.buffer.popleft()
+        self.taken.append((port, message))
+        if self.blocked:
+            sender = self.blocked.popleft()
+            sender.done = True
+            self.sent += 1
+            self.buffer.append((sender.port, sender.message, sender.nbytes))
+            self.samples.append(len(self.buffer))
+        self._room_made()
+        return port, message
+
+    # ---------------------------------------------------------------- rules
+    @rule(port=st.integers(0, 2), pad=st.sampled_from(PADS), size=st.integers(0, 3))
+    def send_nowait(self, port: int, pad: int, size: int) -> None:
+        message = self._message(pad, size)
+        nbytes = nbytes_of(message)
+        verdict = self._budget_verdict(nbytes)
+        if verdict == "fail":
+            error = expect_raises(
+                MemoryLimitExceeded, lambda: self.portal.call(lambda: self.box.send_nowait(message))
+            )
+            assert error.actor == "box"
+            assert error.requested == nbytes
+            return
+        if verdict == "wait" or (not self.receivers and len(self.buffer) >= CAPACITY):
+            expect_raises(
+                trio.WouldBlock,
+                lambda: self.portal.call(lambda: self.box.send_nowait(message, port)),
+            )
+            return
+        self.portal.call(lambda: self.box.send_nowait(message, port))
+        self._enter(port, message, nbytes)
+
+    @precondition(lambda self: self.budget_waiter is None and len(self.senders) < 12)
+    @rule(port=st.integers(0, 2), pad=st.sampled_from(PADS), size=st.integers(0, 3))
+    def send(self, port: int, pad: int, size: int) -> None:
+        message = self._message(pad, size)
+        sender = Sender(port, message, nbytes_of(message))
+
+        async def send(task_status: trio.TaskStatus[None]) -> None:
+            with sender.scope:
+                task_status.started()
+                try:
+                    await self.box.send(message, port)
+                except MemoryLimitExceeded as exc:
+                    sender.error = exc
+                else:
+                    sender.finished = True
+
+        self.portal.start(send)
+        self.senders.append(sender)
+        verdict = self._budget_verdict(sender.nbytes)
+        if verdict == "fail":
+            sender.failed = True
+        elif verdict == "wait":
+            self.budget_waiter = sender
+        else:
+            self._admit(sender)
+
+    @rule()
+    def receive_nowait(self) -> None:
+        if not self.buffer:
+            expect_raises(trio.WouldBlock, lambda: self.portal.call(self.box.receive_nowait))
+            return
+        got = self.portal.call(self.box.receive_nowait)
+        expected = self._take()
+        assert got[0] == expected[0]
+        assert got[1] is expected[1]
+
+    @precondition(lambda self: len(self.all_receivers) < 12)
+    @rule()
+    def receive(self) -> None:
+        receiver = Receiver()
+
+        async def receive(task_status: trio.TaskStatus[None]) -> None:
+            with receiver.scope:
+                task_status.started()
+                receiver.got = await self.box.receive()
+
+        self.portal.start(receive)
+        self.all_receivers.append(receiver)
+        if self.buffer:
+            receiver.expected = self._take()
+        else:
+            self.receivers.append(receiver)
+
+    @precondition(lambda self: bool(self.blocked) or self.budget_waiter is not None)
+    @rule(data=st.data())
+    def cancel_sender(self, data: st.DataObject) -> None:
+        parked = list(self.blocked)
+        if self.budget_waiter is not None:
+            parked.append(self.budget_waiter)
+        sender = data.draw(st.sampled_from(parked))
+        self.portal.call(sender.scope.cancel)
+        if sender is self.budget_waiter:
+            self.budget_waiter = None
+        else:
+            self.blocked.remove(sender)
+            self._room_made()
+
+    @precondition(lambda self: bool(self.receivers))
+    @rule(data=st.data())
+    def cancel_receiver(self, data: st.DataObject) -> None:
+        receiver = data.draw(st.sampled_from(list(self.receivers)))
+        self.portal.call(receiver.scope.cancel)
+        self.receivers.remove(receiver)
+
+    # ----------------------------------------------------------- invariants
+    @invariant()
+    def accounting_agrees(self) -> None:
+        box = self.box
+        stats = self.portal.call(box.stats)
+        assert stats.capacity == CAPACITY
+        assert 0 <= stats.items_buffered == len(self.buffer) <= CAPACITY
+        assert 0 <= stats.estimated_memory == self.reserved
+        assert stats.sent == self.sent
+        assert stats.received == len(self.taken)
+        assert 0 <= stats.received <= stats.sent
+        assert stats.high_water == max(self.samples, default=0)
+        assert stats.occupancy_p50 == percentile(self.samples, 0.5)
+        assert stats.occupancy_p99 == percentile(self.samples, 0.99)
+        if self.budget is not None:
+            assert self.budget.in_use == self.reserved
+            assert self.reserved <= self.budget.share
+            assert self.budget.under_pressure == (
+                self.reserved > self.budget.share * self.budget.soft_fraction
+            )
+
+    @invariant()
+    def tasks_agree(self) -> None:
+        def outcomes() -> list[tuple[bool, BaseException | None]]:
+            return [(sender.finished, sender.error) for sender in self.senders]
+
+        for sender, (finished, error) in zip(self.senders, self.portal.call(outcomes), strict=True):
+            assert finished == sender.done
+            assert isinstance(error, MemoryLimitExceeded) == sender.failed
+        for receiver in self.all_receivers:
+            if receiver.expected is None:
+                assert receiver.got is None
+            else:
+                assert receiver.got is not None
+                assert receiver.got[0] == receiver.expected[0]
+                assert receiver.got[1] is receiver.expected[1]
+
+    @invariant()
+    def fifo_nothing_lost_or_duplicated(self) -> None:
+        # Everything taken (by tasks or receive_nowait) was taken once.
+        ids = [id(m) for _, m in self.taken]
+        assert len(ids) == len(set(ids))
+        # Per port, messages come out in the order they went in.
+        for port in range(3):
+            seqs = [self._seq(m) for p, m in self.taken if p == port]
+            assert seqs == sorted(seqs)
+
+    @staticmethod
+    def _seq(message: Message) -> int:
+        if isinstance(message, Watermark):
+            return message.ts
+        assert isinstance(message, Batch)
+        seq: int = message.records[0]["seq"]
+        return seq
+
+    def teardown(self) -> None:
+        def cancel() -> None:
+            for sender in self.senders:
+                sender.scope.cancel()
+            for receiver in self.all_receivers:
+                receiver.scope.cancel()
+
+        self.portal.call(cancel)
+
+
+class BudgetWaitMachine(MailboxMachine):
+    policy = "wait"
+
+
+class BudgetFailMachine(MailboxMachine):
+    policy = "fail"
+
+
+class LossyMailbox(Mailbox):
+    """Broken on purpose: every fourth ``send_nowait`` is counted but never buffered."""
+
+    def send_nowait(self, message: Message, port: int = 0) -> None:
+        if self.sent % 4 == 3:
+            self._sent()
+            return
+        super().send_nowait(message, port)
+
+
+class LossyMailboxMachine(MailboxMachine):
+    mailbox = LossyMailbox
+
+
+def test_mailbox_machine() -> None:
+    run_machine(MailboxMachine, settings=machine_settings(steps=40))
+
+
+def test_mailbox_machine_with_waiting_budget() -> None:
+    run_machine(BudgetWaitMachine, settings=machine_settings(share=0.6, steps=40))
+
+
+def test_mailbox_machine_with_failing_budget() -> None:
+    run_machine(BudgetFailMachine, settings=machine_settings(share=0.4, steps=40))
+
+
+def test_mailbox_machine_catches_a_lossy_mailbox() -> None:
+    settings = machine_settings(steps=40, phases=[Phase.generate], database=None)
+    with pytest.raises(AssertionError):
+        run_machine(LossyMailboxMachine, settings=settings)
