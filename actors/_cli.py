@@ -23,6 +23,7 @@ import click
 import trio
 from rich import box
 from rich.console import Console
+from rich.syntax import Syntax
 from rich.table import Table
 
 from runtime import GraphStats, PartitaError, Supervisor
@@ -432,10 +433,15 @@ def run(
     policy, error_path = on_error
     if error_path is not None:
         if dead_letter_path is not None and dead_letter_path != error_path:
-            _fail("--on-error dead-letter:PATH and --dead-letter PATH name different files", 2)
+            _fail(
+                "--on-error dead-letter:PATH and --dead-letter PATH name different files",
+                EXIT_USAGE,
+            )
         dead_letter_path = error_path
     if late == "dead-letter" and dead_letter_path is None:
-        _fail("--late dead-letter needs a file: --dead-letter PATH (or dead-letter:PATH)", 2)
+        _fail(
+            "--late dead-letter needs a file: --dead-letter PATH (or dead-letter:PATH)", EXIT_USAGE
+        )
     compiled = _compile(
         query,
         allowed_lateness_ms=allowed_lateness,
@@ -524,7 +530,20 @@ def explain(query: str, event_time: str | None, allowed_lateness: int) -> None:
 
     _compile(query, event_time=event_time, allowed_lateness_ms=allowed_lateness)
     text = sql.explain(query, event_time=event_time, allowed_lateness_ms=allowed_lateness)
-    click.echo(text.rstrip("\n"))
+    if not sys.stdout.isatty():
+        click.echo(text.rstrip("\n"))
+        return
+    # In a terminal: the generated Python highlighted.
+    out = Console()
+    head, marker, code = text.partition("-- generated code")
+    out.print(head.rstrip("\n"), markup=False, highlight=False, soft_wrap=True)
+    if marker:
+        title, _, body = code.partition("\n")
+        out.print(marker + title, style="bold", markup=False, highlight=False)
+        code_view = Syntax(
+            body.rstrip("\n"), "python", theme="ansi_dark", background_color="default"
+        )
+        out.print(code_view, soft_wrap=True)
 
 
 def _interval(ms: int) -> str:

@@ -144,10 +144,13 @@ class JsonLinesSource(_FileSource):
     ) -> tuple[list[Record], list[DeadLetter], BadRecord | None]:
         loads = json.loads
         try:
-            records = [loads(line) for line in lines]
-            if all(type(r) is dict for r in records):
+            # Decoding the chunk to str once and the decoder's own ``decode`` per
+            # line is about twice as fast as ``json.loads`` on each bytes line.
+            decode = _DECODER.decode
+            records = [decode(text) for text in b"\n".join(lines).decode("utf-8").split("\n")]
+            if len(records) == len(lines) and all(type(r) is dict for r in records):
                 return records, [], None
-        except ValueError:
+        except ValueError:  # also UnicodeDecodeError: the careful path says which line
             pass
         records = []
         dead: list[DeadLetter] = []
@@ -170,6 +173,9 @@ class JsonLinesSource(_FileSource):
             except BadRecord as failure:
                 return records, dead, failure
         return records, dead, None
+
+
+_DECODER = json.JSONDecoder()
 
 
 def convert_csv_value(text: str) -> Any:

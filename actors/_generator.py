@@ -75,21 +75,20 @@ class TradeSource(RecordSource):
         step = 1.0 if self.rate is None else 1000.0 / self.rate
         disorder = self.disorder_ms
         rand = rng.random
-        randrange = rng.randrange
         start = self._made
         out: list[Record] = []
         append = out.append
         for i in range(start, start + n):
-            s = randrange(nsym)
+            s = int(rand() * nsym)  # randrange costs ~4x as much
             price = prices[s] = max(0.01, prices[s] * (1.0 + (rand() - 0.5) * 0.002))
             ts = _EPOCH_MS + int(i * step)
             if disorder:
-                ts -= randrange(disorder + 1)
+                ts -= int(rand() * (disorder + 1))
             append(
                 {
                     "symbol": names[s],
                     "price": round(price, 2),
-                    "qty": randrange(1, 1000),
+                    "qty": 1 + int(rand() * 999),
                     "side": "buy" if rand() < 0.5 else "sell",
                     "ts": ts,
                 }

@@ -164,24 +164,19 @@ class ProgressDisplay:
         return Group(*parts)
 
 
-def summary_table(stats: GraphStats, *, elapsed: float, rows: int) -> Table:
-    """The final statistics: totals in the title, then one line per actor.
+def summary_table(stats: GraphStats, *, elapsed: float, rows: int) -> Group:
+    """The final statistics: a line of totals, then a table with one line per actor.
 
     Columns that are zero for every actor (filtered, late, errored, restarts)
     are left out, so the table fits an 80-column terminal.
     """
     read = records_read(stats)
-    table = Table(
-        box=box.SIMPLE_HEAD,
-        padding=(0, 1),
-        title=(
-            f"partita: {stats.state.name.lower()} - {read:,} records in {elapsed:.2f}s "
-            f"({_rate(read / elapsed if elapsed > 0 else 0.0)} records/s), {rows:,} rows out, "
-            f"{stats.rows_late:,} late, {stats.rows_errored:,} errored"
-        ),
-        title_justify="left",
-        header_style="bold",
+    totals = Text(
+        f"partita: {stats.state.name.lower()} - {read:,} records in {elapsed:.2f}s "
+        f"({_rate(read / elapsed if elapsed > 0 else 0.0)} records/s), {rows:,} rows out, "
+        f"{stats.rows_late:,} late, {stats.rows_errored:,} errored"
     )
+    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), header_style="bold")
     actors = stats.actors
     optional: dict[str, Callable[[ActorStats], int]] = {
         "filtered": lambda a: a.rows_filtered,
@@ -207,4 +202,4 @@ def summary_table(stats: GraphStats, *, elapsed: float, rows: int) -> Table:
             f"{actor.occupancy_p50}/{actor.occupancy_p99}/{actor.high_water}",
         ]
         table.add_row(*cells)
-    return table
+    return Group(totals, table)

@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             _child(
                 "_memory",
                 f"--records={args.memory_records}",
-                f"--partitions={max(args.partitions)}",
+                f"--partitions={max(args.partitions, default=4)}",
                 f"--seed={args.seed}",
             )
         )

@@ -69,6 +69,12 @@ class RoutingStage(Protocol):
         """Split ``batch``; records of one key always go to one partition."""
         ...
 
+    def on_idle(self, idle_ms: int) -> int | None:
+        """The source was idle for ``idle_ms`` of wall-clock time: advance the
+        watermark by it and return the new one (``None``: nothing to advance), so
+        windows still close on an idle stream."""
+        ...
+
     def counts(self) -> ProgramCounts: ...
 
 

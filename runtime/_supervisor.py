@@ -188,7 +188,11 @@ class Supervisor:
 
     def _may_restart(self, actor: Actor, exc: Exception) -> bool:
         policy = self.restart
-        if policy is None or self._cancelled or self._failure is not None:
+        if self._cancelled:
+            # The graph is being cancelled on purpose: a crash racing that ends
+            # with it, CANCELLED, instead of turning the cancel into a failure.
+            return False
+        if policy is None or self._failure is not None:
             self._fail_graph(ActorFailed(actor.name, exc, getattr(exc, "offset", None)), exc)
             return False
         now = trio.current_time()

@@ -31,6 +31,8 @@ from ._expr import Code, ExprCompiler
 from ._functions import HELPERS
 from ._hashing import partition_of, partitions_of
 from ._plan import AggregateCall, LogicalPlan
+from ._route_codegen import gen_route, gen_route_fast
+from ._source import SourceLines as _Lines
 
 __all__ = ["GeneratedCode", "generate"]
 
@@ -48,15 +50,6 @@ class GeneratedCode:
     source: str
     filename: str
     functions: dict[str, Callable[..., Any]]
-
-
-@attrs.define
-class _Lines:
-    lines: list[str] = attrs.Factory(list)
-
-    def add(self, indent: int, *texts: str) -> None:
-        for text in texts:
-            self.lines.append("    " * indent + text if text else "")
 
 
 def _slots(aggs: tuple[AggregateCall, ...]) -> list[tuple[int, ...]]:
@@ -464,166 +457,6 @@ class _Generator:
         else:
             out.add(indent, "append(rw)")
 
-    def _route_body(self, body: _Lines, partitions_by_key: bool, per_record_wm: bool) -> None:
-        """The per-record routing step (``r``, ``i`` and for windows ``t`` are bound).
-
-        Order: event time -> exact watermark -> WHERE (a filtered record goes to a
-        partition, which counts it, without a lateness check or key) -> lateness ->
-        partition of the key.  Per-record watermarks are the watermark before the record.
-        """
-        window = self.plan.window
-        plan = self.plan
-        skip_late = window is not None and window.kind != "session" and not self.late_update
-        target = "p" if partitions_by_key else None
-        if window is not None:
-            if per_record_wm:
-                body.add(0, "wm = mx - lateness")
-            if skip_late:
-                assert window is not None
-                size, slide = window.size_ms, window.slide_ms
-                body.add(0, "if t > mx:", "    mx = t")
-                body.add(1, f"w = mx - lateness - {size!r}", f"cut = w - w % {slide!r} + {slide!r}")
-            else:
-                body.add(0, "if t > mx: mx = t")
-        if plan.where is not None and (partitions_by_key or skip_late):
-            cond = self.record_expr().cond(plan.where)
-            body.add(0, f"if not {cond}:")
-            if partitions_by_key:
-                body.add(1, "radds[0](r)", "adds[0](i)")
-                if per_record_wm:
-                    body.add(1, "wadds[0](wm)")
-            elif per_record_wm:
-                body.add(1, "wadd(wm)")
-            body.add(1, "continue")
-        if skip_late:
-            body.add(0, "if t < cut:", "    late.append((i, t, mx - lateness))")
-            if not partitions_by_key:
-                body.add(1, "skip.append(i)")
-            body.add(1, "continue")
-        if target:
-            body.add(0, self.key_line(), "p = pget(k)")
-            body.add(0, "if p is None: p = _partition_of(pcache, k, nparts)")
-            body.add(0, "radds[p](r)", "adds[p](i)")
-            if per_record_wm:
-                body.add(0, "wadds[p](wm)")
-        elif per_record_wm:
-            body.add(0, "wadd(wm)")
-
-    def _route_prologue(self, out: _Lines, partitions_by_key: bool, per_record_wm: bool) -> None:
-        window = self.plan.window
-        if partitions_by_key:
-            out.add(1, "recs = [[] for _ in range(nparts)]", "radds = [x.append for x in recs]")
-            out.add(1, "idx = [[] for _ in range(nparts)]", "adds = [x.append for x in idx]")
-            out.add(1, "pcache = stage._partition_cache", "pget = pcache.get")
-            if per_record_wm:
-                out.add(1, "wl = [[] for _ in range(nparts)]", "wadds = [x.append for x in wl]")
-        else:
-            out.add(1, "skip = []")
-            if per_record_wm:
-                out.add(1, "wl = []", "wadd = wl.append")
-        if window is not None:
-            out.add(1, "late = stage._late_indices")
-            out.add(1, "mx = stage._max_ts", "lateness = stage._lateness")
-            if window.kind != "session" and not self.late_update:
-                size, slide = window.size_ms, window.slide_ms
-                out.add(1, f"w = mx - lateness - {size!r}", f"cut = w - w % {slide!r} + {slide!r}")
-
-    def _route_epilogue(self, out: _Lines, partitions_by_key: bool, per_record_wm: bool) -> None:
-        if self.plan.window is not None:
-            out.add(1, "stage._max_ts = mx")
-        wl = "wl" if per_record_wm else "None"
-        if partitions_by_key:
-            out.add(1, f"return recs, idx, {wl}", "")
-        else:
-            out.add(1, f"return skip, {wl}", "")
-
-    def gen_route(
-        self, out: _Lines, name: str, partitions_by_key: bool, per_record_wm: bool
-    ) -> None:
-        """The router's careful loop (per-record error handling).
-
-        ``route(stage, records, offsets, nparts)`` returns per-partition lists of records,
-        of their indexes in the batch, and of their exact watermarks (or ``None``).
-        ``route1`` (one target partition) returns the indexes it skipped (late or failed)
-        and the watermarks of the records it kept (or ``None``).
-        """
-        window = self.plan.window
-        out.add(0, f"def {name}(stage, records, offsets, nparts):")
-        out.add(1, "n = len(records)", "i = 0")
-        self._route_prologue(out, partitions_by_key, per_record_wm)
-        out.add(1, "while i < n:")
-        out.add(2, "try:")
-        out.add(3, "for i in range(i, n):")
-        out.add(4, "r = records[i]")
-        body = _Lines()
-        if window is not None:
-            body.add(0, f"t = r[{window.time_column!r}]")
-            body.add(0, "if t.__class__ is not int: t = _to_ms(t)")
-        self._route_body(body, partitions_by_key, per_record_wm)
-        for line in body.lines or ["pass"]:
-            out.add(4, line)
-        out.add(3, "i = n")
-        out.add(2, "except Exception as exc:")
-        if not partitions_by_key:
-            out.add(3, "skip.append(i)")
-        out.add(3, "stage._bad(exc, records[i], offsets, i)", "i += 1")
-        self._route_epilogue(out, partitions_by_key, per_record_wm)
-
-    def gen_route_fast(
-        self, out: _Lines, name: str, careful: str, partitions_by_key: bool, per_record_wm: bool
-    ) -> None:
-        """The router's fast path: event times and keys by list comprehensions.
-
-        Falls back to the ``careful`` loop (same results, per-record error handling) when
-        any record lacks its event time or key, an event time is not an ``int``, or the
-        query has a WHERE clause (filtered records must not need a key).
-        """
-        window = self.plan.window
-        out.add(0, f"def {name}(stage, records, offsets, nparts):")
-        fallback = f"return {careful}(stage, records, offsets, nparts)"
-        if self.plan.where is not None:
-            out.add(1, fallback, "")
-            return
-        if window is not None:
-            out.add(1, "try:", f"    tss = [r[{window.time_column!r}] for r in records]")
-            out.add(1, "except Exception:", f"    {fallback}")
-            out.add(1, "if tss and set(map(type, tss)) != _INT_ONLY:", f"    {fallback}")
-        if partitions_by_key:
-            keys = self.plan.group_keys
-            rec = self.record_expr()
-            key = (
-                rec.value(keys[0]).src
-                if len(keys) == 1
-                else "(" + ", ".join(rec.value(k).src for k in keys) + ")"
-            )
-            out.add(1, "try:", f"    ks = [{key} for r in records]")
-            out.add(1, "except Exception:", f"    {fallback}")
-            out.add(1, "ps = list(map(stage._partition_cache.get, ks))")
-            out.add(1, "if None in ps:", "    ps = _partitions_of(stage._partition_cache, ks, nparts)")
-        self._route_prologue(out, partitions_by_key, per_record_wm)
-        body = _Lines(self._fast_body(partitions_by_key, per_record_wm))
-        if window is not None and partitions_by_key:
-            out.add(1, "for i, t, p, r in zip(range(len(records)), tss, ps, records):")
-        elif window is not None:
-            out.add(1, "for i, t in enumerate(tss):")
-        else:
-            out.add(1, "for i, p, r in zip(range(len(records)), ps, records):")
-        for line in body.lines or ["pass"]:
-            out.add(2, line)
-        self._route_epilogue(out, partitions_by_key, per_record_wm)
-
-    def _fast_body(self, partitions_by_key: bool, per_record_wm: bool) -> list[str]:
-        """The fast loop's step: like the careful one, but ``p`` is already known."""
-        body = _Lines()
-        self._route_body(body, False, per_record_wm and not partitions_by_key)
-        lines = body.lines
-        if partitions_by_key:
-            lines = [line for line in lines if line.strip() != "skip.append(i)"]
-            lines += ["radds[p](r)", "adds[p](i)"]
-            if per_record_wm:
-                lines = ["wm = mx - lateness", *lines, "wadds[p](wm)"]
-        return lines
-
 
 def generate(plan: LogicalPlan, sql: str, *, late_update: bool) -> GeneratedCode:
     """Generate, compile and load the module of ``plan``.
@@ -641,11 +474,11 @@ def generate(plan: LogicalPlan, sql: str, *, late_update: bool) -> GeneratedCode
     per_record_wm = window is not None and (window.kind != "tumble" or late_update)
     if plan.aggregated:
         if plan.group_keys:
-            gen.gen_route(body, "route_careful", True, per_record_wm)
-            gen.gen_route_fast(body, "route", "route_careful", True, per_record_wm)
+            gen_route(gen, body, "route_careful", True, per_record_wm)
+            gen_route_fast(gen, body, "route", "route_careful", True, per_record_wm)
         if window is not None:
-            gen.gen_route(body, "route1_careful", False, per_record_wm)
-            gen.gen_route_fast(body, "route1", "route1_careful", False, per_record_wm)
+            gen_route(gen, body, "route1_careful", False, per_record_wm)
+            gen_route_fast(gen, body, "route1", "route1_careful", False, per_record_wm)
     number = next(_COUNTER)
     filename = f"<partita-sql:program#{number}>"
     header = [f"# generated by partita.sql for query #{number}; do not edit"]

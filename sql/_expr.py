@@ -196,10 +196,7 @@ class ExprCompiler:
         if isinstance(node, exp.In):
             return self._in(node)
         if isinstance(node, exp.Between):
-            return self._strict(
-                [node.this, node.args["low"], node.args["high"]],
-                lambda n: f"{n[1]} <= {n[0]} <= {n[2]}",
-            )
+            return self._between(node)
         if isinstance(node, exp.Like | exp.ILike):
             return self._negate(node, self._like(node.this, node.expression, None))
         if isinstance(node, exp.Escape) and isinstance(node.this, exp.Like | exp.ILike):
@@ -259,6 +256,14 @@ class ExprCompiler:
             return code
         t = self.temp()
         return Code(f"(None if ({t} := {code.src}) is None else not {t})")
+
+    def _between(self, node: exp.Expr) -> Code:
+        """``x BETWEEN lo AND hi`` is ``x >= lo AND x <= hi``, three-valued."""
+        low, high = self.value(node.args["low"]), self.value(node.args["high"])
+        if low.nonnull and high.nonnull:
+            return self._strict([node.this], lambda n: f"{low.src} <= {n[0]} <= {high.src}")
+        x = self.value(node.this)
+        return Code(f"_between3({x.src}, {low.src}, {high.src})")
 
     def _like(self, value: exp.Expr, pattern: exp.Expr, escape: str | None) -> Code:
         if isinstance(pattern, exp.Literal) and pattern.is_string:

@@ -55,6 +55,13 @@ def sql_or(a: Any, b: Any) -> bool | None:
     return False
 
 
+def sql_between(value: Any, low: Any, high: Any) -> bool | None:
+    """``value BETWEEN low AND high`` as ``value >= low AND value <= high`` (any may be NULL)."""
+    ge = None if value is None or low is None else value >= low
+    le = None if value is None or high is None else value <= high
+    return sql_and(ge, le)
+
+
 def sql_in(value: Any, items: tuple[Any, ...]) -> bool | None:
     """``value IN (items)``: TRUE if found, NULL if not found but a NULL is listed."""
     found = False
@@ -253,6 +260,7 @@ HELPERS: dict[str, Any] = {
     "_and3": sql_and,
     "_or3": sql_or,
     "_in3": sql_in,
+    "_between3": sql_between,
     "_str": sql_str,
     "_concat": sql_concat,
     "_like_regex": like_regex,

@@ -45,6 +45,7 @@ class SqlProgram:
     _seq: int = 0
     _wm: int | None = None
     _saw_batch: bool = False
+    _pending: list[Record] = attrs.Factory(list)
     _rows_in: int = 0
     _rows_out: int = 0
     _filtered: int = 0
@@ -72,6 +73,9 @@ class SqlProgram:
         rows: list[Record] = self._functions["process"](
             self, batch.records, batch.offsets, batch.watermarks
         )
+        if self._pending:  # rows of windows the slow paths closed mid-batch come first
+            rows = self._pending + rows
+            self._pending = []
         self._rows_out += len(rows)
         return rows
 
@@ -138,8 +142,10 @@ class SqlProgram:
         count: bool,
     ) -> list[Record]:
         """A record for the closed window at ``ws``: update its retained state, re-emit."""
-        rows = self._close_until(wm)
+        # closing first, into _pending: those rows stand even if this record then fails
+        self._pending += self._close_until(wm)
         self._evict(wm)
+        rows: list[Record] = []
         window = self._plan.window
         assert window is not None
         # retention is decided by event time alone, so every partition agrees
@@ -170,7 +176,7 @@ class SqlProgram:
         rows: list[Record] = []
         sessions = self._sessions.get(key)
         if sessions and any(s[1] <= wm for s in sessions):
-            self._close_key(key, wm, rows)
+            self._close_key(key, wm, self._pending)
             sessions = self._sessions.get(key)
         end = t + gap
         hits = [s for s in sessions or () if s[0] <= end and t <= s[1]]

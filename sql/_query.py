@@ -7,7 +7,6 @@ from typing import Any, Literal
 import attrs
 
 from ._compiler import GeneratedCode, generate
-from ._errors import SqlError
 from ._plan import LogicalPlan, plan_query
 from ._program import SqlProgram
 from ._query_config import LatePolicy, QueryOptions, WatermarkStrategy
@@ -171,6 +170,3 @@ def explain(sql: str, **options: Any) -> str:
         -- logical plan
     """
     return compile_query(sql, **options).explain()
-
-
-_ = SqlError  # re-exported for docs that read this module

@@ -24,12 +24,40 @@ RouteMode = Literal["round-robin", "first", "per-record"]
 _NOTHING_SEEN = -(2**63)
 
 
+class _PartitionIndex(Sequence[int]):
+    """Batch indexes of partition ``p``'s records, worked out from ``ps`` on first use."""
+
+    __slots__ = ("_index", "_late", "_p", "_ps")
+
+    def __init__(self, ps: list[int], p: int, late: set[int]) -> None:
+        self._ps, self._p, self._late = ps, p, late
+        self._index: list[int] | None = None
+
+    def _get(self) -> list[int]:
+        if self._index is None:
+            p, late = self._p, self._late
+            self._index = [i for i, q in enumerate(self._ps) if q == p and i not in late]
+        return self._index
+
+    def __len__(self) -> int:
+        return len(self._get())
+
+    @overload
+    def __getitem__(self, i: int) -> int: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[int]: ...
+
+    def __getitem__(self, i: int | slice) -> int | Sequence[int]:
+        return self._get()[i]
+
+
 class _Remapped(Sequence[int]):
     """The source offsets of a routed sub-batch, looked up only when needed (errors)."""
 
     __slots__ = ("_base", "_index")
 
-    def __init__(self, base: Sequence[int], index: list[int]) -> None:
+    def __init__(self, base: Sequence[int], index: Sequence[int]) -> None:
         self._base = base
         self._index = index
 
@@ -157,10 +185,14 @@ class SqlRoutingStage:
         errored_before = self._policy.errored
         dead_before = len(self._policy.dead)
         if self._keyed:
-            recs, idx, wms = self._route(self, records, offsets, self._partitions)
+            recs, idx, wms, ps = self._route(self, records, offsets, self._partitions)
+            late_now = {i for i, _, _ in self._late_indices} if idx is None else set()
             for p, part in enumerate(recs):
                 if part:
-                    parts[p] = Batch(part, _Remapped(offsets, idx[p]), wms[p] if wms else None)
+                    index: list[int] | _PartitionIndex = (
+                        idx[p] if idx is not None else _PartitionIndex(ps, p, late_now)
+                    )
+                    parts[p] = Batch(part, _Remapped(offsets, index), wms[p] if wms else None)
         else:
             skip, wl = self._route(self, records, offsets, 1)
             if skip:

@@ -332,3 +332,23 @@ def test_ctrl_c_drains_and_exits_130() -> None:
     assert proc.returncode == 130, err
     assert "partita: interrupted" in err
     assert "window rows" in out  # the summary of what was drained
+
+
+def test_forced_progress_prints_the_summary_table(trades: Path) -> None:
+    done = partita(
+        "run",
+        "--sql",
+        "SELECT symbol, COUNT(*) AS n FROM trades WHERE qty > 5 GROUP BY symbol",
+        "--input",
+        str(trades),
+        "--partitions",
+        "2",
+        "--progress",
+    )
+    assert done.returncode == 0, done.stderr
+    assert len(rows_of(done.stdout)) == 2
+    summary = done.stderr
+    assert "partita: completed - 6 records" in summary
+    for actor in ("source", "router", "partition-0", "partition-1", "merge", "sink"):
+        assert actor in summary
+    assert "filtered" in summary  # shown because one record was filtered out

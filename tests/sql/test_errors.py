@@ -197,3 +197,19 @@ def test_bad_event_time_is_a_routing_error() -> None:
     assert all(d.stage == "sql-route" for d in result.dead_letters)
     assert result.counts.errored == 3
     assert result.counts.rows_in == 4
+
+
+@pytest.mark.parametrize("partitions", [1, 2, 4])
+def test_partition_error_offset_skips_late_records(partitions: int) -> None:
+    rows: list[dict[str, Any]] = [{"k": f"k{i % 3}", "ts": 100 * i, "x": 1} for i in range(30)]
+    rows[20] = {"k": "k2", "ts": 5, "x": 1}  # late
+    rows[25] = {"k": "k1", "ts": 2500, "x": "bad"}
+    with pytest.raises(BadRecord) as info:
+        run_query(
+            "SELECT k, SUM(x) AS s FROM t GROUP BY k, TUMBLE(ts, 1000)",
+            rows,
+            partitions=partitions,
+            batch_size=30,
+            on_error="fail",
+        )
+    assert info.value.offset == 25

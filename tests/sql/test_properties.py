@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from runtime import BadRecord, Batch
@@ -41,6 +41,7 @@ from tests.sql._reference import (
     normalize,
     normalize_row,
     record_strategy,
+    run_reference,
     run_sql,
     streams,
 )
@@ -151,7 +152,7 @@ def test_result_independent_of_partitions_and_batch_size(
     _check_independent(sql_text, records, lateness, partitions, batch_size)
 
 
-@pytest.mark.parametrize("sql_text", [q for q in ALL_SQL if " WHERE " not in q])
+@pytest.mark.parametrize("sql_text", ALL_SQL)
 @given(
     records=streams_with_bad_records(any_field=True),
     lateness=LATENESS,
@@ -161,18 +162,10 @@ def test_result_independent_of_partitions_and_batch_size(
 def test_missing_fields_fate_independent_of_partitions_and_batch_size(
     sql_text: str, records: list[Record], lateness: int, partitions: int, batch_size: int
 ) -> None:
-    """Records missing any field.  Queries with WHERE: see the xfail test below."""
+    """Records missing any field: whether WHERE or the key fails first, the same everywhere."""
     _check_independent(sql_text, records, lateness, partitions, batch_size)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="sql bug: SELECT g, COUNT(*) AS n FROM events WHERE x > 0 GROUP BY g with record "
-    "{'x': 0}: partitions=1 counts it filtered; partitions=2 counts it errored (the routing "
-    "stage hashes the missing key 'g' before WHERE runs): a record's fate depends on the "
-    "partition count",
-)
 @pytest.mark.parametrize(
     "sql_text",
     [
@@ -444,13 +437,6 @@ def test_keyed_routing_sends_each_key_to_one_partition(
                 assert owner.setdefault(key, index) == index, f"key {key} on two partitions"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="sql bug: late='update' (retention_ms=10**9), TUMBLE 1s by k, records a@0, a@1500, "
-    "then b@500 (late): partitions=1 re-emits (b, [0,1000), n=1); with more partitions b's "
-    "partition holds no window [0,1000) and drops b as 'closed and no longer retained'",
-)
 def test_late_update_same_result_for_any_partition_count() -> None:
     sql_text = CASES_BY_NAME["tumble-count"].sql
     late_keys = [f"key{i}" for i in range(10)]  # some land away from key "a"'s partition
@@ -474,13 +460,6 @@ print(json.dumps({{r["k"]: i for i, p in enumerate(parts) for r in (p.records if
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="sql bug: keyed routing uses the built-in hash(), randomized per process for str "
-    "(PYTHONHASHSEED): the same key goes to different partitions in different processes, so "
-    "a restarted or second worker routes keys away from their checkpointed partition state",
-)
 def test_key_routing_is_stable_across_processes() -> None:
     """Key -> partition must not change between processes (scale-out, restarts)."""
     script = _ROUTE_SCRIPT.format(sql=CASES_BY_NAME["tumble-count"].sql)
@@ -497,3 +476,39 @@ def test_key_routing_is_stable_across_processes() -> None:
         )
         assignments.append(json.loads(done.stdout))
     assert assignments[0] == assignments[1]
+
+
+TUMBLES = [c for c in NO_HAVING if isinstance(c.ref.window, Tumble)]
+
+
+@pytest.mark.parametrize("case", TUMBLES, ids=lambda c: c.name)
+@given(
+    records=streams(),
+    lateness=LATENESS,
+    partitions=st.integers(1, 5),
+    batch_size=st.integers(1, 50),
+)
+def test_late_update_reemits_each_late_record_into_its_window(
+    case: WindowCase, records: list[Record], lateness: int, partitions: int, batch_size: int
+) -> None:
+    """``late="update"`` (retention longer than the stream): each late record re-emits its
+    window's row, so the last row per window is the window over every record."""
+    got = run_sql(
+        case.sql,
+        records,
+        partitions=partitions,
+        batch_size=batch_size,
+        allowed_lateness_ms=lateness,
+        late="update",
+        retention_ms=10**9,
+    )
+    everything = run_reference(case.ref, records, allowed_lateness_ms=10**9)
+    on_time = expected_for(case.ref, records, lateness)
+    assume(on_time.filtered_and_late == 0)
+    names = [*_key_names(case.ref), "window_start", "window_end"]
+    last: dict[tuple[Any, ...], Record] = {}
+    for row in got.rows:
+        last[normalize_row({n: row[n] for n in names})] = row
+    assert normalize(last.values()) == normalize(everything.final_rows)
+    assert len(got.rows) == len(on_time.final_rows) + on_time.late
+    assert got.counts.late == on_time.late

@@ -301,3 +301,18 @@ def test_keyed_query_sends_one_key_to_one_partition() -> None:
                 seen.setdefault(rec["k"], set()).add(p)
                 assert off >= start
     assert all(len(parts) == 1 for parts in seen.values())
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"x": 11, "g": None}, False),  # (x >= NULL AND x <= 10) = (NULL AND FALSE)
+        ({"x": 5, "g": None}, None),
+        ({"x": None, "g": 1}, None),
+        ({"x": 5, "g": 1}, True),
+    ],
+)
+def test_between_with_null_bounds_is_three_valued(fields: dict[str, Any], expected: Any) -> None:
+    assert one("x BETWEEN g AND 10", **fields) is expected
+    negated = None if expected is None else not expected
+    assert one("x NOT BETWEEN g AND 10", **fields) is negated

@@ -9,8 +9,9 @@ exception into an actor's next batch, lets virtual time pass, and cancels
 gracefully or hard.  Checked at every step: per partition, the sink holds a
 prefix of what was sent (nothing lost in the middle, nothing duplicated, in
 order); pause flags and the graph state follow the model, timers included; a
-paused graph makes no progress.  Checked at the end: a completed run delivered
-every record handed over exactly once and every counter agrees; restarts
+paused graph makes no progress, even when new input arrives.  Checked at the
+end: a completed run delivered every record handed over exactly once and every
+counter agrees; restarts
 follow the policy's intensity (replayed on the log of real crashes), and
 exceeding it failed the graph with ``RestartIntensityExceeded`` caused by the
 injected error; every actor ended; no task outlived the supervisor.
@@ -266,12 +267,15 @@ class SupervisorMachine(RuleBasedStateMachine):
             stats = self.supervisor.stats()
             # Not the source's own counters: a paused source may cut one batch from new
             # input (and hold it); nothing may leave it.
-            boxes = tuple(
+            counters = tuple(
                 (a.name, a.rows_in, a.rows_out, a.batches_in, a.items_buffered)
                 for a in stats.actors
                 if a.name != "source"
             )
-            return (boxes, len(self.sink.rows))
+            inboxes = tuple(
+                (a._inbox.sent, a._inbox.received) for a in self.graph if a._inbox is not None
+            )
+            return (counters, inboxes, len(self.sink.rows))
 
         return self.portal.call(take)
 

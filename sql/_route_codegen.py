@@ -1,0 +1,202 @@
+"""Generate the routing stage's per-batch loops (see :mod:`sql._compiler`).
+
+``route`` (keyed, several partitions) and ``route1`` (one target partition) compute each
+record's event time, the exact watermark, WHERE (a filtered record is passed on to be
+counted by a partition), lateness of aligned windows, and the partition of the key.  Each
+has a fast form (list comprehensions over the batch) that falls back to a careful loop
+with per-record error handling when anything is unusual.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ._source import SourceLines as _Lines
+
+if TYPE_CHECKING:
+    from ._compiler import _Generator
+
+__all__ = ["gen_route", "gen_route_fast"]
+
+
+def _route_body(
+    gen: _Generator, body: _Lines, partitions_by_key: bool, per_record_wm: bool
+) -> None:
+    """The per-record routing step (``r``, ``i`` and for windows ``t`` are bound).
+
+    Order: event time -> exact watermark -> WHERE (a filtered record goes to a
+    partition, which counts it, without a lateness check or key) -> lateness ->
+    partition of the key.  Per-record watermarks are the watermark before the record.
+    """
+    window = gen.plan.window
+    plan = gen.plan
+    skip_late = window is not None and window.kind != "session" and not gen.late_update
+    target = "p" if partitions_by_key else None
+    if window is not None:
+        if per_record_wm:
+            body.add(0, "wm = mx - lateness")
+        if skip_late:
+            assert window is not None
+            size, slide = window.size_ms, window.slide_ms
+            body.add(0, "if t > mx:", "    mx = t")
+            body.add(1, f"w = mx - lateness - {size!r}", f"cut = w - w % {slide!r} + {slide!r}")
+        else:
+            body.add(0, "if t > mx: mx = t")
+    if plan.where is not None and (partitions_by_key or skip_late):
+        cond = gen.record_expr().cond(plan.where)
+        body.add(0, f"if not {cond}:")
+        if partitions_by_key:
+            # still routed by its key when it has one, so a key lives in one partition
+            body.add(1, "try:", f"    {gen.key_line()}", "    p = pget(k)")
+            body.add(2, "if p is None: p = _partition_of(pcache, k, nparts)")
+            body.add(1, "except Exception:", "    p = 0")
+            body.add(1, "radds[p](r)", "adds[p](i)")
+            if per_record_wm:
+                body.add(1, "wadds[p](wm)")
+        elif per_record_wm:
+            body.add(1, "wadd(wm)")
+        body.add(1, "continue")
+    if skip_late:
+        body.add(0, "if t < cut:", "    late.append((i, t, mx - lateness))")
+        if not partitions_by_key:
+            body.add(1, "skip.append(i)")
+        body.add(1, "continue")
+    if target:
+        body.add(0, gen.key_line(), "p = pget(k)")
+        body.add(0, "if p is None: p = _partition_of(pcache, k, nparts)")
+        body.add(0, "radds[p](r)", "adds[p](i)")
+        if per_record_wm:
+            body.add(0, "wadds[p](wm)")
+    elif per_record_wm:
+        body.add(0, "wadd(wm)")
+
+
+def _route_prologue(
+    gen: _Generator, out: _Lines, partitions_by_key: bool, per_record_wm: bool
+) -> None:
+    window = gen.plan.window
+    if partitions_by_key:
+        out.add(1, "recs = [[] for _ in range(nparts)]", "radds = [x.append for x in recs]")
+        out.add(1, "idx = [[] for _ in range(nparts)]", "adds = [x.append for x in idx]")
+        out.add(1, "pcache = stage._partition_cache", "pget = pcache.get")
+        if per_record_wm:
+            out.add(1, "wl = [[] for _ in range(nparts)]", "wadds = [x.append for x in wl]")
+    else:
+        out.add(1, "skip = []")
+        if per_record_wm:
+            out.add(1, "wl = []", "wadd = wl.append")
+    if window is not None:
+        out.add(1, "late = stage._late_indices")
+        out.add(1, "mx = stage._max_ts", "lateness = stage._lateness")
+        if window.kind != "session" and not gen.late_update:
+            size, slide = window.size_ms, window.slide_ms
+            out.add(1, f"w = mx - lateness - {size!r}", f"cut = w - w % {slide!r} + {slide!r}")
+
+
+def _route_epilogue(
+    gen: _Generator, out: _Lines, partitions_by_key: bool, per_record_wm: bool, fast: bool = False
+) -> None:
+    if gen.plan.window is not None:
+        out.add(1, "stage._max_ts = mx")
+    wl = "wl" if per_record_wm else "None"
+    if partitions_by_key and fast:
+        out.add(1, f"return recs, None, {wl}, ps", "")
+    elif partitions_by_key:
+        out.add(1, f"return recs, idx, {wl}, None", "")
+    else:
+        out.add(1, f"return skip, {wl}", "")
+
+
+def gen_route(
+    gen: _Generator, out: _Lines, name: str, partitions_by_key: bool, per_record_wm: bool
+) -> None:
+    """The router's careful loop (per-record error handling).
+
+    ``route(stage, records, offsets, nparts)`` returns per-partition lists of records,
+    of their indexes in the batch, and of their exact watermarks (or ``None``).
+    ``route1`` (one target partition) returns the indexes it skipped (late or failed)
+    and the watermarks of the records it kept (or ``None``).
+    """
+    window = gen.plan.window
+    out.add(0, f"def {name}(stage, records, offsets, nparts):")
+    out.add(1, "n = len(records)", "i = 0")
+    _route_prologue(gen, out, partitions_by_key, per_record_wm)
+    out.add(1, "while i < n:")
+    out.add(2, "try:")
+    out.add(3, "for i in range(i, n):")
+    out.add(4, "r = records[i]")
+    body = _Lines()
+    if window is not None:
+        body.add(0, f"t = r[{window.time_column!r}]")
+        body.add(0, "if t.__class__ is not int: t = _to_ms(t)")
+    _route_body(gen, body, partitions_by_key, per_record_wm)
+    for line in body.lines or ["pass"]:
+        out.add(4, line)
+    out.add(3, "i = n")
+    out.add(2, "except Exception as exc:")
+    if not partitions_by_key:
+        out.add(3, "skip.append(i)")
+    out.add(3, "stage._bad(exc, records[i], offsets, i)", "i += 1")
+    _route_epilogue(gen, out, partitions_by_key, per_record_wm)
+
+
+def gen_route_fast(
+    gen: _Generator,
+    out: _Lines,
+    name: str,
+    careful: str,
+    partitions_by_key: bool,
+    per_record_wm: bool,
+) -> None:
+    """The router's fast path: event times and keys by list comprehensions.
+
+    Falls back to the ``careful`` loop (same results, per-record error handling) when
+    any record lacks its event time or key, an event time is not an ``int``, or the
+    query has a WHERE clause (filtered records must not need a key).
+    """
+    window = gen.plan.window
+    out.add(0, f"def {name}(stage, records, offsets, nparts):")
+    fallback = f"return {careful}(stage, records, offsets, nparts)"
+    if gen.plan.where is not None:
+        out.add(1, fallback, "")
+        return
+    if window is not None:
+        out.add(1, "try:", f"    tss = [r[{window.time_column!r}] for r in records]")
+        out.add(1, "except Exception:", f"    {fallback}")
+        out.add(1, "if tss and set(map(type, tss)) != _INT_ONLY:", f"    {fallback}")
+    if partitions_by_key:
+        keys = gen.plan.group_keys
+        rec = gen.record_expr()
+        key = (
+            rec.value(keys[0]).src
+            if len(keys) == 1
+            else "(" + ", ".join(rec.value(k).src for k in keys) + ")"
+        )
+        out.add(1, "try:", f"    ks = [{key} for r in records]")
+        out.add(1, "except Exception:", f"    {fallback}")
+        out.add(1, "ps = list(map(stage._partition_cache.get, ks))")
+        out.add(1, "if None in ps:", "    ps = _partitions_of(stage._partition_cache, ks, nparts)")
+    _route_prologue(gen, out, partitions_by_key, per_record_wm)
+    body = _Lines(_fast_body(gen, partitions_by_key, per_record_wm))
+    if window is not None and partitions_by_key:
+        out.add(1, "for i, t, p, r in zip(range(len(records)), tss, ps, records):")
+    elif window is not None:
+        out.add(1, "for i, t in enumerate(tss):")
+    else:
+        out.add(1, "for i, p, r in zip(range(len(records)), ps, records):")
+    for line in body.lines or ["pass"]:
+        out.add(2, line)
+    _route_epilogue(gen, out, partitions_by_key, per_record_wm, fast=True)
+
+
+def _fast_body(gen: _Generator, partitions_by_key: bool, per_record_wm: bool) -> list[str]:
+    """The fast loop's step: like the careful one, but ``p`` is already known."""
+    body = _Lines()
+    _route_body(gen, body, False, per_record_wm and not partitions_by_key)
+    lines = body.lines
+    if partitions_by_key:
+        lines = [line for line in lines if line.strip() != "skip.append(i)"]
+        lines += ["radds[p](r)"]  # indexes are recovered from ``ps`` only if needed
+        if per_record_wm:
+            lines = ["wm = mx - lateness", *lines, "wadds[p](wm)"]
+    return lines
