@@ -198,12 +198,14 @@ class ExprCompiler:
         if isinstance(node, exp.Between):
             return self._between(node)
         if isinstance(node, exp.Like | exp.ILike):
-            return self._negate(node, self._like(node.this, node.expression, None))
+            ci = isinstance(node, exp.ILike)
+            return self._negate(node, self._like(node.this, node.expression, None, ci))
         if isinstance(node, exp.Escape) and isinstance(node.this, exp.Like | exp.ILike):
             esc = node.expression
             if not (isinstance(esc, exp.Literal) and esc.is_string and len(str(esc.this)) == 1):
                 raise self.error(esc, "ESCAPE takes a one-character string")
-            like = self._like(node.this.this, node.this.expression, str(esc.this))
+            ci = isinstance(node.this, exp.ILike)
+            like = self._like(node.this.this, node.this.expression, str(esc.this), ci)
             return self._negate(node.this, like)
         if isinstance(node, exp.DPipe):
             return self._strict(
@@ -265,12 +267,18 @@ class ExprCompiler:
         x = self.value(node.this)
         return Code(f"_between3({x.src}, {low.src}, {high.src})")
 
-    def _like(self, value: exp.Expr, pattern: exp.Expr, escape: str | None) -> Code:
+    def _like(
+        self, value: exp.Expr, pattern: exp.Expr, escape: str | None, ignore_case: bool
+    ) -> Code:
         if isinstance(pattern, exp.Literal) and pattern.is_string:
             name = f"_like{len(self.prelude)}"
-            self.prelude.append(f"{name} = _like_regex({str(pattern.this)!r}, {escape!r})")
+            self.prelude.append(
+                f"{name} = _like_regex({str(pattern.this)!r}, {escape!r}, {ignore_case!r})"
+            )
             return self._strict([value], lambda n: f"{name}.fullmatch(_str({n[0]})) is not None")
-        return self._strict([value, pattern], lambda n: f"_like({n[0]}, {n[1]}, {escape!r})")
+        return self._strict(
+            [value, pattern], lambda n: f"_like({n[0]}, {n[1]}, {escape!r}, {ignore_case!r})"
+        )
 
     def _case(self, node: exp.Case) -> Code:
         subject = node.this

@@ -87,12 +87,18 @@ def sql_concat(*values: Any) -> str:
     return "".join(sql_str(v) for v in values if v is not None)
 
 
-_LIKE_CACHE: dict[tuple[str, str | None], re.Pattern[str]] = {}
+_LIKE_CACHE: dict[tuple[str, str | None, bool], re.Pattern[str]] = {}
 
 
-def like_regex(pattern: str, escape: str | None = None) -> re.Pattern[str]:
-    """Compile a LIKE pattern (``%`` any run, ``_`` one char), ASCII case-insensitive."""
-    key = (pattern, escape)
+def like_regex(
+    pattern: str, escape: str | None = None, ignore_case: bool = False
+) -> re.Pattern[str]:
+    """Compile a LIKE pattern (``%`` any run, ``_`` one char).
+
+    LIKE is case-sensitive, as in standard SQL, Flink and ksqlDB; ILIKE
+    (``ignore_case``) is not.
+    """
+    key = (pattern, escape, ignore_case)
     compiled = _LIKE_CACHE.get(key)
     if compiled is None:
         out: list[str] = []
@@ -106,14 +112,18 @@ def like_regex(pattern: str, escape: str | None = None) -> re.Pattern[str]:
                 out.append(".")
             else:
                 out.append(re.escape(ch))
-        compiled = re.compile("".join(out), re.IGNORECASE | re.ASCII | re.DOTALL)
+        flags = re.DOTALL | (re.IGNORECASE if ignore_case else 0)
+        compiled = re.compile("".join(out), flags)
         _LIKE_CACHE[key] = compiled
     return compiled
 
 
-def sql_like(value: Any, pattern: Any, escape: str | None = None) -> bool:
-    """``value LIKE pattern`` for a pattern known only at run time."""
-    return like_regex(sql_str(pattern), escape).fullmatch(sql_str(value)) is not None
+def sql_like(
+    value: Any, pattern: Any, escape: str | None = None, ignore_case: bool = False
+) -> bool:
+    """``value LIKE pattern`` (or ILIKE) for a pattern known only at run time."""
+    regex = like_regex(sql_str(pattern), escape, ignore_case)
+    return regex.fullmatch(sql_str(value)) is not None
 
 
 def cast_int(value: Any) -> int:

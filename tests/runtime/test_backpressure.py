@@ -16,23 +16,9 @@ from runtime import (
     open_supervisor,
     run_graph,
 )
+from tests.runtime._helpers import Counter, chain
 
 BATCH = 10
-
-
-@attrs.define(eq=False)
-class Endless(Source):
-    """Counts up forever, one fixed-size batch at a time."""
-
-    limit: int = attrs.field(default=10**9, kw_only=True)
-    position: int = attrs.field(init=False, default=0)
-
-    async def produce(self) -> None:
-        while self.position < self.limit:
-            n = min(self.batch_size, self.limit - self.position)
-            records = [{"i": self.position + j} for j in range(n)]
-            self.position += n
-            await self.send_records(records)
 
 
 @attrs.define(eq=False)
@@ -57,8 +43,8 @@ class SlowSink(Sink):
 
 async def test_slow_sink_holds_the_source_back(autojump_clock: trio.testing.MockClock) -> None:
     g = Graph()
-    src = g.add(Endless("src", limit=2000, sizer=BatchSizer.fixed(BATCH)))
-    assert isinstance(src, Endless)
+    src = g.add(Counter("src", limit=2000, sizer=BatchSizer.fixed(BATCH)))
+    assert isinstance(src, Counter)
     mid = g.add(Actor("mid"), inputs=[src], capacity=2)
     capacity = 3
     # In flight at most: the sink's inbox and mid's, the batch mid holds, the one the
@@ -90,9 +76,7 @@ async def test_a_blocked_source_is_at_its_bound_when_the_sink_stalls() -> None:
         async def consume(self, batch: Batch) -> None:
             await release.wait()
 
-    g = Graph()
-    src = g.add(Endless("src", sizer=BatchSizer.fixed(BATCH)))
-    g.add(Stuck("sink"), inputs=[src], capacity=4)
+    g = chain(Counter("src", sizer=BatchSizer.fixed(BATCH)), Stuck("sink"), capacity=4)
     with trio.fail_after(10):
         async with open_supervisor(g) as sup:
             await trio.testing.wait_all_tasks_blocked()

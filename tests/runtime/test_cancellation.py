@@ -15,47 +15,18 @@ from runtime import (
     ConsumerGone,
     Graph,
     Sink,
-    Source,
     open_supervisor,
     run_graph,
 )
+from tests.runtime._helpers import Collect, Counter, chain
 
 S = ActorState
 
 
-@attrs.define(eq=False)
-class Endless(Source):
-    position: int = attrs.field(init=False, default=0)
-
-    async def produce(self) -> None:
-        while True:
-            records = [{"i": self.position + j} for j in range(self.batch_size)]
-            self.position += len(records)
-            await self.send_records(records)
-
-
-@attrs.define(eq=False)
-class Collect(Sink):
-    delay: float = attrs.field(default=1.0, kw_only=True)
-    rows: list[int] = attrs.field(init=False, factory=list)
-    flushed: bool = attrs.field(init=False, default=False)
-
-    async def consume(self, batch: Batch) -> None:
-        await trio.sleep(self.delay)
-        self.rows.extend(r["i"] for r in batch.records)
-
-    async def flush(self) -> None:
-        self.flushed = True
-
-
-def graph(delay: float = 1.0) -> tuple[Graph, Endless, Collect]:
-    g = Graph()
-    src = Endless("src", sizer=BatchSizer.fixed(5))
-    g.add(src)
-    mid = g.add(Actor("mid"), inputs=[src], capacity=2)
+def graph(delay: float = 1.0) -> tuple[Graph, Counter, Collect]:
+    src = Counter("src", sizer=BatchSizer.fixed(5))
     sink = Collect("sink", delay=delay)
-    g.add(sink, inputs=[mid], capacity=2)
-    return g, src, sink
+    return chain(src, Actor("mid"), sink, capacity=2), src, sink
 
 
 async def test_graceful_cancel_drains_and_completes(autojump_clock: trio.testing.MockClock) -> None:
@@ -137,11 +108,8 @@ class Impatient(Sink):
 async def test_consumer_gone_cancels_upstream_quietly_and_promptly(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    g = Graph()
-    src = Endless("src", sizer=BatchSizer.fixed(5))
-    g.add(src)
-    g.add(Actor("mid"), inputs=[src], capacity=2)
-    g.add(Impatient("sink"), inputs=[g["mid"]], capacity=2)
+    src = Counter("src", sizer=BatchSizer.fixed(5))
+    g = chain(src, Actor("mid"), Impatient("sink"), capacity=2)
     start = trio.current_time()
     with trio.fail_after(1):
         stats = await run_graph(g)  # no exception: quiet

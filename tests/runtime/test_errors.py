@@ -25,6 +25,7 @@ from runtime import (
     open_supervisor,
     run_graph,
 )
+from tests.runtime._helpers import chain
 
 S = ActorState
 
@@ -50,11 +51,7 @@ class Strict(Actor):
 
 
 def graph(middle: Actor) -> Graph:
-    g = Graph()
-    src = g.add(Numbers("numbers"))
-    g.add(middle, inputs=[src])
-    g.add(Sink("sink"), inputs=[middle])
-    return g
+    return chain(Numbers("numbers"), middle, Sink("sink"))
 
 
 def test_an_actor_error_reaches_the_caller_of_trio_run() -> None:

@@ -17,26 +17,11 @@ from runtime import (
     MemoryBudget,
     MemoryLimitExceeded,
     Sink,
-    Source,
     estimate_nbytes,
     open_supervisor,
     run_graph,
 )
-
-
-@attrs.define(eq=False)
-class Counter(Source):
-    limit: int = attrs.field(kw_only=True)
-    position: int = attrs.field(init=False, default=0)
-    sizes: list[int] = attrs.field(init=False, factory=list)
-
-    async def produce(self) -> None:
-        while self.position < self.limit:
-            n = min(self.batch_size, self.limit - self.position)
-            self.sizes.append(n)
-            records = [{"i": 1000 + self.position + j} for j in range(n)]
-            self.position += n
-            await self.send_records(records)
+from tests.runtime._helpers import Counter, chain
 
 
 @attrs.define(eq=False)
@@ -67,11 +52,11 @@ def test_budget_validation_messages() -> None:
 async def test_soft_limit_shrinks_the_batch_and_holds_the_source_back(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    g = Graph()
-    src = Counter("src", limit=3000, sizer=BatchSizer(minimum=4, maximum=64, initial=64))
-    g.add(src)
+    src = Counter(
+        "src", limit=3000, first=1000, sizer=BatchSizer(minimum=4, maximum=64, initial=64)
+    )
     sink = SlowSink("sink")
-    g.add(sink, inputs=[src], capacity=64)
+    g = chain(src, sink, capacity=64)
     # A batch is well under the fifth of the share between the soft and the hard limit,
     # so holding back at the soft limit keeps the hard one from ever being hit.
     max_memory = 6 * batch_bytes(64)
@@ -85,9 +70,7 @@ async def test_soft_limit_shrinks_the_batch_and_holds_the_source_back(
 
 
 async def test_hard_limit_fails_naming_the_actor_and_the_figures() -> None:
-    g = Graph()
-    g.add(Counter("src", limit=100, sizer=BatchSizer.fixed(100)))
-    g.add(SlowSink("sink"), inputs=[g["src"]])
+    g = chain(Counter("src", limit=100, first=1000, sizer=BatchSizer.fixed(100)), SlowSink("sink"))
     limit = batch_bytes(100) - 1
     message = (
         f"actor 'src' failed: MemoryLimitExceeded: actor 'sink': buffering {limit + 1} more "
@@ -98,9 +81,7 @@ async def test_hard_limit_fails_naming_the_actor_and_the_figures() -> None:
 
 
 async def test_hard_limit_error_is_the_cause() -> None:
-    g = Graph()
-    g.add(Counter("src", limit=100, sizer=BatchSizer.fixed(100)))
-    g.add(SlowSink("sink"), inputs=[g["src"]])
+    g = chain(Counter("src", limit=100, first=1000, sizer=BatchSizer.fixed(100)), SlowSink("sink"))
     limit = batch_bytes(100) - 1
     with pytest.raises(ActorFailed) as info:
         await run_graph(g, max_memory=limit)
@@ -125,12 +106,9 @@ class Fanout(Actor):
 
 
 def fanout_graph() -> tuple[Graph, SlowSink]:
-    g = Graph()
-    src = g.add(Counter("src", limit=200, sizer=BatchSizer.fixed(40)))
-    fan = g.add(Fanout("fanout"), inputs=[src], capacity=1)
+    src = Counter("src", limit=200, first=1000, sizer=BatchSizer.fixed(40))
     sink = SlowSink("sink")
-    g.add(sink, inputs=[fan], capacity=64)
-    return g, sink
+    return chain(src, Fanout("fanout"), sink, capacity=[1, 64]), sink
 
 
 # Two mailboxes share the budget; the sink's share holds two batches, not three.

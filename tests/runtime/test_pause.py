@@ -12,45 +12,21 @@ import trio.testing
 from runtime import (
     Actor,
     ActorState,
-    Batch,
     BatchSizer,
     Graph,
     InvalidTransition,
-    Sink,
     Source,
     Supervisor,
     open_supervisor,
 )
+from tests.runtime._helpers import Collect, Counter, chain
 
 S = ActorState
 
 
-@attrs.define(eq=False)
-class Endless(Source):
-    position: int = attrs.field(init=False, default=0)
-
-    async def produce(self) -> None:
-        while True:
-            records = [{"i": self.position + j} for j in range(self.batch_size)]
-            self.position += len(records)
-            await self.send_records(records)
-
-
-@attrs.define(eq=False)
-class Collect(Sink):
-    rows: list[int] = attrs.field(init=False, factory=list)
-
-    async def consume(self, batch: Batch) -> None:
-        await trio.sleep(1.0)
-        self.rows.extend(r["i"] for r in batch.records)
-
-
 def graph() -> Graph:
-    g = Graph()
-    src = g.add(Endless("src", sizer=BatchSizer.fixed(4)))
-    mid = g.add(Actor("mid"), inputs=[src], capacity=2)
-    g.add(Collect("sink"), inputs=[mid], capacity=3)
-    return g
+    src = Counter("src", sizer=BatchSizer.fixed(4))
+    return chain(src, Actor("mid"), Collect("sink"), capacity=[2, 3])
 
 
 def counters(sup: Supervisor) -> list[tuple[Any, ...]]:
@@ -129,9 +105,7 @@ async def test_pause_with_a_timeout_resumes_by_itself(
 
 
 async def test_control_after_the_end_is_a_no_op() -> None:
-    g = Graph()
-    g.add(Source("src"))
-    g.add(Collect("sink"), inputs=[g["src"]])
+    g = chain(Source("src"), Collect("sink"))
     async with open_supervisor(g) as sup:
         pass
     assert sup.state is S.COMPLETED
@@ -187,11 +161,9 @@ class Inbox(Source):
 async def test_a_paused_idle_source_holds_input_that_arrives(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    g = Graph()
     src = Inbox("src")
-    g.add(src)
     sink = Collect("sink")
-    g.add(sink, inputs=[src], capacity=4)
+    g = chain(src, sink, capacity=4)
     with trio.fail_after(100):
         async with open_supervisor(g) as sup:
             await trio.testing.wait_all_tasks_blocked()

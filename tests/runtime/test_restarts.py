@@ -17,32 +17,17 @@ from runtime import (
     Graph,
     RestartIntensityExceeded,
     RestartPolicy,
-    Sink,
-    Source,
     Strategy,
     Watermark,
     run_graph,
 )
+from tests.runtime._helpers import Collect, Counter, chain
 
 S = ActorState
 
 
 class Boom(Exception):
     pass
-
-
-@attrs.define(eq=False)
-class Counter(Source):
-    limit: int = attrs.field(kw_only=True)
-    position: int = attrs.field(init=False, default=0)
-
-    async def produce(self) -> None:
-        while self.position < self.limit:
-            n = min(self.batch_size, self.limit - self.position)
-            records = [{"i": self.position + j} for j in range(n)]
-            self.position += n
-            await self.send_records(records)
-            await self.send_watermark(self.position)
 
 
 @attrs.define(eq=False)
@@ -72,26 +57,10 @@ class Flaky(Actor):
             raise Boom("in on_watermark")
 
 
-@attrs.define(eq=False)
-class Collect(Sink):
-    rows: list[int] = attrs.field(init=False, factory=list)
-    watermarks: list[int] = attrs.field(init=False, factory=list)
-
-    async def consume(self, batch: Batch) -> None:
-        await trio.sleep(1.0)
-        self.rows.extend(r["i"] for r in batch.records)
-
-    def on_watermark(self, ts: int) -> None:
-        self.watermarks.append(ts)
-
-
 def graph(flaky: Flaky, n: int = 100) -> tuple[Graph, Collect]:
-    g = Graph()
-    src = g.add(Counter("src", limit=n, sizer=BatchSizer.fixed(10)))
-    g.add(flaky, inputs=[src], capacity=2)
+    src = Counter("src", limit=n, watermarks=True, sizer=BatchSizer.fixed(10))
     sink = Collect("sink")
-    g.add(sink, inputs=[flaky], capacity=2)
-    return g, sink
+    return chain(src, flaky, sink, capacity=2), sink
 
 
 async def test_one_for_one_restarts_only_the_crashed_actor(
@@ -181,11 +150,9 @@ class BadStart(Actor):
 
 
 async def test_a_crash_in_on_start_restarts(autojump_clock: trio.testing.MockClock) -> None:
-    g = Graph()
-    src = g.add(Counter("src", limit=20, sizer=BatchSizer.fixed(10)))
-    bad = g.add(BadStart("mid"), inputs=[src])
+    src = Counter("src", limit=20, watermarks=True, sizer=BatchSizer.fixed(10))
     sink = Collect("sink")
-    g.add(sink, inputs=[bad])
+    g = chain(src, BadStart("mid"), sink)
     with trio.fail_after(100):
         stats = await run_graph(g, restart=RestartPolicy())
     assert stats.restarts == 1

@@ -13,29 +13,15 @@ from runtime import (
     ActorStats,
     Batch,
     BatchSizer,
-    Graph,
     GraphStats,
     Sink,
-    Source,
     open_supervisor,
     run_graph,
 )
 from runtime._stats import OccupancyHistogram
+from tests.runtime._helpers import Counter, chain
 
 S = ActorState
-
-
-@attrs.define(eq=False)
-class Counter(Source):
-    limit: int = attrs.field(kw_only=True)
-    position: int = attrs.field(init=False, default=0)
-
-    async def produce(self) -> None:
-        while self.position < self.limit:
-            n = min(self.batch_size, self.limit - self.position)
-            records = [{"i": self.position + j} for j in range(n)]
-            self.position += n
-            await self.send_records(records)
 
 
 @attrs.define(eq=False)
@@ -55,10 +41,12 @@ class Gate(Sink):
 
 
 async def test_final_stats() -> None:
-    g = Graph()
-    g.add(Counter("src", limit=95, sizer=BatchSizer.fixed(10)))
-    g.add(Evens("evens"), inputs=[g["src"]], capacity=4)
-    g.add(Sink("sink"), inputs=[g["evens"]], capacity=4)
+    g = chain(
+        Counter("src", limit=95, sizer=BatchSizer.fixed(10)),
+        Evens("evens"),
+        Sink("sink"),
+        capacity=4,
+    )
     stats = await run_graph(g)
     assert stats.state is S.COMPLETED
     src, evens, sink = stats["src"], stats["evens"], stats["sink"]
@@ -76,10 +64,8 @@ async def test_final_stats() -> None:
 
 
 async def test_live_stats_of_a_stalled_graph() -> None:
-    g = Graph()
-    g.add(Counter("src", limit=10_000, sizer=BatchSizer.fixed(10)))
     sink = Gate("sink")
-    g.add(sink, inputs=[g["src"]], capacity=4)
+    g = chain(Counter("src", limit=10_000, sizer=BatchSizer.fixed(10)), sink, capacity=4)
     with trio.fail_after(10):
         async with open_supervisor(g, max_memory=10**9) as sup:
             await trio.testing.wait_all_tasks_blocked()

@@ -53,7 +53,7 @@ def test_identifiers_and_literals_go_through_repr(name: str) -> None:
 
 def test_like_pattern_is_compiled_once_at_load() -> None:
     q = compile_query("SELECT s FROM t WHERE s LIKE 'a%'")
-    assert "_like0 = _like_regex('a%', None)" in q.code.source
+    assert "_like0 = _like_regex('a%', None, False)" in q.code.source
     assert q.code.source.index("_like0 =") < q.code.source.index("def process")
 
 

@@ -6,8 +6,7 @@ through ``sql.run_query`` (random partition count and batch size) and through Py
 as multisets, numbers rounded to 6 significant digits.  The catalogue avoids the places
 where SQLite knowingly departs from standard SQL (``ROUND``, CAST of non-numeric text);
 integer ``/`` and ``%`` truncate toward zero and division by zero gives NULL in both.
-LIKE is ASCII case-insensitive in both: SQLite's default, and the implementation's
-documented choice (``sql._functions.like_regex``).
+LIKE is case-sensitive in both (standard SQL; SQLite with ``PRAGMA case_sensitive_like``).
 """
 
 from __future__ import annotations
@@ -76,6 +75,7 @@ def sqlite_rows(sql_text: str, records: list[Record]) -> list[Record]:
     """Run ``sql_text`` in SQLite over an ``events`` table holding ``records``."""
     db = sqlite3.connect(":memory:")
     try:
+        db.execute("PRAGMA case_sensitive_like = ON")
         db.execute("CREATE TABLE events (ts INTEGER, k TEXT, g INTEGER, x INTEGER, y REAL, s TEXT)")
         db.executemany(
             "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?)",

@@ -55,7 +55,8 @@ def one(expr: str, **fields: Any) -> Any:
         ("a BETWEEN 1 AND 3", {"a": 3}, True),
         ("a NOT BETWEEN 1 AND 3", {"a": 4}, True),
         ("a BETWEEN 1 AND 3", {"a": None}, None),
-        ("s LIKE 'ab%'", {"s": "ABC"}, True),
+        ("s LIKE 'ab%'", {"s": "ABC"}, False),
+        ("s ILIKE 'ab%'", {"s": "ABC"}, True),
         ("s LIKE 'a_c'", {"s": "abc"}, True),
         ("s LIKE 'a_c'", {"s": "abbc"}, False),
         ("s NOT LIKE '%b%'", {"s": "abc"}, False),
@@ -138,7 +139,9 @@ def test_expression(expr: str, fields: dict[str, Any], expected: Any) -> None:
     ],
 )
 def test_agrees_with_sqlite(expr: str) -> None:
-    (expected,) = sqlite3.connect(":memory:").execute(f"SELECT {expr}").fetchone()
+    db = sqlite3.connect(":memory:")
+    db.execute("PRAGMA case_sensitive_like = ON")  # LIKE is case-sensitive, as in standard SQL
+    (expected,) = db.execute(f"SELECT {expr}").fetchone()
     got = one(expr)
     assert got == expected
 
@@ -316,3 +319,13 @@ def test_between_with_null_bounds_is_three_valued(fields: dict[str, Any], expect
     assert one("x BETWEEN g AND 10", **fields) is expected
     negated = None if expected is None else not expected
     assert one("x NOT BETWEEN g AND 10", **fields) is negated
+
+
+def test_like_is_case_sensitive_and_ilike_is_not() -> None:
+    rows = [{"s": "Apple"}, {"s": "apple"}, {"s": "APPLE pie"}, {"s": None}]
+    like = run_query("SELECT s FROM t WHERE s LIKE 'app%'", rows).rows
+    ilike = run_query("SELECT s FROM t WHERE s ILIKE 'app%'", rows).rows
+    not_ilike = run_query("SELECT s FROM t WHERE s NOT ILIKE 'app%'", rows).rows
+    assert like == [{"s": "apple"}]
+    assert ilike == [{"s": "Apple"}, {"s": "apple"}, {"s": "APPLE pie"}]
+    assert not_ilike == []
