@@ -21,7 +21,6 @@ from runtime import (
     Batch,
     BatchSizer,
     DeadLetter,
-    MemoryBudget,
     Record,
     Source,
     estimate_nbytes,
@@ -128,8 +127,7 @@ class RecordSource(Source):
             self.emit_batch(Batch(records, range(start, start + n)), self._data_output())
         elif not letters:
             return
-        # The kernel's Source has no public "deliver what I emitted" step; this is it.
-        await self._deliver()
+        await self.deliver()
 
     def fit(self, records: list[Record]) -> int:
         """How many of ``records`` one batch may hold under the graph's ``max_memory``.
@@ -139,7 +137,7 @@ class RecordSource(Source):
         policy.  Without a budget, all of them.
         """
         n = len(records)
-        budget: MemoryBudget | None = getattr(self, "_budget", None)
+        budget = self.memory_budget
         if budget is None or n <= 1:
             return max(n, 1)
         limit = budget.share // 8
@@ -159,7 +157,7 @@ class RecordSource(Source):
     async def send_idle_tick(self) -> None:
         """Tell downstream the input was silent for :attr:`idle_timeout` (an empty batch)."""
         self.emit_message(Batch([]), self._data_output())
-        await self._deliver()
+        await self.deliver()
 
 
 @attrs.define(eq=False)

@@ -73,6 +73,20 @@ class Source(Actor):
         self.emit_message(Watermark(ts))
         await self._deliver()
 
+    @property
+    def memory_budget(self) -> MemoryBudget | None:
+        """The graph's memory budget while it runs (``None`` without ``max_memory``)."""
+        return self._budget
+
+    async def deliver(self) -> None:
+        """Send what was emitted (:meth:`emit_batch`, :meth:`emit_message`) since the
+        last boundary, to the outputs it was emitted to: a batch boundary.
+
+        Use it to send to one output only (``emit_message(msg, output=1)``, say a
+        dead-letter output); :meth:`send_records` and :meth:`send_batch` call it.
+        """
+        await self._deliver()
+
     async def _deliver(self) -> None:
         self._commit()
         # A pause asked for while produce() waited for input holds this batch back too.
