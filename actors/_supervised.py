@@ -1,50 +1,18 @@
-"""Running a graph for the SQL and Flow front ends: one supervisor, plain errors, stats.
-
-Kernel workaround: ``runtime.Supervisor._supervise`` calls ``task_status.started()``
-again when an actor fails after it had started (``RuntimeError: called 'started'
-twice``), so a failing actor surfaces as that ``RuntimeError`` inside an exception
-group instead of :class:`runtime.ActorFailed`.  :class:`_Supervisor` hands the
-kernel a task status whose ``started()`` is idempotent; the kernel logic is
-otherwise unchanged.
-"""
+"""Running a graph for the SQL and Flow front ends: one supervisor, plain errors, stats."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any, Literal
+from typing import Literal
 
 import trio
 
-from runtime import (
-    Graph,
-    GraphStats,
-    MemoryBudget,
-    RestartPolicy,
-    Supervisor,
-)
+from runtime import Graph, GraphStats, RestartPolicy, Supervisor, open_supervisor
 
 from ._sources import single_error
 
 __all__ = ["run_supervised", "supervised"]
-
-
-class _StartedOnce:
-    """A ``trio.TaskStatus`` whose ``started()`` may be called more than once."""
-
-    def __init__(self, status: trio.TaskStatus[None]) -> None:
-        self._status = status
-        self._started = False
-
-    def started(self, value: Any = None) -> None:
-        if not self._started:
-            self._started = True
-            self._status.started(value)
-
-
-class _Supervisor(Supervisor):
-    async def _supervise(self, run: Any, task_status: Any) -> None:
-        await super()._supervise(run, _StartedOnce(task_status))
 
 
 async def _watch(supervisor: Supervisor, on_end: Callable[[], None]) -> None:
@@ -58,22 +26,6 @@ async def _report(
     while True:
         await trio.sleep(interval)
         on_stats(supervisor.stats())
-
-
-@asynccontextmanager
-async def _open(
-    graph: Graph,
-    restart: RestartPolicy | None,
-    max_memory: int | None,
-    memory_policy: Literal["fail", "wait"],
-) -> AsyncIterator[Supervisor]:
-    # runtime.open_supervisor, with the _Supervisor above.
-    budget = None if max_memory is None else MemoryBudget(max_memory, policy=memory_policy)
-    supervisor = _Supervisor(graph, restart=restart, budget=budget)
-    supervisor._wire()
-    async with trio.open_nursery() as nursery:
-        await nursery.start(supervisor._run)
-        yield supervisor
 
 
 @asynccontextmanager
@@ -102,11 +54,15 @@ async def supervised(
         raise ValueError(f"stats_interval must be > 0, got {stats_interval}")
     try:
         if on_stats is None and on_end is None:
-            async with _open(graph, restart, max_memory, memory_policy) as sup:
+            async with open_supervisor(
+                graph, restart=restart, max_memory=max_memory, memory_policy=memory_policy
+            ) as sup:
                 yield sup
         else:
             async with trio.open_nursery() as nursery:
-                async with _open(graph, restart, max_memory, memory_policy) as sup:
+                async with open_supervisor(
+                    graph, restart=restart, max_memory=max_memory, memory_policy=memory_policy
+                ) as sup:
                     if on_stats is not None:
                         nursery.start_soon(_report, sup, on_stats, stats_interval)
                     if on_end is not None:
