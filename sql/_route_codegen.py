@@ -94,14 +94,12 @@ def _route_prologue(
 
 
 def _route_epilogue(
-    gen: _Generator, out: _Lines, partitions_by_key: bool, per_record_wm: bool, fast: bool = False
+    gen: _Generator, out: _Lines, partitions_by_key: bool, per_record_wm: bool
 ) -> None:
     if gen.plan.window is not None:
         out.add(1, "stage._max_ts = mx")
     wl = "wl" if per_record_wm else "None"
-    if partitions_by_key and fast:
-        out.add(1, f"return recs, None, {wl}, ps", "")
-    elif partitions_by_key:
+    if partitions_by_key:
         out.add(1, f"return recs, idx, {wl}, None", "")
     else:
         out.add(1, f"return skip, {wl}", "")
@@ -151,8 +149,18 @@ def gen_route_fast(
     """The router's fast path: event times and keys by list comprehensions.
 
     Falls back to the ``careful`` loop (same results, per-record error handling) when
-    any record lacks its event time or key, an event time is not an ``int``, or the
-    query has a WHERE clause (filtered records must not need a key).
+    any record lacks its event time or key, a key is unhashable, an event time is not an
+    ``int``, or the query has a WHERE clause (filtered records must not need a key).
+
+    Keyed: each distinct key of the batch is mapped once to its partition's ``append``;
+    the records' batch indexes are not collected (``ks`` and ``kp``, the keys and their
+    partitions, let the stage recover them if a record later fails).
+
+    In order: when the batch's event times are non-decreasing and its first record is
+    not late, no record is (a record either leaves the watermark where it was, and is
+    no earlier than the first, or raises it to its own time, and a window containing
+    ``mx - lateness`` is never closed by ``mx``), so the per-record lateness check is
+    skipped.
     """
     window = gen.plan.window
     out.add(0, f"def {name}(stage, records, offsets, nparts):")
@@ -172,31 +180,60 @@ def gen_route_fast(
             if len(keys) == 1
             else "(" + ", ".join(rec.value(k).src for k in keys) + ")"
         )
-        out.add(1, "try:", f"    ks = [{key} for r in records]")
+        out.add(1, "try:", f"    ks = [{key} for r in records]", "    kset = set(ks)")
         out.add(1, "except Exception:", f"    {fallback}")
-        out.add(1, "ps = list(map(stage._partition_cache.get, ks))")
-        out.add(1, "if None in ps:", "    ps = _partitions_of(stage._partition_cache, ks, nparts)")
-    _route_prologue(gen, out, partitions_by_key, per_record_wm)
-    body = _Lines(_fast_body(gen, partitions_by_key, per_record_wm))
-    if window is not None and partitions_by_key:
-        out.add(1, "for i, t, p, r in zip(range(len(records)), tss, ps, records):")
-    elif window is not None:
-        out.add(1, "for i, t in enumerate(tss):")
+        out.add(1, "recs = [[] for _ in range(nparts)]", "radds = [x.append for x in recs]")
+        out.add(1, "pcache = stage._partition_cache", "pget = pcache.get", "kp = {}")
+        out.add(1, "for k in kset:", "    p = pget(k)")
+        out.add(2, "if p is None: p = _partition_of(pcache, k, nparts)", "kp[k] = p")
+        out.add(1, "amap = {k: radds[p] for k, p in kp.items()}")
+        if per_record_wm:
+            out.add(1, "wl = [[] for _ in range(nparts)]", "wadds = [x.append for x in wl]")
     else:
-        out.add(1, "for i, p, r in zip(range(len(records)), ps, records):")
-    for line in body.lines or ["pass"]:
-        out.add(2, line)
-    _route_epilogue(gen, out, partitions_by_key, per_record_wm, fast=True)
+        out.add(1, "skip = []")
+        if per_record_wm:
+            out.add(1, "wl = []", "wadd = wl.append")
+    if window is not None:
+        out.add(1, "late = stage._late_indices")
+        out.add(1, "mx = stage._max_ts", "lateness = stage._lateness")
+        skip_late = window.kind != "session" and not gen.late_update
+        if skip_late:
+            size, slide = window.size_ms, window.slide_ms
+            out.add(1, f"w = mx - lateness - {size!r}", f"cut = w - w % {slide!r} + {slide!r}")
+        in_order = skip_late and not per_record_wm and 0 < window.slide_ms <= window.size_ms
+        body = _Lines(_fast_body(gen, partitions_by_key, per_record_wm))
+        depth = 1
+        if in_order:
+            out.add(1, "if tss and tss[0] >= cut and tss == sorted(tss):")
+            out.add(2, "if tss[-1] > mx: mx = tss[-1]")
+            if partitions_by_key:
+                out.add(2, "for k, r in zip(ks, records): amap[k](r)")
+            out.add(1, "else:")
+            depth = 2
+        if partitions_by_key:
+            out.add(depth, "for i, t, k, r in zip(range(len(records)), tss, ks, records):")
+        else:
+            out.add(depth, "for i, t in enumerate(tss):")
+        for line in body.lines or ["pass"]:
+            out.add(depth + 1, line)
+        out.add(1, "stage._max_ts = mx")
+    elif partitions_by_key:
+        out.add(1, "for k, r in zip(ks, records): amap[k](r)")
+    wl = "wl" if per_record_wm else "None"
+    if partitions_by_key:
+        out.add(1, f"return recs, None, {wl}, (ks, kp)", "")
+    else:
+        out.add(1, f"return skip, {wl}", "")
 
 
 def _fast_body(gen: _Generator, partitions_by_key: bool, per_record_wm: bool) -> list[str]:
-    """The fast loop's step: like the careful one, but ``p`` is already known."""
+    """The fast loop's step: like the careful one, but the key ``k`` is already known."""
     body = _Lines()
     _route_body(gen, body, False, per_record_wm and not partitions_by_key)
     lines = body.lines
     if partitions_by_key:
         lines = [line for line in lines if line.strip() != "skip.append(i)"]
-        lines += ["radds[p](r)"]  # indexes are recovered from ``ps`` only if needed
+        lines += ["amap[k](r)"]  # indexes are recovered from ``ks`` only if needed
         if per_record_wm:
-            lines = ["wm = mx - lateness", *lines, "wadds[p](wm)"]
+            lines = ["wm = mx - lateness", *lines, "wadds[kp[k]](wm)"]
     return lines

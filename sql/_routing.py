@@ -25,18 +25,21 @@ _NOTHING_SEEN = -(2**63)
 
 
 class _PartitionIndex(Sequence[int]):
-    """Batch indexes of partition ``p``'s records, worked out from ``ps`` on first use."""
+    """Batch indexes of partition ``p``'s records, worked out on first use.
 
-    __slots__ = ("_index", "_late", "_p", "_ps")
+    ``ks`` are the batch's keys in order and ``kp`` maps each to its partition.
+    """
 
-    def __init__(self, ps: list[int], p: int, late: set[int]) -> None:
-        self._ps, self._p, self._late = ps, p, late
+    __slots__ = ("_index", "_kp", "_ks", "_late", "_p")
+
+    def __init__(self, ks: list[Any], kp: dict[Any, int], p: int, late: set[int]) -> None:
+        self._ks, self._kp, self._p, self._late = ks, kp, p, late
         self._index: list[int] | None = None
 
     def _get(self) -> list[int]:
         if self._index is None:
-            p, late = self._p, self._late
-            self._index = [i for i, q in enumerate(self._ps) if q == p and i not in late]
+            p, kp, late = self._p, self._kp, self._late
+            self._index = [i for i, k in enumerate(self._ks) if kp[k] == p and i not in late]
         return self._index
 
     def __len__(self) -> int:
@@ -185,12 +188,14 @@ class SqlRoutingStage:
         errored_before = self._policy.errored
         dead_before = len(self._policy.dead)
         if self._keyed:
-            recs, idx, wms, ps = self._route(self, records, offsets, self._partitions)
+            recs, idx, wms, keys = self._route(self, records, offsets, self._partitions)
             late_now = {i for i, _, _ in self._late_indices} if idx is None else set()
             for p, part in enumerate(recs):
                 if part:
                     index: list[int] | _PartitionIndex = (
-                        idx[p] if idx is not None else _PartitionIndex(ps, p, late_now)
+                        idx[p]
+                        if idx is not None
+                        else _PartitionIndex(keys[0], keys[1], p, late_now)
                     )
                     parts[p] = Batch(part, _Remapped(offsets, index), wms[p] if wms else None)
         else:
