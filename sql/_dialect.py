@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from itertools import pairwise
 from typing import Any, ClassVar
 
 from sqlglot import exp, parser, tokens
 from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import ParseError, TokenError
-from sqlglot.tokenizer_core import TokenType
+from sqlglot.tokenizer_core import Token, TokenType
 
 from ._errors import SqlError, position_of
 
@@ -229,6 +230,7 @@ def parse(sql: str) -> list[exp.Expr]:
         SqlError: the text does not parse; names the line and column.
     """
     try:
+        _reject_empty_list_items(_DIALECT.tokenize(sql))
         return [s for s in _DIALECT.parse(sql) if s is not None]
     except ParseError as exc:
         info = exc.errors[0] if exc.errors else {}
@@ -240,3 +242,20 @@ def parse(sql: str) -> list[exp.Expr]:
         raise SqlError(f"syntax error: {desc}", line=line, col=col) from exc
     except TokenError as exc:
         raise SqlError(f"syntax error: {exc}") from exc
+
+
+def _reject_empty_list_items(toks: list[Token]) -> None:
+    """sqlglot reads ``SELECT a,, b`` as ``SELECT a, b``; SQL does not."""
+    for before, after in pairwise(toks):
+        if before.token_type is TokenType.COMMA and after.token_type in (
+            TokenType.COMMA,
+            TokenType.FROM,
+            TokenType.R_PAREN,
+        ):
+            what = "," if after.token_type is TokenType.COMMA else after.text
+            col = max(1, after.col - len(after.text) + 1)
+            raise SqlError(
+                f"syntax error: expected an expression after ',', got {what!r}",
+                line=after.line,
+                col=col,
+            )

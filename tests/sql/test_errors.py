@@ -3,6 +3,7 @@ bad records are handled per record by policy."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -213,3 +214,19 @@ def test_partition_error_offset_skips_late_records(partitions: int) -> None:
             on_error="fail",
         )
     assert info.value.offset == 25
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "col", "got"),
+    [
+        ("SELECT symbol,, x FROM t", 1, 15, "','"),
+        ("SELECT a, FROM t", 1, 11, "'FROM'"),
+        ("SELECT COALESCE(a,) FROM t", 1, 19, "')'"),
+        ("SELECT a,\n  b,\n  , c FROM t", 3, 3, "','"),
+    ],
+)
+def test_empty_list_items_are_syntax_errors(text: str, line: int, col: int, got: str) -> None:
+    message = re.escape(f"expected an expression after ',', got {got}")
+    with pytest.raises(SqlError, match=message) as info:
+        compile_query(text)
+    assert (info.value.line, info.value.col) == (line, col)
