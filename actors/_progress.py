@@ -80,6 +80,8 @@ class ProgressDisplay:
         total: records expected in all, when known (draws a progress bar).
         rows_out: returns how many result rows were written so far.
         interval: seconds between refreshes.
+        log_interval: when ``console`` is not a terminal (``--progress`` into a
+            log file or pipe), seconds between plain one-line status updates.
     """
 
     console: Console
@@ -87,12 +89,21 @@ class ProgressDisplay:
     rows_out: Callable[[], int]
     total: int | None = None
     interval: float = 0.25
+    log_interval: float = 1.0
     _meter: RateMeter = attrs.field(init=False, factory=RateMeter)
     _started: float = attrs.field(init=False, default=0.0)
 
     async def run(self, supervisor: Supervisor) -> None:
-        """Redraw every ``interval`` seconds until cancelled (then draw once more)."""
+        """Redraw every ``interval`` seconds until cancelled (then draw once more).
+
+        On a console that is not a terminal a live panel cannot redraw, so a plain
+        status line is printed every ``log_interval`` seconds instead.
+        """
         self._started = trio.current_time()
+        if not self.console.is_terminal:
+            while True:
+                await trio.sleep(self.log_interval)
+                self.console.print(self._headline(supervisor.stats()), highlight=False)
         with Live(
             self.render(supervisor.stats()),
             console=self.console,
@@ -106,7 +117,7 @@ class ProgressDisplay:
             finally:
                 live.update(self.render(supervisor.stats()), refresh=True)
 
-    def render(self, stats: GraphStats) -> Group:
+    def _headline(self, stats: GraphStats) -> Text:
         now = trio.current_time()
         read = records_read(stats)
         rate = self._meter.update(now, read)
@@ -128,7 +139,11 @@ class ProgressDisplay:
             head.append(f"  mailboxes {_mib(stats.memory_in_use)}")
             if stats.max_memory:
                 head.append(f" of {_mib(stats.max_memory)}")
-        parts: list[Text | Table] = [head]
+        return head
+
+    def render(self, stats: GraphStats) -> Group:
+        parts: list[Text | Table] = [self._headline(stats)]
+        read = records_read(stats)
         if self.total:
             grid = Table.grid(padding=(0, 1))
             grid.add_row(

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -316,7 +315,10 @@ def test_parse_size(text: str, nbytes: int) -> None:
 
 def test_ctrl_c_drains_and_exits_130() -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "actors._cli", "demo", "--records", "400000", "--rate", "20000"],
+        [
+            *(sys.executable, "-m", "actors._cli", "demo"),
+            *("--records", "400000", "--rate", "20000", "--progress"),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -325,8 +327,11 @@ def test_ctrl_c_drains_and_exits_130() -> None:
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert proc.stdout is not None
+    assert proc.stderr is not None
     assert proc.stdout.readline().startswith("partita demo:")  # the graph is starting
-    time.sleep(1.5)
+    # --progress into a pipe prints a status line a second: the first one means the
+    # graph is running and the Ctrl-C handler is installed (it starts before progress).
+    assert proc.stderr.readline().startswith("partita running")
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err

@@ -157,7 +157,7 @@ async def test_dead_letters_reach_the_dead_letter_sink() -> None:
 async def test_idle_ticks_call_on_idle(autojump_clock: trio.testing.MockClock) -> None:
     async def quiet() -> AsyncIterator[Record]:
         yield {"k": 1, "v": 1, "ts": 1000}
-        await trio.sleep(2.5)
+        await trio.sleep(2.5)  # the input goes quiet (virtual time: autojump_clock)
         yield {"k": 1, "v": 1, "ts": 1001}
 
     source = AsyncIterableSource("source", quiet(), idle_timeout=1.0)

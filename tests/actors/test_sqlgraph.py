@@ -149,7 +149,7 @@ async def test_on_stats_periodic(autojump_clock: trio.testing.MockClock) -> None
 
     async def slow() -> AsyncIterator[Record]:
         for r in RECORDS[:10]:
-            await trio.sleep(1)
+            await trio.sleep(1)  # one record a second (virtual time: autojump_clock)
             yield r
 
     await run_sql(STATELESS, slow(), on_stats=seen.append, stats_interval=2.0)
