@@ -50,6 +50,17 @@ def floor_w2(records: list[Record]) -> list[Record]:
     ]
 
 
+def _w3_row(k: tuple[Any, int], a: list[Any]) -> Record:
+    return {
+        "symbol": k[0],
+        "window_start": k[1],
+        "window_end": k[1] + WINDOW_MS,
+        "trades": a[0],
+        "volume": a[1],
+        "avg_price": a[2] / a[0],
+    }
+
+
 def floor_w3(records: list[Record]) -> list[Record]:
     """1-second tumbling window by symbol, EMIT FINAL, watermark = max ts seen.
 
@@ -83,28 +94,9 @@ def floor_w3(records: list[Record]) -> list[Record]:
             current = start
             closed = [k for k in windows if k[1] + WINDOW_MS <= watermark]
             for k in closed:
-                a = windows.pop(k)
-                emit(
-                    {
-                        "symbol": k[0],
-                        "window_start": k[1],
-                        "window_end": k[1] + WINDOW_MS,
-                        "trades": a[0],
-                        "volume": a[1],
-                        "avg_price": a[2] / a[0],
-                    }
-                )
+                emit(_w3_row(k, windows.pop(k)))
     for k, a in windows.items():
-        emit(
-            {
-                "symbol": k[0],
-                "window_start": k[1],
-                "window_end": k[1] + WINDOW_MS,
-                "trades": a[0],
-                "volume": a[1],
-                "avg_price": a[2] / a[0],
-            }
-        )
+        emit(_w3_row(k, a))
     return out
 
 

@@ -29,7 +29,7 @@ from ._dialect import WindowBound
 from ._errors import SqlError
 from ._expr import Code, ExprCompiler
 from ._functions import HELPERS
-from ._hashing import partition_of, partitions_of
+from ._hashing import partition_of
 from ._plan import AggregateCall, LogicalPlan
 from ._route_codegen import gen_route, gen_route_fast
 from ._source import SourceLines as _Lines
@@ -108,11 +108,12 @@ class _Generator:
 
         return self._compiler(resolve)
 
-    def group_expr(self, prefix: str, fast: bool = False) -> ExprCompiler:
+    def group_expr(self, prefix: str, fast: bool = False, pending: bool = False) -> ExprCompiler:
         """Expressions over a group: key parts ``k0..``, slots ``{prefix}0..``, ``ws``/``we``.
 
         ``fast``: the group just took a record with non-NULL arguments, so SUM, AVG, MIN
-        and MAX are known not to be NULL.
+        and MAX are known not to be NULL.  ``pending``: a COUNT(DISTINCT) set has yet to
+        take the record's value (``_d*`` says whether it is new).
         """
         plan = self.plan
         keys = {k.sql(): i for i, k in enumerate(plan.group_keys)}
@@ -132,6 +133,8 @@ class _Generator:
                 if agg.func in ("count", "count_star"):
                     return Code(s[0], nonnull=True)
                 if agg.func == "count_distinct":
+                    if pending:
+                        return Code(f"(len({s[0]}) + _d{slots[0]})", nonnull=True)
                     return Code(f"len({s[0]})", nonnull=True)
                 if agg.func == "avg":
                     if fast:
@@ -165,20 +168,20 @@ class _Generator:
 
     # -- pieces -----------------------------------------------------------------------
 
-    def key_line(self) -> str:
+    def key_expr(self) -> str:
+        """The group key of record ``r``: one value, or a tuple of several (or none)."""
         keys = self.plan.group_keys
         rec = self.record_expr()
-        if not keys:
-            return "k = ()"
         if len(keys) == 1:
-            return f"k = {rec.value(keys[0]).src}"
-        return f"k = ({', '.join(rec.value(k).src for k in keys)})"
+            return rec.value(keys[0]).src
+        return f"({', '.join(rec.value(k).src for k in keys)})"
+
+    def key_line(self) -> str:
+        return f"k = {self.key_expr()}"
 
     def unpack_key(self) -> str | None:
         n = len(self.plan.group_keys)
-        if n == 0:
-            return None
-        if n == 1:
+        if n < 2:  # no key, or ``k`` is the one key part itself
             return None
         return f"{', '.join(f'k{i}' for i in range(n))}, = k"
 
@@ -206,7 +209,7 @@ class _Generator:
         return f"({', '.join(names)}{',' if names else ''})"
 
     def update_lines(self, fast: bool = False) -> tuple[list[str], list[str], list[str]]:
-        """(compute ``n*``, commit them into ``g``, set additions).
+        """(compute ``n*``, commit them into an existing ``g``, set additions).
 
         The generic form reads the old slots from locals ``o*`` and checks every argument
         for NULL; the ``fast`` form is for an existing group and non-NULL arguments and
@@ -252,6 +255,7 @@ class _Generator:
                 else:
                     compute.append(f"_d{s} = {a} is not None and {a} not in {n}")
                 adds.append(f"if _d{s}: {n}.add({a})")
+                continue  # the set stays in its slot: nothing to commit
             for idx in slots:
                 commit.append(f"g[{idx}] = n{idx}")
         return compute, commit, adds
@@ -259,9 +263,11 @@ class _Generator:
     def nslots(self) -> int:
         return sum(len(s) for s in _slots(self.plan.aggregates))
 
-    def row_dict(self, prefix: str, fast: bool = False) -> tuple[str, str | None]:
+    def row_dict(
+        self, prefix: str, fast: bool = False, pending: bool = False
+    ) -> tuple[str, str | None]:
         """(the dict display of an output row, the HAVING condition or None)."""
-        comp = self.group_expr(prefix, fast)
+        comp = self.group_expr(prefix, fast, pending)
         items = [f"{o.name!r}: {comp.value(o.expr).src}" for o in self.plan.outputs]
         having = comp.cond(self.plan.having) if self.plan.having is not None else None
         return "{" + ", ".join(items) + "}", having
@@ -422,8 +428,9 @@ class _Generator:
         self._gen_change_row(out, indent, we)
         out.add(indent, "if g is None:")
         out.add(indent + 1, f"{target}[k] = [{', '.join(f'n{i}' for i in range(ns))}]")
-        out.add(indent, "else:")
-        out.add(indent + 1, *(commit or ["pass"]))
+        if commit:
+            out.add(indent, "else:")
+            out.add(indent + 1, *commit)
         out.add(indent, *adds)
         self._gen_append_row(out, indent)
 
@@ -432,14 +439,8 @@ class _Generator:
         plan = self.plan
         if plan.emit != "changes":
             return
-        row, having = self.row_dict("n", fast)
+        row, having = self.row_dict("n", fast, pending=True)
         unpack = self.unpack_key()
-        for agg, slots in zip(plan.aggregates, _slots(plan.aggregates), strict=True):
-            if agg.func == "count_distinct":
-                s = slots[0]
-                row = row.replace(f"len(n{s})", f"(len(n{s}) + _d{s})")
-                if having:
-                    having = having.replace(f"len(n{s})", f"(len(n{s}) + _d{s})")
         if plan.window is not None and "we" in row + (having or ""):
             out.add(indent, f"we = {we}")
         if unpack:
@@ -487,7 +488,6 @@ def generate(plan: LogicalPlan, sql: str, *, late_update: bool) -> GeneratedCode
     namespace["_off"] = _offset
     namespace["_INT_ONLY"] = {int}
     namespace["_partition_of"] = partition_of
-    namespace["_partitions_of"] = partitions_of
     try:
         code = compile(source, filename, "exec")
     except SyntaxError as exc:  # pragma: no cover - a compiler bug, not a user error

@@ -242,12 +242,8 @@ class ExprCompiler:
         items = [self.value(e) for e in node.expressions]
         needle = self.value(node.this)
         t = self.temp()
-        if all(i.nonnull for i in items):
-            listed = ", ".join(i.src for i in items) + ("," if len(items) == 1 else "")
-            body = f"{t} in ({listed})"
-        else:
-            listed = ", ".join(i.src for i in items) + ("," if len(items) == 1 else "")
-            body = f"_in3({t}, ({listed}))"
+        listed = "(" + ", ".join(i.src for i in items) + ("," if len(items) == 1 else "") + ")"
+        body = f"{t} in {listed}" if all(i.nonnull for i in items) else f"_in3({t}, {listed})"
         if needle.nonnull:
             return Code(f"(({t} := {needle.src}) is not None and {body})", nonnull=False)
         return Code(f"(None if ({t} := {needle.src}) is None else {body})")

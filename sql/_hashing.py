@@ -5,7 +5,7 @@ from __future__ import annotations
 import zlib
 from typing import Any
 
-__all__ = ["partition_of", "partitions_of", "stable_hash"]
+__all__ = ["partition_of", "stable_hash"]
 
 _CACHE_LIMIT = 1 << 16
 
@@ -37,13 +37,3 @@ def partition_of(cache: dict[Any, int], key: Any, partitions: int) -> int:
         cache.clear()
     part = cache[key] = stable_hash(key) % partitions
     return part
-
-
-def partitions_of(cache: dict[Any, int], keys: list[Any], partitions: int) -> list[int]:
-    """``partition_of`` for every key of a batch."""
-    get = cache.get
-    out: list[int] = []
-    for key in keys:
-        part = get(key)
-        out.append(partition_of(cache, key, partitions) if part is None else part)
-    return out

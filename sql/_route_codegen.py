@@ -19,27 +19,47 @@ if TYPE_CHECKING:
 __all__ = ["gen_route", "gen_route_fast"]
 
 
+def _drops_late(gen: _Generator) -> bool:
+    """Whether the router drops late records (aligned windows, no late updates)."""
+    window = gen.plan.window
+    return window is not None and window.kind != "session" and not gen.late_update
+
+
+def _cut_lines(gen: _Generator) -> tuple[str, str]:
+    """``cut``: the start of the earliest window still open at watermark ``mx - lateness``."""
+    window = gen.plan.window
+    assert window is not None
+    size, slide = window.size_ms, window.slide_ms
+    return f"w = mx - lateness - {size!r}", f"cut = w - w % {slide!r} + {slide!r}"
+
+
 def _route_body(
-    gen: _Generator, body: _Lines, partitions_by_key: bool, per_record_wm: bool
+    gen: _Generator,
+    body: _Lines,
+    partitions_by_key: bool,
+    per_record_wm: bool,
+    skip_late_indexes: bool | None = None,
 ) -> None:
     """The per-record routing step (``r``, ``i`` and for windows ``t`` are bound).
 
     Order: event time -> exact watermark -> WHERE (a filtered record goes to a
     partition, which counts it, without a lateness check or key) -> lateness ->
     partition of the key.  Per-record watermarks are the watermark before the record.
+    ``skip_late_indexes``: a late record's index goes to ``skip`` (by default when
+    not ``partitions_by_key``).
     """
     window = gen.plan.window
     plan = gen.plan
-    skip_late = window is not None and window.kind != "session" and not gen.late_update
+    skip_late = _drops_late(gen)
+    if skip_late_indexes is None:
+        skip_late_indexes = not partitions_by_key
     target = "p" if partitions_by_key else None
     if window is not None:
         if per_record_wm:
             body.add(0, "wm = mx - lateness")
         if skip_late:
-            assert window is not None
-            size, slide = window.size_ms, window.slide_ms
             body.add(0, "if t > mx:", "    mx = t")
-            body.add(1, f"w = mx - lateness - {size!r}", f"cut = w - w % {slide!r} + {slide!r}")
+            body.add(1, *_cut_lines(gen))
         else:
             body.add(0, "if t > mx: mx = t")
     if plan.where is not None and (partitions_by_key or skip_late):
@@ -58,7 +78,7 @@ def _route_body(
         body.add(1, "continue")
     if skip_late:
         body.add(0, "if t < cut:", "    late.append((i, t, mx - lateness))")
-        if not partitions_by_key:
+        if skip_late_indexes:
             body.add(1, "skip.append(i)")
         body.add(1, "continue")
     if target:
@@ -74,23 +94,32 @@ def _route_body(
 def _route_prologue(
     gen: _Generator, out: _Lines, partitions_by_key: bool, per_record_wm: bool
 ) -> None:
-    window = gen.plan.window
     if partitions_by_key:
         out.add(1, "recs = [[] for _ in range(nparts)]", "radds = [x.append for x in recs]")
         out.add(1, "idx = [[] for _ in range(nparts)]", "adds = [x.append for x in idx]")
         out.add(1, "pcache = stage._partition_cache", "pget = pcache.get")
+    _skip_and_wm_lists(out, partitions_by_key, per_record_wm)
+    _window_prologue(gen, out)
+
+
+def _skip_and_wm_lists(out: _Lines, partitions_by_key: bool, per_record_wm: bool) -> None:
+    """Bind ``skip`` (one partition) and the per-record watermark list(s) ``wl``."""
+    if partitions_by_key:
         if per_record_wm:
             out.add(1, "wl = [[] for _ in range(nparts)]", "wadds = [x.append for x in wl]")
     else:
         out.add(1, "skip = []")
         if per_record_wm:
             out.add(1, "wl = []", "wadd = wl.append")
-    if window is not None:
+
+
+def _window_prologue(gen: _Generator, out: _Lines) -> None:
+    """Bind the stage's event-time state (``late``, ``mx``, ``lateness``, ``cut``)."""
+    if gen.plan.window is not None:
         out.add(1, "late = stage._late_indices")
         out.add(1, "mx = stage._max_ts", "lateness = stage._lateness")
-        if window.kind != "session" and not gen.late_update:
-            size, slide = window.size_ms, window.slide_ms
-            out.add(1, f"w = mx - lateness - {size!r}", f"cut = w - w % {slide!r} + {slide!r}")
+        if _drops_late(gen):
+            out.add(1, *_cut_lines(gen))
 
 
 def _route_epilogue(
@@ -173,34 +202,18 @@ def gen_route_fast(
         out.add(1, "except Exception:", f"    {fallback}")
         out.add(1, "if tss and set(map(type, tss)) != _INT_ONLY:", f"    {fallback}")
     if partitions_by_key:
-        keys = gen.plan.group_keys
-        rec = gen.record_expr()
-        key = (
-            rec.value(keys[0]).src
-            if len(keys) == 1
-            else "(" + ", ".join(rec.value(k).src for k in keys) + ")"
-        )
+        key = gen.key_expr()
         out.add(1, "try:", f"    ks = [{key} for r in records]", "    kset = set(ks)")
         out.add(1, "except Exception:", f"    {fallback}")
         out.add(1, "recs = [[] for _ in range(nparts)]", "radds = [x.append for x in recs]")
-        out.add(1, "pcache = stage._partition_cache", "pget = pcache.get", "kp = {}")
+        out.add(1, "pcache = stage._partition_cache", "pget = pcache.get", "kp = {}", "amap = {}")
         out.add(1, "for k in kset:", "    p = pget(k)")
-        out.add(2, "if p is None: p = _partition_of(pcache, k, nparts)", "kp[k] = p")
-        out.add(1, "amap = {k: radds[p] for k, p in kp.items()}")
-        if per_record_wm:
-            out.add(1, "wl = [[] for _ in range(nparts)]", "wadds = [x.append for x in wl]")
-    else:
-        out.add(1, "skip = []")
-        if per_record_wm:
-            out.add(1, "wl = []", "wadd = wl.append")
+        out.add(2, "if p is None: p = _partition_of(pcache, k, nparts)")
+        out.add(2, "kp[k] = p", "amap[k] = radds[p]")
+    _skip_and_wm_lists(out, partitions_by_key, per_record_wm)
+    _window_prologue(gen, out)
     if window is not None:
-        out.add(1, "late = stage._late_indices")
-        out.add(1, "mx = stage._max_ts", "lateness = stage._lateness")
-        skip_late = window.kind != "session" and not gen.late_update
-        if skip_late:
-            size, slide = window.size_ms, window.slide_ms
-            out.add(1, f"w = mx - lateness - {size!r}", f"cut = w - w % {slide!r} + {slide!r}")
-        in_order = skip_late and not per_record_wm and 0 < window.slide_ms <= window.size_ms
+        in_order = _drops_late(gen) and not per_record_wm and 0 < window.slide_ms <= window.size_ms
         body = _Lines(_fast_body(gen, partitions_by_key, per_record_wm))
         depth = 1
         if in_order:
@@ -229,10 +242,9 @@ def gen_route_fast(
 def _fast_body(gen: _Generator, partitions_by_key: bool, per_record_wm: bool) -> list[str]:
     """The fast loop's step: like the careful one, but the key ``k`` is already known."""
     body = _Lines()
-    _route_body(gen, body, False, per_record_wm and not partitions_by_key)
+    _route_body(gen, body, False, per_record_wm and not partitions_by_key, not partitions_by_key)
     lines = body.lines
     if partitions_by_key:
-        lines = [line for line in lines if line.strip() != "skip.append(i)"]
         lines += ["amap[k](r)"]  # indexes are recovered from ``ks`` only if needed
         if per_record_wm:
             lines = ["wm = mx - lateness", *lines, "wadds[kp[k]](wm)"]
