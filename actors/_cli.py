@@ -16,7 +16,7 @@ import signal
 import sys
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import IO, TYPE_CHECKING, Any, Literal, NoReturn, TypeAlias
+from typing import IO, Any, NoReturn, TypeAlias
 
 import attrs
 import click
@@ -26,16 +26,17 @@ from rich.console import Console
 from rich.syntax import Syntax
 from rich.table import Table
 
-from runtime import GraphStats, PartitaError, Supervisor
+import sql
+from runtime import ActorFailed, BadRecord, GraphStats, PartitaError, Source, Supervisor
 
+from ._files import CsvSource, JsonLinesSource
+from ._generator import TradeSource
 from ._progress import ProgressDisplay, records_read, summary_table
-
-if TYPE_CHECKING:
-    from runtime import Source
+from ._sources import ErrorPolicy, error_leaves
+from ._sqlgraph import open_sql
 
 __all__ = ["cli", "main", "parse_duration_ms", "parse_size"]
 
-OnErrorPolicy: TypeAlias = Literal["skip", "fail", "dead-letter"]
 
 EXIT_OK = 0
 EXIT_RUNTIME = 1
@@ -90,27 +91,30 @@ def parse_size(text: str) -> int:
     return int(float(match.group(1)) * _SIZE_FACTOR[match.group(2).lower()])
 
 
-def _duration_option(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        return parse_duration_ms(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), ctx, param) from None
+_OptionCallback: TypeAlias = Callable[[click.Context, click.Parameter, str | None], int | None]
 
 
-def _size_option(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        return parse_size(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), ctx, param) from None
+def _parsed_option(parse: Callable[[str], int]) -> _OptionCallback:
+    """A click callback that parses the option with ``parse`` (``ValueError``: bad parameter)."""
+
+    def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+        if value is None:
+            return None
+        try:
+            return parse(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), ctx, param) from None
+
+    return callback
+
+
+_duration_option = _parsed_option(parse_duration_ms)
+_size_option = _parsed_option(parse_size)
 
 
 def _on_error_option(
     ctx: click.Context, param: click.Parameter, value: str
-) -> tuple[OnErrorPolicy, str | None]:
+) -> tuple[ErrorPolicy, str | None]:
     if value == "skip":
         return "skip", None
     if value == "fail":
@@ -127,19 +131,8 @@ def _fail(message: str, code: int) -> NoReturn:
     raise CliError(message, code)
 
 
-def _leaves(exc: BaseException) -> list[BaseException]:
-    if isinstance(exc, BaseExceptionGroup):
-        out: list[BaseException] = []
-        for inner in exc.exceptions:
-            out.extend(_leaves(inner))
-        return out
-    return [exc]
-
-
 def _runtime_message(exc: BaseException) -> str:
     """One line naming what failed and where (record offset / input line)."""
-    from runtime import ActorFailed, BadRecord
-
     if isinstance(exc, ActorFailed):
         cause = exc.error
         if isinstance(cause, BadRecord):
@@ -153,8 +146,6 @@ def _runtime_message(exc: BaseException) -> str:
 
 def _compile(query: str, **options: Any) -> Any:
     """Compile ``query``; a SQL error becomes exit 2 naming line and column."""
-    import sql
-
     try:
         return sql.compile_query(query, **options)
     except sql.SqlError as exc:
@@ -225,12 +216,10 @@ async def _stream(
 ) -> None:
     """Run ``query`` over ``source`` with ``open_sql``, handing each batch of rows to
     ``on_rows``."""
-    import actors
-
     started = trio.current_time()
     supervisor: Supervisor | None = None
     try:
-        async with actors.open_sql(query, source, **options) as stream:
+        async with open_sql(query, source, **options) as stream:
             supervisor = stream.supervisor
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_watch_interrupts, supervisor, nursery, outcome, console)
@@ -283,8 +272,7 @@ def _run_trio(
     except KeyboardInterrupt:
         outcome.interrupts = max(outcome.interrupts, 1)
     except BaseException as exc:
-        leaves = [e for e in _leaves(exc) if not isinstance(e, trio.Cancelled)]
-        known = [e for e in leaves if isinstance(e, PartitaError | OSError | ValueError)]
+        known = [e for e in error_leaves(exc) if isinstance(e, PartitaError | OSError | ValueError)]
         if isinstance(exc, SystemExit | CliError) or not known:
             raise
         first = known[0]
@@ -303,9 +291,7 @@ def _open_output(path: str) -> IO[str]:
         _fail(f"cannot write output {path!r}: {exc.strerror or exc}", EXIT_USAGE)
 
 
-def _make_source(path: str, fmt: str, on_error: OnErrorPolicy) -> Source:
-    import actors
-
+def _make_source(path: str, fmt: str, on_error: ErrorPolicy) -> Source:
     if path != "-" and not os.path.exists(path):
         _fail(f"cannot read input {path!r}: no such file", EXIT_USAGE)
     if path != "-" and os.path.isdir(path):
@@ -315,9 +301,8 @@ def _make_source(path: str, fmt: str, on_error: OnErrorPolicy) -> Source:
     if fmt == "csv":
         if path == "-":
             _fail("--format csv needs a file path, not '-'", EXIT_USAGE)
-        source: Source = actors.CsvSource("source", path)
-        return source
-    return actors.JsonLinesSource("source", path, on_error=on_error)
+        return CsvSource("source", path)
+    return JsonLinesSource("source", path, on_error=on_error)
 
 
 # ----------------------------------------------------------------- commands
@@ -423,7 +408,7 @@ def run(
     batch_size: int | None,
     event_time: str | None,
     allowed_lateness: int,
-    on_error: tuple[OnErrorPolicy, str | None],
+    on_error: tuple[ErrorPolicy, str | None],
     late: str,
     dead_letter_path: str | None,
     max_memory: int | None,
@@ -526,8 +511,6 @@ def _warn_dropped(console: Console, stats: GraphStats, policy: str, late: str) -
 @click.option("--allowed-lateness", metavar="DURATION", default="0", callback=_duration_option)
 def explain(query: str, event_time: str | None, allowed_lateness: int) -> None:
     """Print QUERY's logical plan and the Python code it compiles to."""
-    import sql
-
     _compile(query, event_time=event_time, allowed_lateness_ms=allowed_lateness)
     text = sql.explain(query, event_time=event_time, allowed_lateness_ms=allowed_lateness)
     if not sys.stdout.isatty():
@@ -644,13 +627,11 @@ def demo(
     progress: bool | None,
 ) -> None:
     """Generated trades through a per-symbol tumbling-window aggregate, live."""
-    import actors
-
     if window <= 0:
         _fail("--window must be positive", EXIT_USAGE)
     query = demo_sql(window)
     compiled = _compile(query, allowed_lateness_ms=allowed_lateness)
-    source = actors.TradeSource(
+    source = TradeSource(
         "source", records=records, rate=rate, seed=seed, symbols=symbols, disorder_ms=disorder
     )
     console = _stderr_console()

@@ -16,9 +16,9 @@ from typing import IO, Any
 import attrs
 import trio
 
-from runtime import Batch, DeadLetter, Record, Sink
+from runtime import Actor, Batch, DeadLetter, Record, Sink
 
-__all__ = ["DeadLetterSink", "dead_letter_batch", "dead_letter_from_record"]
+__all__ = ["DeadLetterSink", "dead_letter_batch", "dead_letter_from_record", "emit_dead_letters"]
 
 
 def dead_letter_batch(letters: Iterable[DeadLetter]) -> Batch:
@@ -29,6 +29,16 @@ def dead_letter_batch(letters: Iterable[DeadLetter]) -> Batch:
             for d in letters
         ]
     )
+
+
+def emit_dead_letters(
+    actor: Actor, letters: list[DeadLetter], output: int | None, kept: list[DeadLetter]
+) -> None:
+    """Emit ``letters`` from ``actor`` to its dead-letter ``output``; with none, keep them."""
+    if output is None:
+        kept.extend(letters)
+    else:
+        actor.emit_message(dead_letter_batch(letters), output)
 
 
 def dead_letter_from_record(record: Record) -> DeadLetter:

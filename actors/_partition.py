@@ -6,7 +6,7 @@ import attrs
 
 from runtime import Actor, Batch, DeadLetter, PartitionProgram, Record
 
-from ._dead_letter import dead_letter_batch
+from ._dead_letter import emit_dead_letters
 
 __all__ = ["PartitionActor"]
 
@@ -51,10 +51,7 @@ class PartitionActor(Actor):
             self.emit_batch(Batch(rows), None if self.dead_letter_output is None else 0)
         letters = program.take_dead_letters()
         if letters:
-            if self.dead_letter_output is None:
-                self.dead_letters.extend(letters)
-            else:
-                self.emit_message(dead_letter_batch(letters), self.dead_letter_output)
+            emit_dead_letters(self, letters, self.dead_letter_output, self.dead_letters)
         counts = program.counts()
         self.rows_filtered = counts.filtered
         self.rows_late = counts.late

@@ -7,7 +7,7 @@ import trio
 
 from runtime import Actor, Batch, DeadLetter, RoutingStage, Watermark
 
-from ._dead_letter import dead_letter_batch
+from ._dead_letter import emit_dead_letters
 
 __all__ = ["RouterActor"]
 
@@ -75,7 +75,8 @@ class RouterActor(Actor):
         if routed.watermark is not None:
             self._send_watermark(routed.watermark)
         if routed.late or routed.dead:
-            self._dead_letters([*routed.late, *routed.dead])
+            letters = [*routed.late, *routed.dead]
+            emit_dead_letters(self, letters, self.dead_letter_output, self.dead_letters)
         counts = stage.counts()
         self.rows_late = counts.late
         self.rows_errored = counts.errored
@@ -99,9 +100,3 @@ class RouterActor(Actor):
         message = Watermark(ts)
         for index in range(self.stage.partitions):
             self.emit_message(message, index)
-
-    def _dead_letters(self, letters: list[DeadLetter]) -> None:
-        if self.dead_letter_output is None:
-            self.dead_letters.extend(letters)
-        else:
-            self.emit_message(dead_letter_batch(letters), self.dead_letter_output)

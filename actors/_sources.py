@@ -26,7 +26,7 @@ from runtime import (
     estimate_nbytes,
 )
 
-from ._dead_letter import dead_letter_batch
+from ._dead_letter import emit_dead_letters
 
 __all__ = [
     "AsyncIterableSource",
@@ -53,18 +53,16 @@ def _check_idle(instance: object, attribute: attrs.Attribute[float | None], valu
         raise ValueError(f"idle_timeout must be a positive number of seconds, got {value!r}")
 
 
+def error_leaves(exc: BaseException) -> list[BaseException]:
+    """The exceptions in ``exc`` (nested groups flattened), leaving out ``trio.Cancelled``."""
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in error_leaves(inner)]
+    return [] if isinstance(exc, trio.Cancelled) else [exc]
+
+
 def single_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
     """The one exception that is not ``trio.Cancelled`` in ``group``, else ``group``."""
-    leaves: list[BaseException] = []
-
-    def walk(exc: BaseException) -> None:
-        if isinstance(exc, BaseExceptionGroup):
-            for inner in exc.exceptions:
-                walk(inner)
-        elif not isinstance(exc, trio.Cancelled):
-            leaves.append(exc)
-
-    walk(group)
+    leaves = error_leaves(group)
     return leaves[0] if len(leaves) == 1 else group
 
 
@@ -114,17 +112,9 @@ class RecordSource(Source):
             return
         if letters:
             self.rows_errored += len(letters)
-            if self.dead_letter_output is None:
-                self.dead_letters.extend(letters)
-            else:
-                self.emit_message(dead_letter_batch(letters), self.dead_letter_output)
+            emit_dead_letters(self, letters, self.dead_letter_output, self.dead_letters)
         if n:
-            start = self._offset
-            self._offset = start + n
-            self.rows_in += n
-            self.batches_in += 1
-            self.last_batch_size = n
-            self.emit_batch(Batch(records, range(start, start + n)), self._data_output())
+            self._emit_records(records, self._data_output())
         elif not letters:
             return
         await self.deliver()
@@ -145,14 +135,8 @@ class RecordSource(Source):
         if nbytes <= limit:
             return n
         per = max(1, n * limit // nbytes)
-        self._cap_batch_size(per)
+        self.sizer.cap(per)
         return per
-
-    def _cap_batch_size(self, maximum: int) -> None:
-        sizer = self.sizer
-        sizer.maximum = max(1, min(sizer.maximum, maximum))
-        sizer.minimum = min(sizer.minimum, sizer.maximum)
-        sizer.size = min(sizer.size, sizer.maximum)
 
     async def send_idle_tick(self) -> None:
         """Tell downstream the input was silent for :attr:`idle_timeout` (an empty batch)."""

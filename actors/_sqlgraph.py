@@ -38,14 +38,19 @@ from ._merge import MergeActor
 from ._partition import PartitionActor
 from ._router import RouterActor
 from ._sinks import ChannelSink, CollectSink
-from ._sources import AsyncIterableSource, IterableSource, RecordSource, default_sizer
+from ._sources import (
+    AsyncIterableSource,
+    ErrorPolicy,
+    IterableSource,
+    RecordSource,
+    default_sizer,
+)
 from ._supervised import supervised
 
 __all__ = ["QueryRun", "QueryStream", "open_sql", "parse_duration_ms", "run_sql"]
 
 SourceLike: TypeAlias = Source | Iterable[Record] | AsyncIterable[Record]
 DeadLetterTarget: TypeAlias = Sink | str | os.PathLike[str] | None
-OnError: TypeAlias = Literal["skip", "fail", "dead-letter"]
 LatePolicy: TypeAlias = Literal["drop", "dead-letter", "update"]
 
 _ENDED = (ActorState.COMPLETED, ActorState.FAILED, ActorState.CANCELLED)
@@ -176,7 +181,7 @@ def _compile(
     *,
     allowed_lateness: int | str,
     event_time: str | None,
-    on_error: OnError,
+    on_error: ErrorPolicy,
     late: LatePolicy,
 ) -> CompiledQuery:
     if isinstance(sql, CompiledQuery):
@@ -283,7 +288,7 @@ async def run_sql(
     batch_size: int | None = None,
     allowed_lateness: int | str = 0,
     event_time: str | None = None,
-    on_error: OnError = "skip",
+    on_error: ErrorPolicy = "skip",
     late: LatePolicy = "drop",
     dead_letter: DeadLetterTarget = None,
     max_memory: int | None = None,
@@ -382,7 +387,7 @@ async def open_sql(
     batch_size: int | None = None,
     allowed_lateness: int | str = 0,
     event_time: str | None = None,
-    on_error: OnError = "skip",
+    on_error: ErrorPolicy = "skip",
     late: LatePolicy = "drop",
     dead_letter: DeadLetterTarget = None,
     max_memory: int | None = None,

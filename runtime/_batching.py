@@ -65,3 +65,9 @@ class BatchSizer:
     def shrink(self) -> None:
         """Memory pressure: halve the size (not below the minimum)."""
         self.size = max(self.minimum, self.size // 2)
+
+    def cap(self, maximum: int) -> None:
+        """Lower the maximum to ``maximum`` (at least 1); the minimum and size follow."""
+        self.maximum = max(1, min(self.maximum, maximum))
+        self.minimum = min(self.minimum, self.maximum)
+        self.size = min(self.size, self.maximum)

@@ -55,13 +55,18 @@ class Source(Actor):
         """Send ``records`` downstream as one batch at the next source offsets."""
         if not records:
             return
+        self._emit_records(records)
+        await self._deliver()
+
+    def _emit_records(self, records: list[Record], output: int | None = None) -> None:
+        """Emit ``records`` as one batch at the next source offsets, and count them in."""
         n = len(records)
-        batch = Batch(records, range(self._offset, self._offset + n))
-        self._offset += n
+        start = self._offset
+        self._offset = start + n
         self.rows_in += n
         self.batches_in += 1
         self.last_batch_size = n
-        await self.send_batch(batch)
+        self.emit_batch(Batch(records, range(start, start + n)), output)
 
     async def send_batch(self, batch: Batch) -> None:
         """Send a prepared batch downstream (a batch boundary)."""
