@@ -301,7 +301,7 @@ def _make_source(path: str, fmt: str, on_error: ErrorPolicy) -> Source:
     if fmt == "csv":
         if path == "-":
             _fail("--format csv needs a file path, not '-'", EXIT_USAGE)
-        return CsvSource("source", path)
+        return CsvSource("source", path, on_error=on_error)
     return JsonLinesSource("source", path, on_error=on_error)
 
 

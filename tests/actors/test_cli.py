@@ -357,3 +357,22 @@ def test_forced_progress_prints_the_summary_table(trades: Path) -> None:
     for actor in ("source", "router", "partition-0", "partition-1", "merge", "sink"):
         assert actor in summary
     assert "filtered" in summary  # shown because one record was filtered out
+
+
+def test_bad_csv_row_follows_on_error(tmp_path: Path) -> None:
+    path = tmp_path / "trades.csv"
+    path.write_text("symbol,qty\nA,3\nB,4,extra\nC,5\n", encoding="utf-8")
+    query = "SELECT symbol, qty FROM trades"
+    skipped = partita("run", "--sql", query, "--input", str(path), "--on-error", "skip")
+    assert skipped.returncode == 0, skipped.stderr
+    assert rows_of(skipped.stdout) == [{"symbol": "A", "qty": 3}, {"symbol": "C", "qty": 5}]
+    failed = partita("run", "--sql", query, "--input", str(path), "--on-error", "fail")
+    assert failed.returncode == 1
+    assert "line 3" in failed.stderr
+    dead = tmp_path / "dead.jsonl"
+    lettered = partita(
+        "run", "--sql", query, "--input", str(path), "--on-error", f"dead-letter:{dead}"
+    )
+    assert lettered.returncode == 0, lettered.stderr
+    (letter,) = rows_of(dead.read_text(encoding="utf-8"))
+    assert "line 3" in letter["reason"]
