@@ -16,7 +16,7 @@ from typing import IO, Any
 import attrs
 import trio
 
-from runtime import Actor, Batch, DeadLetter, Record, Sink
+from partita.runtime import Actor, Batch, DeadLetter, Record, Sink
 
 __all__ = ["DeadLetterSink", "dead_letter_batch", "dead_letter_from_record", "emit_dead_letters"]
 

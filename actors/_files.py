@@ -21,7 +21,7 @@ from typing import IO, Any, BinaryIO
 import attrs
 import trio
 
-from runtime import BadRecord, DeadLetter, Record
+from partita.runtime import BadRecord, DeadLetter, Record
 
 from ._sources import ErrorPolicy, Parsed, PumpedSource, _check_policy
 

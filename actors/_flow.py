@@ -8,7 +8,16 @@ from typing import Any
 
 import attrs
 
-from runtime import Actor, Graph, GraphStats, Record, RestartPolicy, Sink, Source, Supervisor
+from partita.runtime import (
+    Actor,
+    Graph,
+    GraphStats,
+    Record,
+    RestartPolicy,
+    Sink,
+    Source,
+    Supervisor,
+)
 
 from ._merge import MergeActor
 from ._operators import (

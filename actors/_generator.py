@@ -8,7 +8,7 @@ import string
 import attrs
 import trio
 
-from runtime import Record
+from partita.runtime import Record
 
 from ._sources import RecordSource
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-from runtime import Actor, Batch
+from partita.runtime import Actor, Batch
 
 __all__ = ["MergeActor"]
 

@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 
 import attrs
 
-from runtime import Actor, BadRecord, Batch, Record
+from partita.runtime import Actor, BadRecord, Batch, Record
 
 __all__ = [
     "FilterActor",

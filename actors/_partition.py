@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import attrs
 
-from runtime import Actor, Batch, DeadLetter, PartitionProgram, Record
+from partita.runtime import Actor, Batch, DeadLetter, Record
+from partita.sql import PartitionProgram
 
 from ._dead_letter import emit_dead_letters
 
@@ -13,7 +14,7 @@ __all__ = ["PartitionActor"]
 
 @attrs.define(eq=False)
 class PartitionActor(Actor):
-    """Runs one :class:`runtime.PartitionProgram`: the partition's state lives in it.
+    """Runs one :class:`partita.sql.PartitionProgram`: the partition's state lives in it.
 
     A batch goes to ``program.process``, a watermark to ``program.advance``
     (closing windows), the end of the stream to ``program.finish``; the rows

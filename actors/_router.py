@@ -5,7 +5,8 @@ from __future__ import annotations
 import attrs
 import trio
 
-from runtime import Actor, Batch, DeadLetter, RoutingStage, Watermark
+from partita.runtime import Actor, Batch, DeadLetter, Watermark
+from partita.sql import RoutingStage
 
 from ._dead_letter import emit_dead_letters
 
@@ -14,7 +15,7 @@ __all__ = ["RouterActor"]
 
 @attrs.define(eq=False)
 class RouterActor(Actor):
-    """Runs a :class:`runtime.RoutingStage` on every source batch.
+    """Runs a :class:`partita.sql.RoutingStage` on every source batch.
 
     Output ``i`` is partition ``i``: it gets ``parts[i]`` of each routed batch,
     then the watermark when it advanced.  Late and dead records the stage

@@ -12,7 +12,7 @@ from typing import IO, Any
 import attrs
 import trio
 
-from runtime import Batch, ConsumerGone, Record, Sink
+from partita.runtime import Batch, ConsumerGone, Record, Sink
 
 __all__ = ["CallbackSink", "CollectSink", "JsonLinesSink"]
 

@@ -16,7 +16,7 @@ from typing import Generic, Literal, TypeAlias, TypeVar
 import attrs
 import trio
 
-from runtime import (
+from partita.runtime import (
     BadRecord,
     Batch,
     BatchSizer,

@@ -19,7 +19,7 @@ from typing import Any, Literal, TypeAlias
 import attrs
 import trio
 
-from runtime import (
+from partita.runtime import (
     ActorState,
     BatchSizer,
     DeadLetter,
@@ -31,7 +31,7 @@ from runtime import (
     Source,
     Supervisor,
 )
-from sql import CompiledQuery, compile_query
+from partita.sql import CompiledQuery, compile_query
 
 from ._dead_letter import DeadLetterSink
 from ._merge import MergeActor

@@ -8,7 +8,7 @@ from typing import Literal
 
 import trio
 
-from runtime import Graph, GraphStats, RestartPolicy, Supervisor, open_supervisor
+from partita.runtime import Graph, GraphStats, RestartPolicy, Supervisor, open_supervisor
 
 from ._sources import single_error
 

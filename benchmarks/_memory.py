@@ -29,7 +29,7 @@ LIMIT_MB = 150.0
 
 def memory_check(records: int, *, partitions: int, seed: int = 0) -> dict[str, Any]:
     """Run W3 over a ``TradeSource`` of ``records`` trades; return the JSON line's fields."""
-    import actors
+    from partita import actors
 
     rows = 0
 

@@ -48,7 +48,7 @@ def run_partita(
     The clock covers compiling the query, building and running the graph, and
     collecting every result row (``trio.run`` start to end).
     """
-    import actors
+    from partita import actors
 
     async def main() -> Any:
         return await actors.run_sql(

@@ -1,6 +1,7 @@
 """partita's kernel: messages, mailboxes, actors, the supervisor, stats and errors.
 
-The kernel knows nothing of SQL.  See ``docs/concepts.md``.
+It knows nothing of the layers built on it.
+See ``docs/concepts.md``.
 """
 
 from ._actor import Actor as Actor
@@ -22,15 +23,11 @@ from ._memory import MemoryBudget as MemoryBudget
 from ._memory import estimate_nbytes as estimate_nbytes
 from ._messages import Barrier as Barrier
 from ._messages import Batch as Batch
+from ._messages import DeadLetter as DeadLetter
 from ._messages import EndOfStream as EndOfStream
 from ._messages import Message as Message
 from ._messages import Record as Record
 from ._messages import Watermark as Watermark
-from ._program import DeadLetter as DeadLetter
-from ._program import PartitionProgram as PartitionProgram
-from ._program import ProgramCounts as ProgramCounts
-from ._program import Routed as Routed
-from ._program import RoutingStage as RoutingStage
 from ._source import Source as Source
 from ._stats import ActorStats as ActorStats
 from ._stats import GraphStats as GraphStats
@@ -64,13 +61,9 @@ __all__ = [
     "MemoryLimitExceeded",
     "Message",
     "PartitaError",
-    "PartitionProgram",
-    "ProgramCounts",
     "Record",
     "RestartIntensityExceeded",
     "RestartPolicy",
-    "Routed",
-    "RoutingStage",
     "Sink",
     "Source",
     "Strategy",

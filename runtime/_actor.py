@@ -39,6 +39,7 @@ class Actor:
     watermarks unchanged.
 
     Example:
+        >>> import attrs
         >>> @attrs.define(eq=False)
         ... class Doubler(Actor):
         ...     def on_batch(self, batch: Batch) -> None:

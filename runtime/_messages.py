@@ -12,7 +12,15 @@ from typing import Any, TypeAlias
 
 import attrs
 
-__all__ = ["Barrier", "Batch", "EndOfStream", "Message", "Record", "Watermark"]
+__all__ = [
+    "Barrier",
+    "Batch",
+    "DeadLetter",
+    "EndOfStream",
+    "Message",
+    "Record",
+    "Watermark",
+]
 
 Record: TypeAlias = dict[str, Any]
 
@@ -81,3 +89,19 @@ class EndOfStream:
 
 
 Message: TypeAlias = Batch | Watermark | Barrier | EndOfStream
+
+
+@attrs.frozen(slots=True)
+class DeadLetter:
+    """A record that could not be processed, with why and where it came from.
+
+    Any actor may send one to a dead-letter output: ``record`` is the record as it
+    was (or a description of the row that failed), ``reason`` says why, ``offset``
+    is its source offset or input line when known, and ``stage`` names the actor
+    or stage that gave up on it.
+    """
+
+    record: object
+    reason: str
+    offset: int | None = None
+    stage: str = ""

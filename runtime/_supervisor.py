@@ -44,6 +44,7 @@ class RestartPolicy:
     on again; its mailbox and what it already sent are kept.
 
     Example:
+        >>> from partita import Strategy
         >>> RestartPolicy(Strategy.ONE_FOR_ONE, max_restarts=3, within=5.0)
         RestartPolicy(strategy=<Strategy.ONE_FOR_ONE: 'one_for_one'>, max_restarts=3, within=5.0)
     """

@@ -1,7 +1,7 @@
 """Streaming SQL for partita: parse with sqlglot, plan, compile to fused Python loops.
 
 Example:
-    >>> from sql import run_query
+    >>> from partita.sql import run_query
     >>> run_query("SELECT x * 2 AS y FROM t WHERE x > 1", [{"x": 1}, {"x": 2}]).rows
     [{'y': 4}]
 """
@@ -9,13 +9,21 @@ Example:
 from ._driver import QueryResult as QueryResult
 from ._driver import run_query as run_query
 from ._errors import SqlError as SqlError
+from ._interface import PartitionProgram as PartitionProgram
+from ._interface import ProgramCounts as ProgramCounts
+from ._interface import Routed as Routed
+from ._interface import RoutingStage as RoutingStage
 from ._query import CompiledQuery as CompiledQuery
 from ._query import compile_query as compile_query
 from ._query import explain as explain
 
 __all__ = [
     "CompiledQuery",
+    "PartitionProgram",
+    "ProgramCounts",
     "QueryResult",
+    "Routed",
+    "RoutingStage",
     "SqlError",
     "compile_query",
     "explain",

@@ -12,8 +12,9 @@ from typing import Any
 
 import attrs
 
-from runtime import Batch, DeadLetter, ProgramCounts, Record
+from partita.runtime import Batch, DeadLetter, Record
 
+from ._interface import ProgramCounts
 from ._query import CompiledQuery, compile_query
 
 __all__ = ["QueryResult", "run_query"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runtime import PartitaError
+from partita.runtime import PartitaError
 
 __all__ = ["SqlError", "position_of"]
 

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 import attrs
 
-from runtime import BadRecord, DeadLetter
+from partita.runtime import BadRecord, DeadLetter
 
 __all__ = ["ErrorPolicy", "describe_error"]
 

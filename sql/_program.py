@@ -13,8 +13,9 @@ from typing import Any
 
 import attrs
 
-from runtime import Batch, DeadLetter, ProgramCounts, Record
+from partita.runtime import Batch, DeadLetter, Record
 
+from ._interface import ProgramCounts
 from ._plan import LogicalPlan
 from ._policy import ErrorPolicy, OnError
 from ._query_config import LatePolicy
@@ -26,7 +27,7 @@ _FAR_FUTURE = 2**63
 
 @attrs.define
 class SqlProgram:
-    """One partition's compiled program (the ``runtime.PartitionProgram`` protocol).
+    """One partition's compiled program (the ``partita.sql.PartitionProgram`` protocol).
 
     Create it with ``CompiledQuery.new_program()``.
     """
@@ -64,7 +65,7 @@ class SqlProgram:
         """A fresh program with empty state."""
         return cls(plan, functions, late, retention_ms, ErrorPolicy(on_error, "sql-partition"))
 
-    # -- runtime.PartitionProgram -----------------------------------------------------
+    # -- partita.sql.PartitionProgram -----------------------------------------------------
 
     def process(self, batch: Batch) -> list[Record]:
         """Run one batch; return the rows it emits now."""

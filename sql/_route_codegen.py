@@ -9,12 +9,28 @@ with per-record error handling when anything is unusual.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from ._expr import ExprCompiler
+from ._plan import LogicalPlan
 from ._source import SourceLines as _Lines
 
-if TYPE_CHECKING:
-    from ._compiler import _Generator
+
+class _Generator(Protocol):
+    """What the routing loops need of the query's code generator."""
+
+    @property
+    def plan(self) -> LogicalPlan: ...
+
+    @property
+    def late_update(self) -> bool: ...
+
+    def record_expr(self) -> ExprCompiler: ...
+
+    def key_expr(self) -> str: ...
+
+    def key_line(self) -> str: ...
+
 
 __all__ = ["gen_route", "gen_route_fast"]
 

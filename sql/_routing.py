@@ -12,8 +12,9 @@ from typing import Any, Literal, overload
 
 import attrs
 
-from runtime import Batch, DeadLetter, ProgramCounts, Routed
+from partita.runtime import Batch, DeadLetter
 
+from ._interface import ProgramCounts, Routed
 from ._policy import ErrorPolicy, OnError
 from ._query_config import LatePolicy
 
@@ -115,7 +116,7 @@ class _Skipping(Sequence[int]):
 
 @attrs.define
 class SqlRoutingStage:
-    """Splits source batches across partitions (the ``runtime.RoutingStage`` protocol).
+    """Splits source batches across partitions (the ``partita.sql.RoutingStage`` protocol).
 
     Create it with ``CompiledQuery.routing_stage(partitions)``.
     """
@@ -234,7 +235,7 @@ class SqlRoutingStage:
         return ProgramCounts(rows_in=self._rows_in, late=self._late, errored=self._policy.errored)
 
     def take_dead_letters(self) -> list[DeadLetter]:
-        """Dead letters not yet handed out in a :class:`runtime.Routed` (none normally)."""
+        """Dead letters not yet handed out in a :class:`partita.sql.Routed` (none normally)."""
         return self._policy.take()
 
     # -- called by the generated code -------------------------------------------------

@@ -20,7 +20,7 @@ from typing import Any
 
 import trio
 
-import actors
+from partita import actors
 
 WINDOWED = """
     SELECT symbol, COUNT(*) AS trades, SUM(qty) AS volume, window_start

@@ -7,9 +7,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from actors import CollectSink
-from actors._supervised import run_supervised
-from runtime import Graph, GraphStats, Record, Source
+from partita.actors import CollectSink
+from partita.actors._supervised import run_supervised
+from partita.runtime import Graph, GraphStats, Record, Source
 
 
 async def collect(source: Source, **options: Any) -> tuple[list[Record], GraphStats]:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from actors._cli import parse_duration_ms, parse_size
+from partita._cli import parse_duration_ms, parse_size
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,7 +32,7 @@ def partita(
     """Run ``python -m actors._cli ARGS``; stderr is not a terminal, so no progress."""
     env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
     return subprocess.run(
-        [sys.executable, "-m", "actors._cli", *args],
+        [sys.executable, "-m", "partita", *args],
         input=stdin,
         capture_output=True,
         text=True,
@@ -316,7 +316,7 @@ def test_parse_size(text: str, nbytes: int) -> None:
 def test_ctrl_c_drains_and_exits_130() -> None:
     proc = subprocess.Popen(
         [
-            *(sys.executable, "-m", "actors._cli", "demo"),
+            *(sys.executable, "-m", "partita", "demo"),
             *("--records", "400000", "--rate", "20000", "--progress"),
         ],
         stdout=subprocess.PIPE,

@@ -10,8 +10,8 @@ import pytest
 import trio
 import trio.testing
 
-from actors import CallbackSink, CollectSink, Flow, IterableSource
-from runtime import (
+from partita.actors import CallbackSink, CollectSink, Flow, IterableSource
+from partita.runtime import (
     Actor,
     ActorFailed,
     ActorState,

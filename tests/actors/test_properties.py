@@ -8,8 +8,8 @@ import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import sql
-from actors import run_sql
+from partita import sql
+from partita.actors import run_sql
 
 from .helpers import canonical
 

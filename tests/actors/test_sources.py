@@ -14,7 +14,7 @@ import pytest
 import trio
 import trio.testing
 
-from actors import (
+from partita.actors import (
     AsyncIterableSource,
     CollectSink,
     CsvSource,
@@ -23,9 +23,9 @@ from actors import (
     JsonLinesSource,
     TradeSource,
 )
-from actors._files import convert_csv_value
-from actors._supervised import run_supervised
-from runtime import (
+from partita.actors._files import convert_csv_value
+from partita.actors._supervised import run_supervised
+from partita.runtime import (
     Actor,
     ActorFailed,
     ActorState,

@@ -8,7 +8,7 @@ import attrs
 import trio
 import trio.testing
 
-from actors import (
+from partita.actors import (
     AsyncIterableSource,
     CollectSink,
     DeadLetterSink,
@@ -17,16 +17,15 @@ from actors import (
     PartitionActor,
     RouterActor,
 )
-from actors._supervised import run_supervised
-from runtime import (
+from partita.actors._supervised import run_supervised
+from partita.runtime import (
     Batch,
     BatchSizer,
     DeadLetter,
     Graph,
-    ProgramCounts,
     Record,
-    Routed,
 )
+from partita.sql import ProgramCounts, Routed
 
 
 @attrs.define

@@ -14,8 +14,8 @@ import pytest
 import trio
 import trio.testing
 
-import sql
-from actors import (
+from partita import sql
+from partita.actors import (
     AsyncIterableSource,
     CallbackSink,
     CollectSink,
@@ -26,7 +26,7 @@ from actors import (
     parse_duration_ms,
     run_sql,
 )
-from runtime import (
+from partita.runtime import (
     ActorFailed,
     ActorState,
     BadRecord,

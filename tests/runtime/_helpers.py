@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import attrs
 import trio
 
-from runtime import Actor, Batch, Graph, Sink, Source
+from partita.runtime import Actor, Batch, Graph, Sink, Source
 
 
 @attrs.define(eq=False)

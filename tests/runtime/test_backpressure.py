@@ -5,7 +5,7 @@ from __future__ import annotations
 import attrs
 import trio
 
-from runtime import (
+from partita.runtime import (
     Actor,
     Batch,
     BatchSizer,

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runtime import BatchSizer
+from partita.runtime import BatchSizer
 
 
 def test_validation_messages() -> None:

@@ -8,7 +8,7 @@ from types import ModuleType
 
 import pytest
 
-import runtime
+from partita import runtime
 
 
 def isort_key(name: str) -> tuple[int, str]:
@@ -29,7 +29,7 @@ def modules_of(package: str) -> list[ModuleType]:
     return found
 
 
-@pytest.mark.parametrize("package", ["runtime", "actors", "sql"])
+@pytest.mark.parametrize("package", ["partita", "partita.runtime", "partita.actors", "partita.sql"])
 def test_all_is_sorted_and_complete(package: str) -> None:
     checked = 0
     for module in modules_of(package):
@@ -41,7 +41,7 @@ def test_all_is_sorted_and_complete(package: str) -> None:
         assert len(set(names)) == len(names), module.__name__
         missing = [n for n in names if not hasattr(module, n)]
         assert missing == [], module.__name__
-    if package == "runtime":
+    if package == "partita.runtime":
         assert checked > 1
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from runtime import Actor, Graph, Sink, Source, run_graph
+from partita.runtime import Actor, Graph, Sink, Source, run_graph
 
 
 def test_add_and_connect_validate_with_exact_messages() -> None:

@@ -6,7 +6,7 @@ import pytest
 import trio
 import trio.testing
 
-from runtime import TRANSITIONS, ActorState, InvalidTransition, Lifecycle
+from partita.runtime import TRANSITIONS, ActorState, InvalidTransition, Lifecycle
 
 S = ActorState
 

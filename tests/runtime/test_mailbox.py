@@ -6,7 +6,7 @@ import pytest
 import trio
 import trio.testing
 
-from runtime import (
+from partita.runtime import (
     Barrier,
     Batch,
     EndOfStream,

@@ -8,7 +8,7 @@ import attrs
 import pytest
 import trio
 
-from runtime import (
+from partita.runtime import (
     Actor,
     ActorFailed,
     Batch,

@@ -9,7 +9,7 @@ import pytest
 import trio
 import trio.testing
 
-from runtime import (
+from partita.runtime import (
     Actor,
     ActorState,
     Batch,

@@ -7,7 +7,7 @@ import pytest
 import trio
 import trio.testing
 
-from runtime import (
+from partita.runtime import (
     Actor,
     ActorState,
     ActorStats,
@@ -18,7 +18,7 @@ from runtime import (
     open_supervisor,
     run_graph,
 )
-from runtime._stats import OccupancyHistogram
+from partita.runtime._stats import OccupancyHistogram
 from tests.runtime._helpers import Counter, chain
 
 S = ActorState

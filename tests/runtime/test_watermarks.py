@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-from runtime import Actor, Barrier, EndOfStream, Mailbox, Watermark
+from partita.runtime import Actor, Barrier, EndOfStream, Mailbox, Watermark
 
 
 @attrs.define(eq=False)

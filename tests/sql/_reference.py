@@ -384,7 +384,7 @@ _COMPILED: dict[tuple[str, tuple[tuple[str, Any], ...]], Any] = {}
 
 def compiled(sql_text: str, **options: Any) -> Any:
     """``sql.compile_query(sql_text, **options)``, compiled once per distinct argument set."""
-    import sql
+    from partita import sql
 
     key = (sql_text, tuple(sorted(options.items())))
     query = _COMPILED.get(key)
@@ -402,7 +402,7 @@ def run_sql(
     **options: Any,
 ) -> Any:
     """``sql.run_query`` on a cached :func:`compiled` query (records are copied first)."""
-    import sql
+    from partita import sql
 
     return sql.run_query(
         compiled(sql_text, **options),

@@ -7,8 +7,8 @@ import traceback
 
 import pytest
 
-from runtime import BadRecord
-from sql import compile_query, explain, run_query
+from partita.runtime import BadRecord
+from partita.sql import compile_query, explain, run_query
 
 
 def test_explain_shows_plan_and_code() -> None:
@@ -82,10 +82,7 @@ def test_filter_project_loop_has_no_helper_calls_per_record() -> None:
 def test_docstring_examples() -> None:
     import doctest
 
-    import sql
-    import sql._driver
-    import sql._errors
-    import sql._query
+    from partita import sql
 
     for module in (sql, sql._driver, sql._errors, sql._query):
         failures, _ = doctest.testmod(module, raise_on_error=False, verbose=False)

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from runtime import BadRecord
-from sql import SqlError, compile_query, run_query
+from partita.runtime import BadRecord
+from partita.sql import SqlError, compile_query, run_query
 
 
 @pytest.mark.parametrize(

@@ -5,9 +5,17 @@ from __future__ import annotations
 import pytest
 from sqlglot import exp
 
-import sql
-from sql._dialect import Hop, Session, Tumble, WindowBound, WindowClause, node_position, parse
-from sql._plan import WindowSpec, plan_query
+from partita import sql
+from partita.sql._dialect import (
+    Hop,
+    Session,
+    Tumble,
+    WindowBound,
+    WindowClause,
+    node_position,
+    parse,
+)
+from partita.sql._plan import WindowSpec, plan_query
 
 
 def test_public_api_is_sorted_and_complete() -> None:

@@ -29,7 +29,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from runtime import BadRecord, Batch
+from partita.runtime import BadRecord, Batch
 from tests.sql._reference import (
     Agg,
     Hop,
@@ -452,7 +452,7 @@ def test_late_update_same_result_for_any_partition_count() -> None:
 
 _ROUTE_SCRIPT = """
 import json, sql
-from runtime import Batch
+from partita.runtime import Batch
 stage = sql.compile_query({sql!r}).routing_stage(4)
 records = [{{"k": k, "ts": 0}} for k in "abcdefghijklmnop"]
 parts = stage.route(Batch.from_records(records)).parts

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from sql import run_query
+from partita.sql import run_query
 
 
 def one(expr: str, **fields: Any) -> Any:
@@ -274,8 +274,8 @@ def test_group_by_emit_changes_without_window() -> None:
 
 
 def test_stateless_query_routes_whole_batches_round_robin() -> None:
-    from runtime import Batch
-    from sql import compile_query
+    from partita.runtime import Batch
+    from partita.sql import compile_query
 
     stage = compile_query("SELECT x FROM t").routing_stage(3)
     batches = [Batch.from_records([{"x": i}] * 5, start=5 * i) for i in range(4)]
@@ -290,8 +290,8 @@ def test_stateless_query_routes_whole_batches_round_robin() -> None:
 
 
 def test_keyed_query_sends_one_key_to_one_partition() -> None:
-    from runtime import Batch
-    from sql import compile_query
+    from partita.runtime import Batch
+    from partita.sql import compile_query
 
     stage = compile_query("SELECT k, COUNT(*) AS n FROM t GROUP BY k").routing_stage(4)
     seen: dict[str, set[int]] = {}

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from runtime import Batch
-from sql import compile_query, run_query
+from partita.runtime import Batch
+from partita.sql import compile_query, run_query
 
 TUMBLE = (
     "SELECT k, COUNT(*) AS n, SUM(x) AS s, window_start, window_end FROM t "
@@ -277,7 +277,7 @@ def test_filtered_record_without_key_is_filtered_for_any_partition_count(partiti
 
 
 def test_key_partitions_are_stable_across_processes() -> None:
-    from sql._hashing import stable_hash
+    from partita.sql._hashing import stable_hash
 
     # CRC-32 of the repr: fixed values, whatever PYTHONHASHSEED is
     assert stable_hash("ACME") == 387908287

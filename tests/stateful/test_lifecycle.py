@@ -16,7 +16,7 @@ from hypothesis import Phase
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from runtime import Actor, ActorState, InvalidTransition, Lifecycle
+from partita.runtime import Actor, ActorState, InvalidTransition, Lifecycle
 
 from ._trio_machine import TrioPortal, expect_raises, machine_settings, run_machine
 

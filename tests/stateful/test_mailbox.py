@@ -19,8 +19,8 @@ from hypothesis import Phase
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from runtime import Batch, Mailbox, MemoryBudget, MemoryLimitExceeded, Message, Watermark
-from runtime import estimate_nbytes as nbytes_of
+from partita.runtime import Batch, Mailbox, MemoryBudget, MemoryLimitExceeded, Message, Watermark
+from partita.runtime import estimate_nbytes as nbytes_of
 
 from ._trio_machine import TrioPortal, expect_raises, machine_settings, run_machine
 

@@ -29,7 +29,7 @@ from hypothesis import Phase
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from runtime import (
+from partita.runtime import (
     Actor,
     ActorFailed,
     ActorState,

@@ -31,7 +31,8 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from runtime import Batch, DeadLetter, PartitionProgram, ProgramCounts
+from partita.runtime import Batch, DeadLetter
+from partita.sql import PartitionProgram, ProgramCounts
 from tests.sql._reference import (
     Agg,
     Hop,
@@ -91,7 +92,7 @@ class WindowStateMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        import sql
+        from partita import sql
 
         query = sql.compile_query(self.SQL, allowed_lateness_ms=LATENESS)
         self.stage = query.routing_stage(1)

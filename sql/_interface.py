@@ -1,6 +1,6 @@
-"""The partition-program interface between the runtime and whatever compiles programs.
+"""The partition-program interface: what the SQL layer compiles and actors run.
 
-The runtime knows nothing of SQL.  A query layer (``sql``) compiles a query
+A query layer compiles a query
 into two pieces that actors run: a :class:`RoutingStage` at the source side,
 which decides event time, watermark, lateness and partition for each record of
 a batch, and one :class:`PartitionProgram` per partition, which owns that
@@ -15,19 +15,9 @@ from typing import Protocol
 
 import attrs
 
-from ._messages import Batch, Record
+from partita.runtime import Batch, DeadLetter, Record
 
-__all__ = ["DeadLetter", "PartitionProgram", "ProgramCounts", "Routed", "RoutingStage"]
-
-
-@attrs.frozen(slots=True)
-class DeadLetter:
-    """A record that could not be processed, with why and where it came from."""
-
-    record: object
-    reason: str
-    offset: int | None = None
-    stage: str = ""
+__all__ = ["PartitionProgram", "ProgramCounts", "Routed", "RoutingStage"]
 
 
 @attrs.frozen(slots=True)

@@ -26,14 +26,14 @@ from rich.console import Console
 from rich.syntax import Syntax
 from rich.table import Table
 
-import sql
-from runtime import ActorFailed, BadRecord, GraphStats, PartitaError, Source, Supervisor
+from partita import sql
+from partita.actors._files import CsvSource, JsonLinesSource
+from partita.actors._generator import TradeSource
+from partita.actors._sources import ErrorPolicy, error_leaves
+from partita.actors._sqlgraph import open_sql
+from partita.runtime import ActorFailed, BadRecord, GraphStats, PartitaError, Source, Supervisor
 
-from ._files import CsvSource, JsonLinesSource
-from ._generator import TradeSource
 from ._progress import ProgressDisplay, records_read, summary_table
-from ._sources import ErrorPolicy, error_leaves
-from ._sqlgraph import open_sql
 
 __all__ = ["cli", "main", "parse_duration_ms", "parse_size"]
 

@@ -20,7 +20,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from runtime import ActorStats, GraphStats, Supervisor
+from partita.runtime import ActorStats, GraphStats, Supervisor
 
 __all__ = ["ProgressDisplay", "RateMeter", "records_read", "summary_table"]
 
