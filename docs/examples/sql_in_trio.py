@@ -1,6 +1,6 @@
 """Streaming SQL and Python operators inside your own ``trio.run(main)``.
 
-Four short scenes over generated trades (``actors.TradeSource``):
+Four short scenes over generated trades (``partita.TradeSource``):
 
 1. ``run_sql``: a one-second tumbling window per symbol, across 4 partition
    actors, run to the end; the rows come back on the result.
@@ -20,7 +20,7 @@ from typing import Any
 
 import trio
 
-from partita import actors
+import partita
 
 WINDOWED = """
     SELECT symbol, COUNT(*) AS trades, SUM(qty) AS volume, window_start
@@ -33,8 +33,8 @@ CHANGES = (
 
 
 async def scene_run_sql() -> None:
-    trades = actors.TradeSource("source", records=20_000, symbols=5, disorder_ms=50)
-    run = await actors.run_sql(WINDOWED, trades, partitions=4, allowed_lateness="20ms")
+    trades = partita.TradeSource("source", records=20_000, symbols=5, disorder_ms=50)
+    run = await partita.run_sql(WINDOWED, trades, partitions=4, allowed_lateness="20ms")
     source = run.stats["source"]
     print(
         f"run_sql: {source.rows_out} trades -> {len(run.rows)} window rows, "
@@ -46,8 +46,8 @@ async def scene_run_sql() -> None:
 
 async def scene_open_sql() -> None:
     # 2,000 trades/s, so the stream is still running when we pause and leave.
-    trades = actors.TradeSource("source", records=1_000_000, rate=2_000, symbols=3)
-    async with actors.open_sql(CHANGES, trades, partitions=2) as stream:
+    trades = partita.TradeSource("source", records=1_000_000, rate=2_000, symbols=3)
+    async with partita.open_sql(CHANGES, trades, partitions=2) as stream:
         supervisor = stream.supervisor
         seen = 0
         async for row in stream:
@@ -77,7 +77,7 @@ async def scene_dead_letters() -> None:
         {"symbol": "B", "qty": "ten"},  # bad: a string quantity
         {"symbol": "A", "qty": 5},
     ]
-    run = await actors.run_sql(
+    run = await partita.run_sql(
         "SELECT symbol, qty + 1 AS next_qty FROM t", records, on_error="dead-letter"
     )
     print(f"dead letters: rows {run.rows}")
@@ -92,10 +92,10 @@ def vwap(state: dict[str, float], trade: dict[str, Any]) -> list[dict[str, Any]]
 
 
 async def scene_flow() -> None:
-    out = actors.CollectSink("out")
-    flow = actors.Flow()
+    out = partita.CollectSink("out")
+    flow = partita.Flow()
     (
-        flow.source(actors.TradeSource("trades", records=10_000, symbols=4, seed=3))
+        flow.source(partita.TradeSource("trades", records=10_000, symbols=4, seed=3))
         .filter(lambda t: t["side"] == "buy")
         .map(lambda t: {"symbol": t["symbol"], "price": t["price"], "qty": t["qty"]})
         .key_by(lambda t: t["symbol"], partitions=2)

@@ -16,7 +16,7 @@ import random
 import attrs
 import trio
 
-from partita.runtime import Actor, Batch, BatchSizer, Graph, Sink, Source, open_supervisor
+from partita import Actor, Batch, BatchSizer, Graph, Sink, Source, open_supervisor
 
 
 @attrs.define(eq=False)
