@@ -11,7 +11,7 @@ import itertools
 import math
 from collections import deque
 from collections.abc import AsyncIterable, Iterable, Iterator
-from typing import Generic, Literal, TypeAlias, TypeVar
+from typing import Generic, TypeAlias, TypeVar
 
 import attrs
 import trio
@@ -21,8 +21,10 @@ from partita.runtime import (
     Batch,
     BatchSizer,
     DeadLetter,
+    OnError,
     Record,
     Source,
+    check_on_error,
     estimate_nbytes,
 )
 
@@ -38,14 +40,12 @@ __all__ = [
     "default_sizer",
 ]
 
-ErrorPolicy: TypeAlias = Literal["skip", "fail", "dead-letter"]
-_POLICIES = ("skip", "fail", "dead-letter")
+ErrorPolicy: TypeAlias = OnError  # the one on_error policy, from the kernel
 _T = TypeVar("_T")
 
 
 def _check_policy(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
-    if value not in _POLICIES:
-        raise ValueError(f"on_error must be 'skip', 'fail' or 'dead-letter', got {value!r}")
+    check_on_error(value)
 
 
 def _check_idle(instance: object, attribute: attrs.Attribute[float | None], value: object) -> None:

@@ -25,13 +25,14 @@ from partita.runtime import (
     DeadLetter,
     Graph,
     GraphStats,
+    OnError,
     Record,
     RestartPolicy,
     Sink,
     Source,
     Supervisor,
 )
-from partita.sql import CompiledQuery, compile_query
+from partita.sql import CompiledQuery, LatePolicy, compile_query
 
 from ._dead_letter import DeadLetterSink
 from ._merge import MergeActor
@@ -40,7 +41,6 @@ from ._router import RouterActor
 from ._sinks import ChannelSink, CollectSink
 from ._sources import (
     AsyncIterableSource,
-    ErrorPolicy,
     IterableSource,
     RecordSource,
     default_sizer,
@@ -51,7 +51,6 @@ __all__ = ["QueryRun", "QueryStream", "open_sql", "parse_duration_ms", "run_sql"
 
 SourceLike: TypeAlias = Source | Iterable[Record] | AsyncIterable[Record]
 DeadLetterTarget: TypeAlias = Sink | str | os.PathLike[str] | None
-LatePolicy: TypeAlias = Literal["drop", "dead-letter", "update"]
 
 _ENDED = (ActorState.COMPLETED, ActorState.FAILED, ActorState.CANCELLED)
 _DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h)?\s*$")
@@ -179,21 +178,34 @@ class QueryStream:
 def _compile(
     sql: str | CompiledQuery,
     *,
-    allowed_lateness: int | str,
+    allowed_lateness: int | str | None,
     event_time: str | None,
-    on_error: ErrorPolicy,
-    late: LatePolicy,
+    on_error: OnError | None,
+    late: LatePolicy | None,
 ) -> CompiledQuery:
+    """The compiled query; its options are the one source of truth from here on."""
+    given = {
+        "allowed_lateness": allowed_lateness,
+        "event_time": event_time,
+        "on_error": on_error,
+        "late": late,
+    }
     if isinstance(sql, CompiledQuery):
+        for name, value in given.items():
+            if value is not None:
+                raise TypeError(
+                    f"{name} is an option of the compiled query: pass it to compile_query(), "
+                    "not again with the query it compiled"
+                )
         return sql
     if not isinstance(sql, str):
         raise TypeError(f"sql must be SQL text or a CompiledQuery, got {type(sql).__name__}")
     return compile_query(
         sql,
-        allowed_lateness_ms=parse_duration_ms(allowed_lateness),
+        allowed_lateness_ms=0 if allowed_lateness is None else parse_duration_ms(allowed_lateness),
         event_time=event_time,
-        on_error=on_error,
-        late=late,
+        on_error="skip" if on_error is None else on_error,
+        late="drop" if late is None else late,
     )
 
 
@@ -220,15 +232,11 @@ def _source(source: SourceLike, batch_size: int | None, idle_timeout: float | No
     return actor
 
 
-def _check_options(partitions: int, batch_size: int | None, on_error: str, late: str) -> None:
+def _check_options(partitions: int, batch_size: int | None) -> None:
     if not isinstance(partitions, int) or partitions < 1:
         raise ValueError(f"partitions must be an int >= 1, got {partitions!r}")
     if batch_size is not None and batch_size < 1:
         raise ValueError(f"batch_size must be >= 1 or None, got {batch_size!r}")
-    if on_error not in ("skip", "fail", "dead-letter"):
-        raise ValueError(f"on_error must be 'skip', 'fail' or 'dead-letter', got {on_error!r}")
-    if late not in ("drop", "dead-letter", "update"):
-        raise ValueError(f"late must be 'drop', 'dead-letter' or 'update', got {late!r}")
 
 
 def build_sql_graph(
@@ -237,14 +245,17 @@ def build_sql_graph(
     sink: Sink,
     *,
     partitions: int = 1,
-    on_error: str = "skip",
-    late: str = "drop",
     dead_letter: DeadLetterTarget = None,
 ) -> tuple[Graph, DeadLetterSink | None]:
     """The SQL graph: source → router → partitions → merge → sink (+ dead-letter).
 
+    The query's own options (``on_error``, ``late``) decide whether dead letters
+    can arise; the graph then gets a dead-letter sink (``dead_letter``, or one made
+    here, kept in memory or written to the path given).
+
     Returns the graph and the in-memory or file dead-letter sink it made, if any.
     """
+    options = query.options
     graph = Graph()
     graph.add(source)
     router = RouterActor("router", query.routing_stage(partitions))
@@ -256,8 +267,8 @@ def build_sql_graph(
     graph.add(sink, inputs=[merge], capacity=_CAPACITY)
     wants_dead = (
         dead_letter is not None
-        or on_error == "dead-letter"
-        or late == "dead-letter"
+        or options.on_error == "dead-letter"
+        or options.late in ("dead-letter", "update")
         or getattr(source, "on_error", None) == "dead-letter"
     )
     if not wants_dead:
@@ -286,10 +297,10 @@ async def run_sql(
     *,
     partitions: int = 1,
     batch_size: int | None = None,
-    allowed_lateness: int | str = 0,
+    allowed_lateness: int | str | None = None,
     event_time: str | None = None,
-    on_error: ErrorPolicy = "skip",
-    late: LatePolicy = "drop",
+    on_error: OnError | None = None,
+    late: LatePolicy | None = None,
     dead_letter: DeadLetterTarget = None,
     max_memory: int | None = None,
     memory_policy: Literal["fail", "wait"] = "fail",
@@ -301,21 +312,23 @@ async def run_sql(
     """Run a streaming SQL query over ``source`` to its end, inside your ``trio.run``.
 
     Args:
-        sql: SQL text, or a query from :func:`sql.compile_query` (then the
-            compile options below are its own: ``allowed_lateness``,
-            ``event_time``, ``on_error`` and ``late`` are not applied again).
+        sql: SQL text, or a query from :func:`partita.compile_query`, which
+            carries its own options: the compile options below (``allowed_lateness``,
+            ``event_time``, ``on_error``, ``late``) are only for SQL text, and
+            passing one with a compiled query is a ``TypeError``.
         source: a :class:`runtime.Source`, or an iterable / async iterable of
             ``dict`` records.
         sink: where rows go (default: kept in memory, on the result's ``rows``).
         partitions: partition actors; a keyed query hashes its GROUP BY key
             across them, a stateless one hands whole batches round-robin.
         batch_size: records per source batch (``None``: adaptive).
-        allowed_lateness: ms, or ``"5s"`` / ``"250ms"`` / ``"1m"``.
+        allowed_lateness: ms, or ``"5s"`` / ``"250ms"`` / ``"1m"`` (default 0).
         event_time: the event-time column when the SQL does not name one.
-        on_error: bad records are ``"skip"``-ped and counted, sent to the
-            ``"dead-letter"`` sink, or ``"fail"`` the run.
-        late: late records are ``"drop"``-ped and counted, sent to the
-            ``"dead-letter"`` sink, or ``"update"`` their closed window.
+        on_error: bad records are ``"skip"``-ped and counted (the default), sent
+            to the ``"dead-letter"`` sink, or ``"fail"`` the run.
+        late: late records are ``"drop"``-ped and counted (the default), sent to
+            the ``"dead-letter"`` sink, or ``"update"`` their closed window
+            (records too late even for the retained windows are dead-lettered).
         dead_letter: a sink or a JSON-lines file path for dead letters
             (default: kept in memory, on the result's ``dead_letters``).
         max_memory: bytes the graph's mailboxes may hold in all; sources cut
@@ -349,7 +362,7 @@ async def run_sql(
         >>> trio.run(main)
         [{'symbol': 'B'}]
     """
-    _check_options(partitions, batch_size, on_error, late)
+    _check_options(partitions, batch_size)
     query = _compile(
         sql, allowed_lateness=allowed_lateness, event_time=event_time, on_error=on_error, late=late
     )
@@ -360,8 +373,6 @@ async def run_sql(
         actor,
         out,
         partitions=partitions,
-        on_error=on_error,
-        late=late,
         dead_letter=dead_letter,
     )
     async with supervised(
@@ -385,10 +396,10 @@ async def open_sql(
     *,
     partitions: int = 1,
     batch_size: int | None = None,
-    allowed_lateness: int | str = 0,
+    allowed_lateness: int | str | None = None,
     event_time: str | None = None,
-    on_error: ErrorPolicy = "skip",
-    late: LatePolicy = "drop",
+    on_error: OnError | None = None,
+    late: LatePolicy | None = None,
     dead_letter: DeadLetterTarget = None,
     max_memory: int | None = None,
     memory_policy: Literal["fail", "wait"] = "fail",
@@ -421,7 +432,7 @@ async def open_sql(
         >>> trio.run(main)
         {'x': 4} CANCELLED
     """
-    _check_options(partitions, batch_size, on_error, late)
+    _check_options(partitions, batch_size)
     query = _compile(
         sql, allowed_lateness=allowed_lateness, event_time=event_time, on_error=on_error, late=late
     )
@@ -432,8 +443,6 @@ async def open_sql(
         actor,
         ChannelSink("sink", send),
         partitions=partitions,
-        on_error=on_error,
-        late=late,
         dead_letter=dead_letter,
     )
     async with supervised(

@@ -438,10 +438,6 @@ def run(
     options: dict[str, Any] = {
         "partitions": partitions,
         "batch_size": batch_size,
-        "allowed_lateness": allowed_lateness,
-        "event_time": event_time,
-        "on_error": policy,
-        "late": late,
         "dead_letter": dead_letter_path,
         "max_memory": max_memory,
     }
@@ -645,7 +641,7 @@ def demo(
     outcome = _run_trio(
         compiled,
         source,
-        {"partitions": partitions, "allowed_lateness": allowed_lateness},
+        {"partitions": partitions},
         kept.extend,
         progress=display,
         console=console,

@@ -28,6 +28,9 @@ from ._messages import EndOfStream as EndOfStream
 from ._messages import Message as Message
 from ._messages import Record as Record
 from ._messages import Watermark as Watermark
+from ._policy import ON_ERROR_CHOICES as ON_ERROR_CHOICES
+from ._policy import OnError as OnError
+from ._policy import check_on_error as check_on_error
 from ._source import Source as Source
 from ._stats import ActorStats as ActorStats
 from ._stats import GraphStats as GraphStats
@@ -39,6 +42,7 @@ from ._supervisor import open_supervisor as open_supervisor
 from ._supervisor import run_graph as run_graph
 
 __all__ = [
+    "ON_ERROR_CHOICES",
     "TRANSITIONS",
     "Actor",
     "ActorFailed",
@@ -60,6 +64,7 @@ __all__ = [
     "MemoryBudget",
     "MemoryLimitExceeded",
     "Message",
+    "OnError",
     "PartitaError",
     "Record",
     "RestartIntensityExceeded",
@@ -69,6 +74,7 @@ __all__ = [
     "Strategy",
     "Supervisor",
     "Watermark",
+    "check_on_error",
     "estimate_nbytes",
     "open_supervisor",
     "run_graph",

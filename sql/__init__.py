@@ -16,9 +16,11 @@ from ._interface import RoutingStage as RoutingStage
 from ._query import CompiledQuery as CompiledQuery
 from ._query import compile_query as compile_query
 from ._query import explain as explain
+from ._query_config import LatePolicy as LatePolicy
 
 __all__ = [
     "CompiledQuery",
+    "LatePolicy",
     "PartitionProgram",
     "ProgramCounts",
     "QueryResult",

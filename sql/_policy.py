@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
 import attrs
 
-from partita.runtime import BadRecord, DeadLetter
+from partita.runtime import BadRecord, DeadLetter, OnError
 
-__all__ = ["ErrorPolicy", "describe_error"]
-
-OnError = Literal["skip", "dead-letter", "fail"]
+__all__ = ["OnError", "RecordErrors", "describe_error"]
 
 
 def describe_error(exc: BaseException) -> str:
@@ -22,7 +20,7 @@ def describe_error(exc: BaseException) -> str:
 
 
 @attrs.define
-class ErrorPolicy:
+class RecordErrors:
     """Applies ``on_error`` to failed records and keeps the dead letters of one owner."""
 
     on_error: OnError

@@ -17,7 +17,7 @@ from partita.runtime import Batch, DeadLetter, Record
 
 from ._interface import ProgramCounts
 from ._plan import LogicalPlan
-from ._policy import ErrorPolicy, OnError
+from ._policy import OnError, RecordErrors
 from ._query_config import LatePolicy
 
 __all__ = ["SqlProgram"]
@@ -36,7 +36,7 @@ class SqlProgram:
     _functions: dict[str, Callable[..., Any]]
     _late_policy: LatePolicy
     _retention_ms: int
-    _policy: ErrorPolicy
+    _policy: RecordErrors
     _groups: dict[Any, list[Any]] = attrs.Factory(dict)
     _windows: dict[int, dict[Any, list[Any]]] = attrs.Factory(dict)
     _closed: dict[int, dict[Any, list[Any]]] = attrs.Factory(dict)
@@ -63,7 +63,7 @@ class SqlProgram:
         retention_ms: int,
     ) -> SqlProgram:
         """A fresh program with empty state."""
-        return cls(plan, functions, late, retention_ms, ErrorPolicy(on_error, "sql-partition"))
+        return cls(plan, functions, late, retention_ms, RecordErrors(on_error, "sql-partition"))
 
     # -- partita.sql.PartitionProgram -----------------------------------------------------
 

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 import attrs
 
+from partita.runtime import OnError, check_on_error
+
 __all__ = ["LatePolicy", "QueryOptions", "WatermarkStrategy"]
 
 LatePolicy = Literal["drop", "dead-letter", "update"]
@@ -16,10 +18,14 @@ WatermarkStrategy = Literal["bounded", "ascending"]
 def _check_choice(name: str, choices: tuple[str, ...]) -> Callable[[Any, Any, Any], None]:
     def check(_inst: Any, _attr: Any, value: Any) -> None:
         if value not in choices:
-            wanted = ", ".join(repr(c) for c in choices)
-            raise ValueError(f"{name} must be one of {wanted}, not {value!r}")
+            wanted = ", ".join(repr(c) for c in choices[:-1]) + f" or {choices[-1]!r}"
+            raise ValueError(f"{name} must be {wanted}, got {value!r}")
 
     return check
+
+
+def _check_on_error(_inst: Any, _attr: Any, value: Any) -> None:
+    check_on_error(value)
 
 
 @attrs.frozen
@@ -31,9 +37,7 @@ class QueryOptions:
         default="bounded", validator=_check_choice("watermark", ("bounded", "ascending"))
     )
     event_time: str | None = None
-    on_error: Literal["skip", "dead-letter", "fail"] = attrs.field(
-        default="skip", validator=_check_choice("on_error", ("skip", "dead-letter", "fail"))
-    )
+    on_error: OnError = attrs.field(default="skip", validator=_check_on_error)
     late: LatePolicy = attrs.field(
         default="drop", validator=_check_choice("late", ("drop", "dead-letter", "update"))
     )

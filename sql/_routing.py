@@ -15,7 +15,7 @@ import attrs
 from partita.runtime import Batch, DeadLetter
 
 from ._interface import ProgramCounts, Routed
-from ._policy import ErrorPolicy, OnError
+from ._policy import OnError, RecordErrors
 from ._query_config import LatePolicy
 
 __all__ = ["RouteMode", "SqlRoutingStage"]
@@ -128,7 +128,7 @@ class SqlRoutingStage:
     _windowed: bool
     _lateness: int
     _late_policy: LatePolicy
-    _policy: ErrorPolicy
+    _policy: RecordErrors
     _max_ts: int = _NOTHING_SEEN
     _late_indices: list[tuple[int, int, int]] = attrs.Factory(list)
     _partition_cache: dict[Any, int] = attrs.Factory(dict)
@@ -160,7 +160,7 @@ class SqlRoutingStage:
             windowed,
             lateness,
             late,
-            ErrorPolicy(on_error, "sql-route"),
+            RecordErrors(on_error, "sql-route"),
         )
 
     @property

@@ -195,7 +195,7 @@ async def test_jsonl_line_numbers_across_chunks(tmp_path: Path) -> None:
 
 
 def test_jsonl_bad_policy() -> None:
-    with pytest.raises(ValueError, match="on_error must be 'skip', 'fail' or 'dead-letter'"):
+    with pytest.raises(ValueError, match="on_error must be 'skip', 'dead-letter' or 'fail'"):
         JsonLinesSource("src", "x.jsonl", on_error="ignore")  # type: ignore[arg-type]
 
 

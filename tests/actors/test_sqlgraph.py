@@ -231,7 +231,7 @@ async def test_bad_sql_fails_before_running() -> None:
     [
         ({"partitions": 0}, "partitions must be an int >= 1, got 0"),
         ({"batch_size": 0}, "batch_size must be >= 1 or None, got 0"),
-        ({"on_error": "ignore"}, "on_error must be 'skip', 'fail' or 'dead-letter'"),
+        ({"on_error": "ignore"}, "on_error must be 'skip', 'dead-letter' or 'fail'"),
         ({"late": "keep"}, "late must be 'drop', 'dead-letter' or 'update'"),
         ({"allowed_lateness": "5 parsecs"}, "expected a duration like"),
         ({"stats_interval": 0}, "stats_interval must be > 0"),
@@ -476,3 +476,21 @@ async def test_stream_ends_after_cancel_from_the_loop() -> None:
         async for _ in stream:
             await stream.supervisor.cancel(graceful=False)
     assert stream.supervisor.state is ActorState.CANCELLED
+
+
+async def test_a_compiled_querys_own_policy_keeps_its_dead_letters() -> None:
+    # issue 8 item 8: the options live in the compiled query; run_sql reads them there
+    query = sql.compile_query("SELECT x + 1 AS y FROM t", on_error="dead-letter")
+    run = await run_sql(query, [{"x": 1}, {"x": "a"}, {"x": 2}])
+    assert run.rows == [{"y": 2}, {"y": 3}]
+    assert [d.offset for d in run.dead_letters] == [1]
+    assert run.stats.rows_errored == 1
+
+
+async def test_compile_options_with_a_compiled_query_are_refused() -> None:
+    query = sql.compile_query("SELECT x FROM t")
+    with pytest.raises(TypeError, match="on_error is an option of the compiled query"):
+        await run_sql(query, [{"x": 1}], on_error="fail")
+    with pytest.raises(TypeError, match="late is an option of the compiled query"):
+        async with open_sql(query, [{"x": 1}], late="update"):
+            pass

@@ -81,12 +81,9 @@ def test_unsupported_messages_say_what_is_supported() -> None:
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        (
-            {"on_error": "ignore"},
-            "on_error must be one of 'skip', 'dead-letter', 'fail', not 'ignore'",
-        ),
-        ({"late": "keep"}, "late must be one of 'drop', 'dead-letter', 'update', not 'keep'"),
-        ({"watermark": "punctuated"}, "watermark must be one of 'bounded', 'ascending'"),
+        ({"on_error": "ignore"}, "on_error must be 'skip', 'dead-letter' or 'fail', got 'ignore'"),
+        ({"late": "keep"}, "late must be 'drop', 'dead-letter' or 'update', got 'keep'"),
+        ({"watermark": "punctuated"}, "watermark must be 'bounded' or 'ascending'"),
         ({"allowed_lateness_ms": -1}, "allowed_lateness_ms"),
         ({"watermark": "ascending", "allowed_lateness_ms": 5}, "takes no allowed_lateness_ms"),
     ],
