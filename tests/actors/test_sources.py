@@ -361,3 +361,71 @@ async def test_jsonl_fail_policy_fails_again_after_restart(tmp_path: Path) -> No
     with pytest.raises(RestartIntensityExceeded) as info:
         await collect(JsonLinesSource("src", path, on_error="fail"), restart=RestartPolicy())
     assert "line 3" in str(info.value)
+
+
+# ------------------------------------------------------- hostile input (issue 8)
+
+DEEP = "[" * 5000 + "]" * 5000  # valid JSON nested far past the recursion limit
+
+
+@pytest.mark.parametrize("policy", ["skip", "dead-letter", "fail"])
+async def test_jsonl_deeply_nested_line_is_a_bad_record(tmp_path: Path, policy: str) -> None:
+    deep_object = '{"a": ' + DEEP + "}"
+    path = write_lines(tmp_path / "in.jsonl", ['{"n": 1}', deep_object, '{"n": 2}'])
+    source = JsonLinesSource("src", path, on_error=policy)  # type: ignore[arg-type]
+    if policy == "fail":
+        with pytest.raises(ActorFailed, match=r"line 2: .*nest"):
+            await collect(source)
+        return
+    rows, stats = await collect(source)
+    assert rows == [{"n": 1}, {"n": 2}]
+    assert stats["src"].rows_errored == 1
+    assert [d.reason.split(":")[0] for d in source.dead_letters] == ["line 2"]
+
+
+async def test_jsonl_one_huge_line_is_read_in_linear_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The reader must not re-join what it already holds for every new chunk of a
+    # long line (that was quadratic: 200 MB took 48 s): count the bytes it copies.
+    import partita.actors._files as files
+
+    copied: list[int] = []
+    join = files._join
+
+    def counting_join(pieces: list[bytes]) -> bytes:
+        data = join(pieces)
+        copied.append(len(data))
+        return data
+
+    monkeypatch.setattr(files, "_join", counting_join)
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b'{"n": 1}\n{"s": "' + b"x" * (8 << 20) + b'"}\n{"n": 2}\n')
+    source = JsonLinesSource("src", path, sizer=BatchSizer.fixed(16))  # 64 KiB chunks
+    rows, _ = await collect(source)
+    assert [r.get("n") for r in rows] == [1, None, 2]
+    assert len(rows[1]["s"]) == 8 << 20
+    assert sum(copied) <= 2 * path.stat().st_size
+
+
+async def test_csv_utf8_bom_is_not_part_of_the_first_header(tmp_path: Path) -> None:
+    path = tmp_path / "in.csv"
+    path.write_bytes("a,b\n1,2\n".encode("utf-8-sig"))
+    rows, stats = await collect(CsvSource("src", path))
+    assert rows == [{"a": 1, "b": 2}]
+    assert stats["src"].rows_errored == 0
+
+
+@pytest.mark.parametrize("policy", ["skip", "dead-letter", "fail"])
+async def test_csv_invalid_utf8_is_a_bad_record(tmp_path: Path, policy: str) -> None:
+    path = tmp_path / "in.csv"
+    path.write_bytes(b"a,b\n1,2\n3,\xff\xfe\n5,6\n")
+    source = CsvSource("src", path, on_error=policy)  # type: ignore[arg-type]
+    if policy == "fail":
+        with pytest.raises(ActorFailed, match="line 3: invalid UTF-8"):
+            await collect(source)
+        return
+    rows, stats = await collect(source)
+    assert rows == [{"a": 1, "b": 2}, {"a": 5, "b": 6}]
+    assert stats["src"].rows_errored == 1
+    assert [d.reason for d in source.dead_letters] == ["line 3: invalid UTF-8"]
