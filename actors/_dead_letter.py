@@ -8,15 +8,15 @@ them in memory as :class:`runtime.DeadLetter` values.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable
-from typing import IO, Any
 
 import attrs
 import trio
 
 from partita.runtime import Actor, Batch, DeadLetter, Record, Sink
+
+from ._jsonl import JsonLinesWriter, encode_lines
 
 __all__ = ["DeadLetterSink", "dead_letter_batch", "dead_letter_from_record", "emit_dead_letters"]
 
@@ -51,12 +51,6 @@ def dead_letter_from_record(record: Record) -> DeadLetter:
     )
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return repr(value)
-
-
 @attrs.define(eq=False)
 class DeadLetterSink(Sink):
     """Receives dead letters; writes them as JSON lines to ``path``, or keeps them.
@@ -79,7 +73,7 @@ class DeadLetterSink(Sink):
     path: str | os.PathLike[str] | None = None
     dead_letters: list[DeadLetter] = attrs.field(init=False, factory=list)
     count: int = attrs.field(init=False, default=0)
-    _file: IO[str] | None = attrs.field(init=False, default=None)
+    _writer: JsonLinesWriter | None = attrs.field(init=False, default=None)
 
     async def consume(self, batch: Batch) -> None:
         records = batch.records
@@ -89,18 +83,15 @@ class DeadLetterSink(Sink):
         if self.path is None:
             self.dead_letters.extend(dead_letter_from_record(r) for r in records)
             return
-        text = "".join(json.dumps(r, default=_json_default) + "\n" for r in records)
-        await trio.to_thread.run_sync(self._write, text)
-
-    def _write(self, text: str) -> None:
-        if self._file is None:
-            assert self.path is not None
-            self._file = open(self.path, "w", encoding="utf-8")  # noqa: SIM115
-        self._file.write(text)
+        if self._writer is None:
+            self._writer = JsonLinesWriter(self.path)
+        await trio.to_thread.run_sync(self._writer.write, encode_lines(records))
 
     async def flush(self) -> None:
-        if self.path is not None and self._file is None:
-            await trio.to_thread.run_sync(self._write, "")
-        if self._file is not None:
-            file, self._file = self._file, None
-            await trio.to_thread.run_sync(file.close)
+        if self.path is None:
+            return
+        if self._writer is None:
+            self._writer = JsonLinesWriter(self.path)
+        writer = self._writer
+        await trio.to_thread.run_sync(writer.open)
+        writer.close()

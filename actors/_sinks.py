@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import inspect
-import json
 import os
-import sys
 from collections.abc import Awaitable, Callable
-from typing import IO, Any
 
 import attrs
 import trio
 
 from partita.runtime import Batch, ConsumerGone, Record, Sink
+
+from ._jsonl import JsonLinesWriter, encode_lines
 
 __all__ = ["CallbackSink", "CollectSink", "JsonLinesSink"]
 
@@ -38,20 +37,16 @@ class CollectSink(Sink):
         self.rows.extend(batch.records)
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return str(value)
-
-
 @attrs.define(eq=False)
 class JsonLinesSink(Sink):
     """Writes one JSON object per row to a file, or to stdout with ``"-"``.
 
-    Each batch is written with one call in a worker thread; the file is
-    flushed (and closed, unless it is stdout) at the end.  A closed stdout
-    (``partita ... | head``) raises :class:`runtime.ConsumerGone`, which
-    cancels the graph quietly.
+    Each batch is encoded once and written with one call in a worker thread,
+    so a slow reader never blocks the event loop, and it is in the file when the
+    next batch comes (no buffer to flush).  The output is strict JSON: NaN and
+    infinities are written as ``null``, lone surrogates escaped (see
+    ``partita.actors._jsonl``).  A closed stdout (``partita ... | head``) raises
+    :class:`partita.ConsumerGone`, which cancels the graph quietly.
 
     Example:
         >>> sink = JsonLinesSink("sink", "out.jsonl")
@@ -62,42 +57,26 @@ class JsonLinesSink(Sink):
     """
 
     path: str | os.PathLike[str] = "-"
-    _file: IO[str] | None = attrs.field(init=False, default=None)
+    _writer: JsonLinesWriter = attrs.field(init=False)
 
-    def _open(self) -> IO[str]:
-        if self._file is None:
-            if self.path == "-":
-                self._file = sys.stdout
-            else:
-                self._file = open(self.path, "w", encoding="utf-8")  # noqa: SIM115
-        return self._file
-
-    def _write(self, text: str) -> None:
-        self._open().write(text)
+    @_writer.default
+    def _make_writer(self) -> JsonLinesWriter:
+        return JsonLinesWriter(self.path)
 
     async def consume(self, batch: Batch) -> None:
         records = batch.records
         if not records:
             return
-        dumps = json.dumps
-        text = "".join([dumps(r, default=_json_default) + "\n" for r in records])
+        data = encode_lines(records)
         try:
-            await trio.to_thread.run_sync(self._write, text)
+            await trio.to_thread.run_sync(self._writer.write, data, abandon_on_cancel=True)
         except BrokenPipeError as exc:
             raise ConsumerGone(self.name) from exc
-
-    def _close(self) -> None:
-        file = self._open()
-        file.flush()
-        if file is not sys.stdout:
-            file.close()
-        self._file = None
 
     async def flush(self) -> None:
-        try:
-            await trio.to_thread.run_sync(self._close)
-        except BrokenPipeError as exc:
-            raise ConsumerGone(self.name) from exc
+        writer = self._writer
+        await trio.to_thread.run_sync(writer.open)  # an empty result is still a file
+        writer.close()
 
 
 @attrs.define(eq=False)

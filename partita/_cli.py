@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import datetime
 import functools
-import json
 import os
 import re
 import signal
 import sys
 from collections import deque
-from collections.abc import Callable, Sequence
-from typing import IO, Any, NoReturn, TypeAlias
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, NoReturn, TypeAlias
 
 import attrs
 import click
@@ -29,6 +28,7 @@ from rich.table import Table
 from partita import sql
 from partita.actors._files import CsvSource, JsonLinesSource
 from partita.actors._generator import TradeSource
+from partita.actors._jsonl import JsonLinesWriter, encode_lines
 from partita.actors._sources import ErrorPolicy, error_leaves
 from partita.actors._sqlgraph import open_sql
 from partita.runtime import ActorFailed, BadRecord, GraphStats, PartitaError, Source, Supervisor
@@ -42,6 +42,7 @@ EXIT_OK = 0
 EXIT_RUNTIME = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143  # 128 + SIGTERM, as a shell reports a process SIGTERM ended
 
 DEMO_SQL = (
     "SELECT symbol, window_start, window_end, COUNT(*) AS trades, SUM(qty) AS volume,\n"
@@ -180,26 +181,30 @@ class _Outcome:
     stats: GraphStats | None = None
     elapsed: float = 0.0
     interrupts: int = 0
+    terminated: bool = False
     consumer_gone: bool = False
 
 
 async def _watch_interrupts(
     supervisor: Supervisor, nursery: trio.Nursery, outcome: _Outcome, console: Console
 ) -> None:
-    """First Ctrl-C: graceful cancel (drain, flush).  Second: cancel now."""
-    with trio.open_signal_receiver(signal.SIGINT) as signals:
-        async for _ in signals:
+    """First Ctrl-C or SIGTERM: graceful cancel (drain, flush).  Second: cancel now."""
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
             outcome.interrupts += 1
             if outcome.interrupts == 1:
+                outcome.terminated = signum == signal.SIGTERM
+                what = "terminated" if outcome.terminated else "interrupted"
                 console.print(
-                    "[yellow]partita: interrupted, draining and flushing "
-                    "(Ctrl-C again to stop now)[/]",
+                    f"[yellow]partita: {what}, draining and flushing (Ctrl-C again to stop now)[/]",
                     highlight=False,
                 )
                 nursery.start_soon(functools.partial(supervisor.cancel, graceful=True))
             else:
                 console.print("[red]partita: stopping now[/]", highlight=False)
-                nursery.start_soon(functools.partial(supervisor.cancel, graceful=False))
+                # cancel the graph and whatever the consumer waits in (a blocked write)
+                nursery.cancel_scope.cancel()
+                await supervisor.cancel(graceful=False)
                 return
 
 
@@ -207,7 +212,7 @@ async def _stream(
     query: Any,
     source: Source,
     options: dict[str, Any],
-    on_rows: Callable[[list[dict[str, Any]]], None],
+    on_rows: Callable[[list[dict[str, Any]]], Awaitable[None] | None],
     *,
     progress: ProgressDisplay | None,
     outcome: _Outcome,
@@ -232,7 +237,9 @@ async def _stream(
                     nursery.start_soon(progress.run, supervisor)
                 try:
                     async for rows in stream.batches():
-                        on_rows(rows)
+                        written = on_rows(rows)
+                        if written is not None:
+                            await written
                         counter.rows += len(rows)
                 except BrokenPipeError:
                     outcome.consumer_gone = True
@@ -247,7 +254,7 @@ def _run_trio(
     query: Any,
     source: Source,
     options: dict[str, Any],
-    on_rows: Callable[[list[dict[str, Any]]], None],
+    on_rows: Callable[[list[dict[str, Any]]], Awaitable[None] | None],
     *,
     progress: ProgressDisplay | None,
     console: Console,
@@ -282,13 +289,40 @@ def _run_trio(
     return outcome
 
 
-def _open_output(path: str) -> IO[str]:
-    if path == "-":
-        return sys.stdout
+def _open_output(path: str) -> JsonLinesWriter:
+    writer = JsonLinesWriter(path)
     try:
-        return open(path, "w", encoding="utf-8")
+        writer.open()
     except OSError as exc:
         _fail(f"cannot write output {path!r}: {exc.strerror or exc}", EXIT_USAGE)
+    return writer
+
+
+def _same_file(a: str, b: str) -> bool:
+    """Whether paths ``a`` and ``b`` name one file (symlinks and hard links resolved)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one does not exist yet: compare where they would be
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _check_paths(input_path: str, output_path: str, dead_letter_path: str | None) -> None:
+    """Refuse, before anything is opened, any two of the run's files being one file."""
+    named = [("--input", input_path), ("--output", output_path)]
+    if dead_letter_path is not None:
+        named.append(("--dead-letter", dead_letter_path))
+    files = [(flag, path) for flag, path in named if path != "-"]
+    for i, (flag_a, a) in enumerate(files):
+        for flag_b, b in files[i + 1 :]:
+            if _same_file(a, b):
+                _fail(f"{flag_b} {b!r} is the same file as {flag_a} {a!r}", EXIT_USAGE)
+    if dead_letter_path is not None:
+        folder = os.path.dirname(os.path.abspath(dead_letter_path))
+        if not os.path.isdir(folder):
+            _fail(
+                f"cannot write dead letters to {dead_letter_path!r}: no such directory {folder!r}",
+                EXIT_USAGE,
+            )
 
 
 def _make_source(path: str, fmt: str, on_error: ErrorPolicy) -> Source:
@@ -427,6 +461,9 @@ def run(
         _fail(
             "--late dead-letter needs a file: --dead-letter PATH (or dead-letter:PATH)", EXIT_USAGE
         )
+    if max_memory is not None and max_memory <= 0:
+        _fail(f"--max-memory must be more than 0 bytes, got {max_memory}", EXIT_USAGE)
+    _check_paths(input_path, output_path, dead_letter_path)
     compiled = _compile(
         query,
         allowed_lateness_ms=allowed_lateness,
@@ -446,11 +483,11 @@ def run(
     counter = _RowCounter()
     display = ProgressDisplay(console, {}, counter) if show else None
     out = _open_output(output_path)
-    dumps = json.JSONEncoder(ensure_ascii=False, default=str).encode
-    write = out.write
 
-    def on_rows(rows: list[dict[str, Any]]) -> None:
-        write("".join([dumps(row) + "\n" for row in rows]))
+    async def on_rows(rows: list[dict[str, Any]]) -> None:
+        # in a worker thread: a reader that stops reading never blocks the event loop
+        # (Ctrl-C still works); cancelling (a second Ctrl-C) abandons the write
+        await trio.to_thread.run_sync(out.write, encode_lines(rows), abandon_on_cancel=True)
 
     try:
         outcome = _run_trio(
@@ -462,13 +499,8 @@ def run(
             console=console,
             counter=counter,
         )
-        try:
-            out.flush()
-        except BrokenPipeError:
-            outcome.consumer_gone = True
     finally:
-        if out is not sys.stdout:
-            out.close()
+        out.close()
     if outcome.consumer_gone:
         # The reader of stdout went away (e.g. `| head`): stop quietly.
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -479,6 +511,8 @@ def run(
         console.print(summary_table(stats, elapsed=outcome.elapsed, rows=counter.rows))
     elif stats is not None:
         _warn_dropped(console, stats, policy, late)
+    if outcome.terminated:
+        _fail(f"terminated (SIGTERM); wrote {counter.rows} rows", EXIT_TERMINATED)
     if outcome.interrupts:
         _fail(f"interrupted; wrote {counter.rows} rows", EXIT_INTERRUPTED)
 

@@ -376,3 +376,180 @@ def test_bad_csv_row_follows_on_error(tmp_path: Path) -> None:
     assert lettered.returncode == 0, lettered.stderr
     (letter,) = rows_of(dead.read_text(encoding="utf-8"))
     assert "line 3" in letter["reason"]
+
+
+# ------------------------------------------------- nothing lost (issue 8, CLI)
+
+WINDOWED = (
+    "SELECT symbol, window_start, COUNT(*) AS n FROM trades "
+    "GROUP BY symbol, TUMBLE(ts, INTERVAL '1' SECOND)"
+)
+
+
+@pytest.mark.parametrize("link", ["same", "symlink", "hardlink"])
+def test_output_over_the_input_is_refused(trades: Path, tmp_path: Path, link: str) -> None:
+    before = trades.read_bytes()
+    target = tmp_path / "alias.jsonl"
+    if link == "same":
+        target = trades
+    elif link == "symlink":
+        target.symlink_to(trades)
+    else:
+        os.link(trades, target)
+    done = partita("run", "--input", str(trades), "--output", str(target), "--sql", WINDOWED)
+    assert done.returncode == 2
+    assert "is the same file as --input" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert trades.read_bytes() == before
+
+
+def test_dead_letter_file_overlaps_are_refused(trades: Path, tmp_path: Path) -> None:
+    before = trades.read_bytes()
+    out = tmp_path / "out.jsonl"
+    same_out = partita(
+        "run", "--input", str(trades), "--output", str(out), "--on-error",
+        f"dead-letter:{out}", "--sql", WINDOWED,
+    )  # fmt: skip
+    assert same_out.returncode == 2
+    assert "--dead-letter" in same_out.stderr and "same file as --output" in same_out.stderr
+    same_in = partita(
+        "run", "--input", str(trades), "--dead-letter", str(trades), "--late", "dead-letter",
+        "--sql", WINDOWED,
+    )  # fmt: skip
+    assert same_in.returncode == 2
+    assert trades.read_bytes() == before
+
+
+def test_usage_errors_found_before_the_run(trades: Path, tmp_path: Path) -> None:
+    zero = partita("run", "--input", str(trades), "--max-memory", "0", "--sql", WINDOWED)
+    assert zero.returncode == 2
+    assert "--max-memory must be more than 0" in zero.stderr
+    missing = tmp_path / "no" / "such" / "dead.jsonl"
+    done = partita(
+        "run", "--input", str(trades), "--on-error", f"dead-letter:{missing}", "--sql", WINDOWED
+    )
+    assert done.returncode == 2
+    assert "no such directory" in done.stderr
+    assert done.stdout == ""  # nothing ran
+
+
+def test_output_is_strict_json(tmp_path: Path) -> None:
+    # a NaN/Infinity (Python's json reads them) and a lone surrogate (valid JSON)
+    path = tmp_path / "in.jsonl"
+    path.write_text(
+        '{"k": "a", "x": NaN}\n{"k": "b", "x": Infinity}\n{"k": "\\ud800", "x": 1}\n'
+        '{"k": "c", "x": 2}\n',
+        encoding="utf-8",
+    )
+    done = partita("run", "--input", str(path), "--sql", "SELECT k, x FROM t")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 4
+    rows = [json.loads(line, parse_constant=lambda c: pytest.fail(f"bare {c}")) for line in lines]
+    assert rows == [
+        {"k": "a", "x": None},
+        {"k": "b", "x": None},
+        {"k": "\ud800", "x": 1},
+        {"k": "c", "x": 2},
+    ]
+    assert lines[2] == '{"k": "\\ud800", "x": 1}'
+
+
+def _live_run(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "partita", "run", "--input", "-", *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"},
+    )
+
+
+def _wait_for_file_line(path: Path, proc: subprocess.Popen[str], timeout: float = 30) -> str:
+    """The first line written to ``path``: polled until the process's own deadline."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and b"\n" in path.read_bytes():
+            return path.read_text().splitlines()[0]
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.02)  # polling a file another process writes; no virtual clock here
+    pytest.fail(f"nothing written to {path} in {timeout}s")
+
+
+def test_sigterm_drains_flushes_and_exits_143(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    proc = _live_run(tmp_path, "--output", str(out), "--sql", "SELECT k FROM t")
+    assert proc.stdin is not None
+    proc.stdin.write('{"k": 1}\n')
+    proc.stdin.flush()
+    # rows of a live run reach the file at batch boundaries, not at exit
+    assert _wait_for_file_line(out, proc) == '{"k": 1}'
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143, err
+    assert "terminated" in err
+    assert "Traceback" not in err
+
+
+def test_sigterm_keeps_the_aggregates_in_flight(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    proc = _live_run(
+        tmp_path,
+        *("--output", str(out), "--progress"),
+        *("--sql", "SELECT k, COUNT(*) AS n FROM t GROUP BY k"),
+    )
+    assert proc.stdin is not None
+    assert proc.stderr is not None
+    proc.stdin.write('{"k": 1}\n{"k": 1}\n{"k": 2}\n')
+    proc.stdin.flush()  # stdin stays open: the groups are in flight
+    # --progress into a pipe prints a status line a second; once it counts the three
+    # records they are in the graph (the signal handler is installed before it)
+    while "3 records" not in (line := proc.stderr.readline()):
+        assert line, proc.communicate()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143, err
+    assert rows_of(out.read_text()) == [{"k": 1, "n": 2}, {"k": 2, "n": 1}]
+
+
+def test_ctrl_c_works_while_stdout_is_blocked(tmp_path: Path) -> None:
+    # a reader that stops reading: writes must not block the event loop, the first
+    # Ctrl-C starts the drain, the second stops at once with 130
+    import queue
+    import threading
+
+    path = write_jsonl(tmp_path / "in.jsonl", [{"i": i, "pad": "x" * 40} for i in range(300_000)])
+    proc = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "partita", "run", "--input", str(path), "--progress"),
+            *("--sql", "SELECT i, pad FROM t"),
+        ],
+        stdout=subprocess.PIPE,  # never read: the pipe fills and stays full
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"},
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    assert proc.stderr is not None
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(x) for x in proc.stderr], daemon=True).start()
+
+    def wait_for(text: str) -> None:
+        while text not in lines.get(timeout=30):
+            pass
+
+    try:
+        wait_for("partita running")  # the graph runs; the pipe fills within a batch
+        wait_for("partita running")  # a second status line: the loop lives with stdout full
+        proc.send_signal(signal.SIGINT)
+        wait_for("interrupted")
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 130
+    finally:
+        proc.kill()
+        proc.wait()
