@@ -32,6 +32,8 @@ from ._policy import ON_ERROR_CHOICES as ON_ERROR_CHOICES
 from ._policy import OnError as OnError
 from ._policy import check_on_error as check_on_error
 from ._source import Source as Source
+from ._stats import MAX_ERROR_REASONS as MAX_ERROR_REASONS
+from ._stats import OTHER_REASONS as OTHER_REASONS
 from ._stats import ActorStats as ActorStats
 from ._stats import GraphStats as GraphStats
 from ._stats import MailboxStats as MailboxStats
@@ -42,7 +44,9 @@ from ._supervisor import open_supervisor as open_supervisor
 from ._supervisor import run_graph as run_graph
 
 __all__ = [
+    "MAX_ERROR_REASONS",
     "ON_ERROR_CHOICES",
+    "OTHER_REASONS",
     "TRANSITIONS",
     "Actor",
     "ActorFailed",

@@ -13,6 +13,7 @@ retried, never repeated.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
 
 import attrs
 import trio
@@ -21,7 +22,7 @@ from ._errors import ConsumerGone, InvalidTransition
 from ._lifecycle import ActorState, Lifecycle
 from ._mailbox import Mailbox
 from ._messages import Barrier, Batch, EndOfStream, Message, Record, Watermark
-from ._stats import ActorStats
+from ._stats import NO_REASON, ActorStats, ErrorReasons
 
 __all__ = ["Actor", "Sink"]
 
@@ -74,6 +75,7 @@ class Actor:
     batches_in: int = attrs.field(init=False, default=0)
     restarts: int = attrs.field(init=False, default=0)
     last_batch_size: int = attrs.field(init=False, default=0)
+    _errors: ErrorReasons | None = attrs.field(init=False, default=None)
 
     # ----------------------------------------------------------- handlers
     def on_start(self) -> None:
@@ -111,6 +113,47 @@ class Actor:
     def emit_message(self, message: Message, output: int | None = None) -> None:
         """Emit any message, to output ``output`` or to all outputs."""
         self._outbox.append((-1 if output is None else output, message))
+
+    # ------------------------------------------------------------- counting
+    def count_error(self, reason: str, n: int = 1) -> None:
+        """Count ``n`` bad records under ``reason``: ``rows_errored`` grows by ``n``.
+
+        :meth:`stats` reports the counts by reason (``errors_by_reason``), most
+        frequent first; at most :data:`~partita.runtime.MAX_ERROR_REASONS` distinct
+        reasons are kept and the rest counted as ``"other reasons"``, so a reason
+        should name a kind of error (``"unparseable JSON"``), not one record.
+        Nothing is allocated until the first error.
+
+        Example:
+            >>> actor = Actor("parse")
+            >>> actor.count_error("unparseable JSON", 2)
+            >>> actor.count_error("missing field 'ts'")
+            >>> actor.rows_errored, actor.stats().errors_by_reason
+            (3, (('unparseable JSON', 2), ("missing field 'ts'", 1)))
+        """
+        self.rows_errored += n
+        errors = self._errors
+        if errors is None:
+            errors = self._errors = ErrorReasons()
+        errors.add(reason, n)
+
+    def set_error_reasons(self, counts: Mapping[str, int]) -> None:
+        """Replace the counts by reason wholesale, for an actor that keeps its own
+        (a compiled program's counts); ``rows_errored`` is left to the caller.
+
+        Example:
+            >>> actor = Actor("partition-0")
+            >>> actor.rows_errored = 5
+            >>> actor.set_error_reasons({"division by zero": 4})
+            >>> actor.stats().errors_by_reason
+            (('division by zero', 4), ('no reason given', 1))
+        """
+        errors = self._errors
+        if errors is None:
+            if not counts:
+                return
+            errors = self._errors = ErrorReasons()
+        errors.replace(counts)
 
     @property
     def outputs(self) -> int:
@@ -327,7 +370,14 @@ class Actor:
             occupancy_p99=box.occupancy_p99 if box else 0,
             restarts=self.restarts,
             batch_size=self._batch_size(),
+            errors_by_reason=self._error_snapshot(),
         )
+
+    def _error_snapshot(self) -> tuple[tuple[str, int], ...]:
+        errors = self._errors
+        if errors is None:
+            return ((NO_REASON, self.rows_errored),) if self.rows_errored > 0 else ()
+        return errors.snapshot(self.rows_errored)
 
 
 @attrs.define(eq=False)

@@ -8,6 +8,8 @@ import trio
 import trio.testing
 
 from partita.runtime import (
+    MAX_ERROR_REASONS,
+    OTHER_REASONS,
     Actor,
     ActorState,
     ActorStats,
@@ -18,7 +20,13 @@ from partita.runtime import (
     open_supervisor,
     run_graph,
 )
-from partita.runtime._stats import OccupancyHistogram
+from partita.runtime._stats import (
+    MAX_REASON_LENGTH,
+    NO_REASON,
+    ErrorReasons,
+    OccupancyHistogram,
+    merge_error_reasons,
+)
 from tests.runtime._helpers import Counter, chain
 
 S = ActorState
@@ -97,3 +105,135 @@ def test_occupancy_histogram_percentiles() -> None:
     assert hist.percentile(0.8) == 2
     assert hist.percentile(0.99) == 4
     assert hist.percentile(1.0) == 4
+
+
+@attrs.define(eq=False)
+class Picky(Actor):
+    """Counts odd records as errors under a reason saying their remainder mod 3."""
+
+    def on_batch(self, batch: Batch) -> None:
+        kept = []
+        for r in batch.records:
+            if r["i"] % 2:
+                self.count_error(f"odd, {r['i'] % 3} mod 3")
+            else:
+                kept.append(r)
+        self.emit(kept)
+
+
+@attrs.define(eq=False)
+class Assigned(Actor):
+    """Sets its error counters wholesale, as the SQL actors do from their program."""
+
+    def on_batch(self, batch: Batch) -> None:
+        bad = sum(1 for r in batch.records if r["i"] % 2)
+        self.rows_errored += bad
+        self.set_error_reasons({"odd, 0 mod 3": self.rows_errored})
+        self.emit(batch.records)
+
+
+async def test_errors_by_reason_in_actor_and_graph_stats() -> None:
+    g = chain(
+        Counter("src", limit=30, sizer=BatchSizer.fixed(7)),
+        Picky("picky"),
+        Sink("sink"),
+    )
+    stats = await run_graph(g)
+    picky = stats["picky"]
+    # Odd i in 0..29: 15 of them; i % 3 == 0 for 3, 9, 15, 21, 27; == 1 for 1, 7, 13, 19, 25.
+    assert picky.rows_errored == 15
+    assert picky.errors_by_reason == (
+        ("odd, 0 mod 3", 5),
+        ("odd, 1 mod 3", 5),
+        ("odd, 2 mod 3", 5),
+    )
+    assert stats["src"].errors_by_reason == () == stats["sink"].errors_by_reason
+    assert stats.errors_by_reason() == picky.errors_by_reason
+
+
+async def test_graph_merges_reasons_across_actors_most_frequent_first() -> None:
+    g = chain(
+        Counter("src", limit=30, sizer=BatchSizer.fixed(7)),
+        Picky("picky"),
+        Assigned("assigned"),
+        Sink("sink"),
+    )
+    stats = await run_graph(g)
+    assert stats["assigned"].rows_errored == 0  # picky dropped the odd ones
+    assert stats.errors_by_reason() == (
+        ("odd, 0 mod 3", 5),
+        ("odd, 1 mod 3", 5),
+        ("odd, 2 mod 3", 5),
+    )
+    again = await run_graph(
+        chain(
+            Counter("src", limit=30, sizer=BatchSizer.fixed(7)),
+            Assigned("assigned"),
+            Picky("picky"),
+            Sink("sink"),
+        )
+    )
+    assert again["assigned"].errors_by_reason == (("odd, 0 mod 3", 15),)
+    assert again.errors_by_reason() == (
+        ("odd, 0 mod 3", 20),
+        ("odd, 1 mod 3", 5),
+        ("odd, 2 mod 3", 5),
+    )
+    assert sum(n for _, n in again.errors_by_reason()) == again.rows_errored
+
+
+def test_count_error_keeps_at_most_max_reasons() -> None:
+    actor = Actor("a")
+    assert actor.stats().errors_by_reason == ()
+    for k in range(MAX_ERROR_REASONS + 5):
+        actor.count_error(f"reason {k:02d}", n=k + 1)
+    actor.count_error("reason 00")  # a kept reason keeps counting
+    reasons = actor.stats().errors_by_reason
+    assert len(reasons) == MAX_ERROR_REASONS + 1
+    assert reasons[-1] == (OTHER_REASONS, sum(range(MAX_ERROR_REASONS + 1, MAX_ERROR_REASONS + 6)))
+    kept = reasons[:-1]
+    assert [n for _, n in kept] == sorted((n for _, n in kept), reverse=True)
+    assert dict(kept)["reason 00"] == 2
+    assert set(dict(kept)) == {f"reason {k:02d}" for k in range(MAX_ERROR_REASONS)}
+    assert sum(n for _, n in reasons) == actor.rows_errored
+
+
+def test_long_reasons_are_cut_and_ties_sort_by_reason() -> None:
+    reasons = ErrorReasons()
+    reasons.add("b")
+    reasons.add("a")
+    reasons.add("x" * 10_000, 3)
+    reasons.add("x" * 10_001)  # the same after cutting
+    ((long, n), *rest) = reasons.snapshot()
+    assert (len(long), long[-1], n) == (MAX_REASON_LENGTH, "\u2026", 4)
+    assert rest == [("a", 1), ("b", 1)]
+    reasons.add(OTHER_REASONS, 2)
+    assert reasons.snapshot()[-1] == (OTHER_REASONS, 2) and reasons.total == 8
+
+
+def test_assigned_counts_and_wholesale_reasons() -> None:
+    actor = Actor("partition-0")
+    actor.rows_errored = 4  # assigned directly: no reason known
+    assert actor.stats().errors_by_reason == ((NO_REASON, 4),)
+    actor.set_error_reasons({"division by zero": 3, "bad cast": 0})
+    assert actor.stats().errors_by_reason == (("division by zero", 3), (NO_REASON, 1))
+    actor.set_error_reasons({f"r{k:02d}": 100 - k for k in range(MAX_ERROR_REASONS + 2)})
+    actor.rows_errored = sum(100 - k for k in range(MAX_ERROR_REASONS + 2))
+    reasons = actor.stats().errors_by_reason
+    # The most frequent are the ones kept; the two least frequent go to "other reasons".
+    assert [r for r, _ in reasons] == [f"r{k:02d}" for k in range(MAX_ERROR_REASONS)] + [
+        OTHER_REASONS
+    ]
+    assert reasons[-1] == (OTHER_REASONS, (100 - MAX_ERROR_REASONS) + (99 - MAX_ERROR_REASONS))
+    actor.set_error_reasons({})
+    actor.rows_errored = 0
+    assert actor.stats().errors_by_reason == ()
+
+
+def test_merged_reasons_stay_bounded() -> None:
+    groups = [((f"r{k:02d}", k + 1), (OTHER_REASONS, 1)) for k in range(MAX_ERROR_REASONS + 3)]
+    merged = merge_error_reasons(groups)
+    assert len(merged) == MAX_ERROR_REASONS + 1
+    assert merged[0] == (f"r{MAX_ERROR_REASONS + 2:02d}", MAX_ERROR_REASONS + 3)
+    assert merged[-1] == (OTHER_REASONS, MAX_ERROR_REASONS + 3 + 1 + 2 + 3)
+    assert sum(n for _, n in merged) == sum(n for g in groups for _, n in g)
