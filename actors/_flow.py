@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
+from copy import deepcopy
 from typing import Any
 
 import attrs
@@ -199,15 +200,20 @@ class FlowStream:
         fn: Callable[[Any, Record], Iterable[Record] | None],
         *,
         init: Callable[[], Any] = dict,
+        copy: Callable[[Any], Any] = deepcopy,
         name: str | None = None,
     ) -> FlowStream:
         """Run ``fn(state, record) -> rows`` with one state per key (``init()`` makes one).
 
         The key is the last :meth:`key_by`'s (one state for all records without one).
+        A batch applies all or nothing: ``fn`` works on a ``copy`` of each state the
+        batch touches, kept only when the whole batch succeeded, so under a
+        restart policy a retried batch starts from the states before it.
+        ``copy=copy.copy`` is cheaper for flat states.
         """
         key = self._key
         return self._per_lane(
-            self.flow._name("stateful", name), lambda n: StatefulActor(n, fn, init, key)
+            self.flow._name("stateful", name), lambda n: StatefulActor(n, fn, init, key, copy)
         )
 
     def via(self, actor: Actor) -> FlowStream:

@@ -9,6 +9,7 @@ the record's source offset (when the batch still carries offsets).
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable
+from copy import deepcopy
 from itertools import chain, compress
 from typing import Any, NoReturn
 
@@ -132,41 +133,55 @@ class StatefulActor(Actor):
     ``key`` is ``None`` for one state for all records.  States are dropped
     only at the end of the stream: keep the key space bounded.  The state
     survives a restart of the actor.
+
+    A batch is applied all or nothing: the first time a batch touches a key,
+    ``fn`` gets a copy of that key's state (``copy``, default
+    :func:`copy.deepcopy`), and the copies replace the states only once the
+    whole batch succeeded.  So a handler restarted after a crash starts from
+    the states as they were before the batch, and no record counts twice.
+    The cost is one copy per key touched per batch, never of all the states;
+    pass ``copy=copy.copy`` for flat states (numbers, strings) to make it cheap.
     """
 
     fn: Callable[[Any, Record], Iterable[Record] | None]
     init: Callable[[], Any] = dict
     key: KeyFn | None = None
+    copy: Callable[[Any], Any] = deepcopy
     states: dict[Hashable, Any] = attrs.field(init=False, factory=dict)
 
     def on_batch(self, batch: Batch) -> None:
         fn = self.fn
         init = self.init
+        copy = self.copy
         states = self.states
         records = batch.records
         out: list[Record] = []
         extend = out.extend
         index = 0
+        touched: dict[Hashable, Any] = {}  # this batch's working copies, by key
         try:
             if self.key is None:
-                state = states.get(None)
-                if state is None:
-                    state = states[None] = init()
-                for index in range(len(records)):
-                    rows = fn(state, records[index])
-                    if rows:
-                        extend(rows)
+                if records:
+                    old = states.get(None)
+                    state = touched[None] = init() if old is None else copy(old)
+                    for index in range(len(records)):
+                        rows = fn(state, records[index])
+                        if rows:
+                            extend(rows)
             else:
                 keys = self.key
+                get = touched.get
                 for index in range(len(records)):
                     record = records[index]
                     key = keys(record)
-                    state = states.get(key)
+                    state = get(key)
                     if state is None:
-                        state = states[key] = init()
+                        old = states.get(key)
+                        state = touched[key] = init() if old is None else copy(old)
                     rows = fn(state, record)
                     if rows:
                         extend(rows)
         except Exception as exc:
             _fail(self, batch, index, exc)
+        states.update(touched)
         self.emit(out)

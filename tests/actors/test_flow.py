@@ -11,6 +11,7 @@ import trio
 import trio.testing
 
 from partita.actors import CallbackSink, CollectSink, Flow, IterableSource
+from partita.actors._operators import StatefulActor
 from partita.runtime import (
     Actor,
     ActorFailed,
@@ -218,3 +219,54 @@ async def test_restart_policy_retries_a_flaky_operator() -> None:
     stats = await flow.run(restart=RestartPolicy(max_restarts=1))
     assert out.rows == NUMBERS  # the failed batch was handled again: nothing lost or doubled
     assert stats["map-1"].restarts == 1
+
+
+@pytest.mark.parametrize("partitions", [1, 3])
+async def test_stateful_restart_starts_from_the_state_before_the_batch(partitions: int) -> None:
+    """Issue 8 item 10: a restarted stateful handler must not double-apply the records
+    before the failing one in its batch."""
+    failed: set[int] = set()
+
+    def count(state: dict[str, int], record: Record) -> list[Record]:
+        x = record["x"]
+        if x % 1000 == 999 and x not in failed:
+            failed.add(x)
+            raise ConnectionError("transient")
+        state["n"] = state.get("n", 0) + 1
+        return [{"k": record["k"], "n": state["n"]}]
+
+    out = CollectSink("out")
+    flow = Flow()
+    (
+        flow.source(numbers(10_000, size=256))
+        .map(lambda r: {**r, "k": r["x"] % 3})
+        .key_by(lambda r: r["k"], partitions=partitions)
+        .stateful(count)
+        .sink(out)
+    )
+    stats = await flow.run(restart=RestartPolicy(max_restarts=20, within=1e9))
+    assert failed == set(range(999, 10_000, 1000))
+    per_key: dict[int, list[int]] = {}
+    for row in out.rows:
+        per_key.setdefault(row["k"], []).append(row["n"])
+    assert {k: len(v) for k, v in per_key.items()} == {0: 3334, 1: 3333, 2: 3333}
+    assert all(v == list(range(1, len(v) + 1)) for v in per_key.values())
+    assert sum(a.restarts for a in stats.actors) == 10
+
+
+async def test_stateful_restart_without_key_and_with_nested_state() -> None:
+    failed: set[int] = set()
+
+    def collect(state: dict[str, list[int]], record: Record) -> None:
+        state.setdefault("xs", []).append(record["x"])  # mutated in place, nested
+        if record["x"] % 100 == 50 and record["x"] not in failed:
+            failed.add(record["x"])
+            raise ConnectionError("transient, after a partial update")
+
+    flow = Flow()
+    flow.source(numbers(1000, size=64)).stateful(collect, name="acc").sink(CollectSink("out"))
+    stats = await flow.run(restart=RestartPolicy(max_restarts=20, within=1e9))
+    acc = flow.graph["acc"]
+    assert isinstance(acc, StatefulActor)
+    assert acc.states[None]["xs"] == list(range(1000))  # each record applied exactly once
+    assert stats["acc"].restarts == 10
