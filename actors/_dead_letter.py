@@ -68,9 +68,12 @@ class DeadLetterSink(Sink):
         name: the actor's name (``"dead-letter"`` in SQL graphs).
         path: a file to write (created or truncated at the first letter, flushed
             at the end), or ``None`` to keep the letters in memory.
+        keep: with no ``path``, ``False`` only counts the letters (:attr:`count`)
+            instead of keeping them, for endless streams with nowhere to put them.
     """
 
     path: str | os.PathLike[str] | None = None
+    keep: bool = attrs.field(default=True, kw_only=True)
     dead_letters: list[DeadLetter] = attrs.field(init=False, factory=list)
     count: int = attrs.field(init=False, default=0)
     _writer: JsonLinesWriter | None = attrs.field(init=False, default=None)
@@ -81,6 +84,8 @@ class DeadLetterSink(Sink):
             return
         self.count += len(records)
         if self.path is None:
+            if not self.keep:
+                return  # counted only: nothing grows with the stream
             self.dead_letters.extend(dead_letter_from_record(r) for r in records)
             return
         if self._writer is None:

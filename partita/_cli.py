@@ -26,6 +26,7 @@ from rich.syntax import Syntax
 from rich.table import Table
 
 from partita import sql
+from partita.actors import DeadLetterSink
 from partita.actors._files import CsvSource, JsonLinesSource
 from partita.actors._generator import TradeSource
 from partita.actors._jsonl import JsonLinesWriter, encode_lines
@@ -475,7 +476,9 @@ def run(
     options: dict[str, Any] = {
         "partitions": partitions,
         "batch_size": batch_size,
-        "dead_letter": dead_letter_path,
+        # with nowhere to write them (--late update's expired records), dead letters are
+        # counted in the stats but never kept: memory must not grow with the stream
+        "dead_letter": dead_letter_path or DeadLetterSink("dead-letter", keep=False),
         "max_memory": max_memory,
     }
     console = _stderr_console()

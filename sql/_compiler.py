@@ -488,6 +488,7 @@ def generate(plan: LogicalPlan, sql: str, *, late_update: bool) -> GeneratedCode
     namespace["_off"] = _offset
     namespace["_INT_ONLY"] = {int}
     namespace["_partition_of"] = partition_of
+    namespace["_INF"] = float("inf")
     try:
         code = compile(source, filename, "exec")
     except SyntaxError as exc:  # pragma: no cover - a compiler bug, not a user error

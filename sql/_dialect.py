@@ -16,6 +16,7 @@ character offset where they start, so errors can name a line and column.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable
 from itertools import pairwise
 from typing import Any, ClassVar
@@ -223,15 +224,27 @@ def node_position(node: exp.Expr, sql: str) -> tuple[int, int]:
     return position_of(sql, min(starts)) if starts else (1, 1)
 
 
+_PARSE_RECURSION_LIMIT = 4000
+
+
 def parse(sql: str) -> list[exp.Expr]:
     """Parse ``sql`` into statements with the partita dialect.
 
     Raises:
         SqlError: the text does not parse; names the line and column.
     """
+    limit = sys.getrecursionlimit()
     try:
+        # sqlglot's parser recurses ~20 frames per nesting level: room for the
+        # documented 64 levels (pure-Python frames, so no C stack is at risk)
+        sys.setrecursionlimit(max(limit, _PARSE_RECURSION_LIMIT))
         _reject_empty_list_items(_DIALECT.tokenize(sql))
         return [s for s in _DIALECT.parse(sql) if s is not None]
+    except RecursionError:
+        raise SqlError(
+            "query nested too deeply to parse; expressions may nest at most "
+            "64 levels (operators or parentheses)"
+        ) from None
     except ParseError as exc:
         info = exc.errors[0] if exc.errors else {}
         line = int(info.get("line") or 1)
@@ -242,6 +255,8 @@ def parse(sql: str) -> list[exp.Expr]:
         raise SqlError(f"syntax error: {desc}", line=line, col=col) from exc
     except TokenError as exc:
         raise SqlError(f"syntax error: {exc}") from exc
+    finally:
+        sys.setrecursionlimit(limit)
 
 
 def _reject_empty_list_items(toks: list[Token]) -> None:

@@ -20,6 +20,8 @@ from sqlglot import exp
 from ._dialect import node_position
 from ._errors import SqlError
 
+_INF = float("inf")
+
 __all__ = ["SUPPORTED_FUNCTIONS", "Code", "ExprCompiler"]
 
 
@@ -171,6 +173,8 @@ class ExprCompiler:
                 number: int | float = int(text)
             except ValueError:
                 number = float(text)
+            if number in (_INF, -_INF):  # 1e999: a value, not text (repr would say ``inf``)
+                return Code("_INF" if number > 0 else "(-_INF)", nonnull=True)
             return Code(repr(number), nonnull=True)
         if isinstance(node, exp.Column):
             raise self.error(node, f"unknown column {node.sql()!r} here")

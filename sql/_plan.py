@@ -8,6 +8,7 @@ is supported instead.
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import attrs
@@ -162,9 +163,32 @@ def _err(sql: str, node: exp.Expr | None, message: str) -> SqlError:
     return SqlError(message, line=line, col=col)
 
 
+MAX_EXPRESSION_DEPTH = 64
+"""How deeply expressions may nest (``((a))``, ``a + b + ...`` terms): deeper is a SqlError."""
+
+
+def _check_depth(statement: exp.Expr, sql: str) -> None:
+    """Refuse, with its position, an expression nested past :data:`MAX_EXPRESSION_DEPTH`."""
+    stack: list[tuple[exp.Expr, int]] = [(statement, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_EXPRESSION_DEPTH + 4:  # a SELECT item sits ~4 levels down
+            raise _err(
+                sql,
+                node,
+                f"expression nested too deeply (more than {MAX_EXPRESSION_DEPTH} levels of "
+                "operators or parentheses); split it with a subexpression per column",
+            )
+        stack.extend((child, depth + 1) for child in node.iter_expressions())
+
+
 def interval_ms(node: exp.Expr, sql: str) -> int:
     """Milliseconds of ``INTERVAL '1' SECOND`` (or of a bare integer literal, in ms)."""
     if isinstance(node, exp.Literal) and not node.is_string:
+        if not str(node.this).isdigit():
+            raise _err(
+                sql, node, f"a window size in milliseconds must be an integer, got {node.this}"
+            )
         value = int(node.this)
     elif isinstance(node, exp.Interval):
         unit_node = node.args.get("unit")
@@ -183,6 +207,8 @@ def interval_ms(node: exp.Expr, sql: str) -> int:
             amount = float(text)
         except ValueError:
             raise _err(sql, node, f"interval amount {text!r} is not a number") from None
+        if not math.isfinite(amount):
+            raise _err(sql, node, f"interval amount {text!r} is not a finite number")
         value = round(amount * _UNITS_MS[unit])
     else:
         raise _err(
@@ -342,6 +368,8 @@ def plan_query(sql: str, *, event_time: str | None = None) -> LogicalPlan:
         SqlError: the query does not parse or uses something unsupported.
     """
     statements = parse(sql)
+    for statement in statements:
+        _check_depth(statement, sql)
     if not statements:
         raise SqlError(f"empty query; write {SUPPORTED_CLAUSES}")
     if len(statements) > 1:
@@ -365,6 +393,8 @@ def plan_query(sql: str, *, event_time: str | None = None) -> LogicalPlan:
             window = _group_window(node, sql)
             continue
         if isinstance(node, exp.Literal) and not node.is_string:
+            if not str(node.this).isdigit():
+                raise _err(sql, node, f"GROUP BY position must be an integer, got {node.this}")
             index = int(node.this)
             if not 1 <= index <= len(items):
                 raise _err(sql, node, f"GROUP BY position {index} is out of range")

@@ -27,6 +27,7 @@ class RecordErrors:
     stage: str
     dead: list[DeadLetter] = attrs.Factory(list)
     errored: int = 0
+    rows_failed: int = 0  # output rows (not input records) that could not be built
 
     def record_failed(
         self, exc: Exception, record: Any, offsets: Sequence[int], index: int
@@ -45,6 +46,7 @@ class RecordErrors:
         reason = f"output row failed: {describe_error(exc)}"
         if self.on_error == "fail":
             raise BadRecord(reason, None, self.stage) from exc
+        self.rows_failed += 1
         if self.on_error == "dead-letter":
             self.dead.append(DeadLetter(what, reason, None, self.stage))
 

@@ -8,6 +8,7 @@ passes their end, and implements the slower paths in plain Python: session windo
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -22,7 +23,9 @@ from ._query_config import LatePolicy
 
 __all__ = ["SqlProgram"]
 
-_FAR_FUTURE = 2**63
+# End of input closes every window, however far in the future it ends: event times are
+# Python ints, unbounded, and an int compares exactly with infinity.
+_END_OF_INPUT = math.inf
 
 
 @attrs.define
@@ -43,6 +46,8 @@ class SqlProgram:
     _sessions: dict[Any, list[list[Any]]] = attrs.Factory(dict)
     _closed_sessions: dict[Any, list[list[Any]]] = attrs.Factory(dict)
     _heap: list[tuple[int, int, Any]] = attrs.Factory(list)
+    # the time each key with open sessions is scheduled to be looked at (its heap entry)
+    _due: dict[Any, int] = attrs.Factory(dict)
     _seq: int = 0
     _wm: int | None = None
     _saw_batch: bool = False
@@ -102,7 +107,7 @@ class SqlProgram:
                 self._emit_groups(groups, None, None, rows)
             self._groups = {}
         elif plan.window is not None:
-            rows = self._close_until(_FAR_FUTURE)
+            rows = self._close_until(_END_OF_INPUT)
             self._closed.clear()
             self._closed_sessions.clear()
         self._rows_out += len(rows)
@@ -119,7 +124,7 @@ class SqlProgram:
             rows_out=self._rows_out,
             filtered=self._filtered,
             late=self._late,
-            errored=self._policy.errored,
+            errored=self._policy.errored + self._policy.rows_failed,
         )
 
     # -- called by the generated code -------------------------------------------------
@@ -197,13 +202,33 @@ class SqlProgram:
         kept.append([start, end, state])
         kept.sort(key=lambda s: s[0])
         self._sessions[key] = kept
-        self._seq += 1
-        heapq.heappush(self._heap, (end, self._seq, key))
+        self._schedule(key, kept[0][1] if len(kept) == 1 else min(s[1] for s in kept))
         if self._plan.emit == "changes":
             self._emit_groups({key: state}, start, end, rows)
         return rows
 
+    def scheduled_closes(self) -> int:
+        """How many session-close entries are waiting (bounded by the keys with open
+        sessions, plus at most one superseded entry per key); for tests and stats."""
+        return len(self._heap)
+
     # -- internals --------------------------------------------------------------------
+
+    def _schedule(self, key: Any, end: int) -> None:
+        """Look at ``key`` when the watermark reaches ``end`` (its earliest session end).
+
+        A key keeps one live entry: a session that grows does not add one per record;
+        an entry for a later time than needed is superseded, not searched for.
+        """
+        due = self._due.get(key)
+        if due is not None and due <= end:
+            return  # already looked at no later than that; it reschedules itself then
+        if due is not None and len(self._heap) > 2 * len(self._due) + 64:
+            self._heap = [e for e in self._heap if self._due.get(e[2]) == e[0]]
+            heapq.heapify(self._heap)
+        self._due[key] = end
+        self._seq += 1
+        heapq.heappush(self._heap, (end, self._seq, key))
 
     def _late_session(
         self,
@@ -240,12 +265,12 @@ class SqlProgram:
             try:
                 row = make_row(key, state, ws, we)
             except Exception as exc:  # the row of a closed group cannot be built
-                self._policy.row_failed(exc, {"key": key, "window_start": ws})
+                self._policy.row_failed(exc, {"key": key, "window_start": ws, "window_end": we})
                 continue
             if row is not None:
                 rows.append(row)
 
-    def _close_until(self, watermark: int) -> list[Record]:
+    def _close_until(self, watermark: float) -> list[Record]:
         """Close every window (or session) whose end is at or before ``watermark``."""
         window = self._plan.window
         rows: list[Record] = []
@@ -253,10 +278,16 @@ class SqlProgram:
             return rows
         final = self._plan.emit == "final"
         if window.kind == "session":
-            heap = self._heap
+            heap, due = self._heap, self._due
             while heap and heap[0][0] <= watermark:
-                _, _, key = heapq.heappop(heap)
+                at, _, key = heapq.heappop(heap)
+                if due.get(key) != at:
+                    continue  # superseded by an earlier time for the key
+                del due[key]
                 self._close_key(key, watermark, rows)
+                sessions = self._sessions.get(key)
+                if sessions:
+                    self._schedule(key, min(s[1] for s in sessions))
             return rows
         size = window.size_ms
         for ws in sorted(w for w in self._windows if w + size <= watermark):
@@ -267,7 +298,7 @@ class SqlProgram:
                 self._closed[ws] = groups
         return rows
 
-    def _close_key(self, key: Any, watermark: int, rows: list[Record]) -> None:
+    def _close_key(self, key: Any, watermark: float, rows: list[Record]) -> None:
         sessions = self._sessions.get(key)
         if not sessions:
             return

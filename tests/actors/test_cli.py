@@ -553,3 +553,20 @@ def test_ctrl_c_works_while_stdout_is_blocked(tmp_path: Path) -> None:
     finally:
         proc.kill()
         proc.wait()
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "SELECT COUNT(*) AS n FROM t GROUP BY TUMBLE(ts, INTERVAL 'inf' SECOND)",
+        "SELECT " + "(" * 500 + "qty" + ")" * 500 + " AS y FROM t",
+        "SELECT " + "+".join(["qty"] * 1000) + " AS y FROM t",
+        "SELECT symbol FROM t GROUP BY 1.5",
+    ],
+)
+def test_hostile_sql_is_one_line_and_exit_2(trades: Path, query: str) -> None:
+    done = partita("run", "--input", str(trades), "--sql", query)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert done.stderr.startswith("partita: SQL error at line 1, column ")
+    assert len(done.stderr.strip().splitlines()) == 1

@@ -494,3 +494,13 @@ async def test_compile_options_with_a_compiled_query_are_refused() -> None:
     with pytest.raises(TypeError, match="late is an option of the compiled query"):
         async with open_sql(query, [{"x": 1}], late="update"):
             pass
+
+
+async def test_late_update_dead_letters_records_past_retention() -> None:
+    # issue 8 item 6: through run_sql the expired record was not in dead_letters
+    query = "SELECT k, COUNT(*) AS n FROM t GROUP BY k, TUMBLE(ts, INTERVAL '1' SECOND)"
+    records = [{"k": "a", "ts": 10_000}, {"k": "a", "ts": 0}, {"k": "a", "ts": 9_500}]
+    run = await run_sql(query, records, late="update")
+    assert [d.offset for d in run.dead_letters] == [1]
+    assert run.dead_letters[0].reason.startswith("late")
+    assert run.stats.rows_late == 2

@@ -3,6 +3,7 @@ bad records are handled per record by policy."""
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -227,3 +228,51 @@ def test_empty_list_items_are_syntax_errors(text: str, line: int, col: int, got:
     with pytest.raises(SqlError, match=message) as info:
         compile_query(text)
     assert (info.value.line, info.value.col) == (line, col)
+
+
+# ------------------------------------------------- hostile SQL (issue 8 items 16, 17)
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        (
+            "SELECT COUNT(*) AS n FROM t GROUP BY TUMBLE(ts, INTERVAL 'inf' SECOND)",
+            "interval amount 'inf' is not a finite number",
+        ),
+        (
+            "SELECT COUNT(*) AS n FROM t GROUP BY TUMBLE(ts, INTERVAL 'nan' SECOND)",
+            "interval amount 'nan' is not a finite number",
+        ),
+        (
+            "SELECT COUNT(*) AS n FROM t GROUP BY TUMBLE(ts, 1.5)",
+            "a window size in milliseconds must be an integer, got 1.5",
+        ),
+        ("SELECT x FROM t GROUP BY 1.5", "GROUP BY position must be an integer, got 1.5"),
+        ("SELECT " + "+".join(["x"] * 1000) + " AS y FROM t", "nested too deeply"),
+        ("SELECT " + "(" * 500 + "x" + ")" * 500 + " AS y FROM t", "nested too deeply"),
+    ],
+)
+def test_hostile_sql_is_a_positioned_error(query: str, message: str) -> None:
+    with pytest.raises(SqlError, match=re.escape(message)) as info:
+        compile_query(query)
+    assert info.value.line is not None
+    assert info.value.col is not None
+
+
+@pytest.mark.parametrize(
+    "expr",
+    [
+        "(" * 50 + "x" + ")" * 50,
+        "+".join(["x"] * 64),
+        "COALESCE(" * 60 + "x" + ", 0)" * 60,
+    ],
+)
+def test_deep_expressions_within_the_limit_run(expr: str) -> None:
+    rows = run_query(f"SELECT {expr} AS y FROM t", [{"x": 1}]).rows
+    assert len(rows) == 1
+
+
+def test_an_infinite_literal_is_a_value() -> None:
+    rows = run_query("SELECT 1e999 AS a, -1e999 AS b, x + 1e999 AS c FROM t", [{"x": 1}]).rows
+    assert rows == [{"a": math.inf, "b": -math.inf, "c": math.inf}]

@@ -304,3 +304,67 @@ def test_session_failure_keeps_the_sessions_it_closed() -> None:
             [{"k": "a", "s": 1, "window_start": 0}, {"k": "b", "s": 1, "window_start": 500}]
         )
         assert result.counts.errored == 1
+
+
+# ------------------------------------------------- nothing lost (issue 8 items 4, 5, 6, 14)
+
+BIG = 2**63  # event times and sizes at and past a 64-bit integer are still just ints
+
+
+@pytest.mark.parametrize(
+    ("window", "memberships"),
+    [
+        ("TUMBLE(ts, INTERVAL '1' SECOND)", 3),
+        ("HOP(ts, INTERVAL '1' SECOND, INTERVAL '2' SECOND)", 6),
+        ("SESSION(ts, INTERVAL '1' SECOND)", 3),
+        ("TUMBLE(ts, INTERVAL '200000000000' DAY)", 3),
+    ],
+)
+@pytest.mark.parametrize("emit", ["", " EMIT CHANGES"])
+@pytest.mark.parametrize("late", ["drop", "update"])
+def test_event_times_past_2_63_are_kept_exactly(
+    window: str, memberships: int, emit: str, late: str
+) -> None:
+    query = f"SELECT k, COUNT(*) AS n FROM t GROUP BY k, {window}{emit}"
+    records = [{"k": "a", "ts": BIG - 1}, {"k": "a", "ts": BIG + 5}, {"k": "b", "ts": BIG * 4}]
+    result = run_query(query, records, late=late)
+    assert result.counts.late == result.counts.errored == 0
+    if emit:  # one row per record per window it joined
+        assert len(result.rows) == memberships
+    else:  # every window closed at end of input, every record in its windows
+        assert sum(r["n"] for r in result.rows) == memberships
+
+
+def test_a_row_that_fails_when_its_window_closes_is_counted() -> None:
+    query = "SELECT k, MAX(x) + 1 AS y FROM t GROUP BY k, TUMBLE(ts, INTERVAL '1' SECOND)"
+    records = [
+        {"k": "a", "x": "s", "ts": 0},
+        {"k": "b", "x": 1, "ts": 0},
+        {"k": "b", "x": 2, "ts": 5000},
+    ]
+    skipped = run_query(query, records)
+    assert {r["k"] for r in skipped.rows} == {"b"}
+    assert skipped.counts.errored == 1
+    lettered = run_query(query, records, on_error="dead-letter")
+    assert [d.reason for d in lettered.dead_letters if "output row" in d.reason] != []
+
+
+def test_late_update_counts_and_dead_letters_records_past_retention() -> None:
+    query = "SELECT k, COUNT(*) AS n FROM t GROUP BY k, TUMBLE(ts, INTERVAL '1' SECOND)"
+    records = [{"k": "a", "ts": 10_000}, {"k": "a", "ts": 0}, {"k": "a", "ts": 9_500}]
+    result = run_query(query, records, late="update")
+    assert result.counts.late == 2  # one expired, one that updated a retained window
+    expired = [d for d in result.dead_letters if d.reason.startswith("late")]
+    assert [d.offset for d in expired] == [1]
+
+
+def test_one_session_keeps_one_scheduled_close_not_one_per_record() -> None:
+    query = "SELECT k, COUNT(*) AS n FROM t GROUP BY k, SESSION(ts, INTERVAL '1' HOUR)"
+    program = compile_query(query).new_program()
+    stage = compile_query(query).routing_stage(1)
+    records = [{"k": "a", "ts": i} for i in range(20_000)]
+    routed = stage.route(Batch.from_records(records))
+    assert routed.parts[0] is not None
+    program.process(routed.parts[0])
+    assert program.scheduled_closes() <= 2
+    assert program.finish() == [{"k": "a", "n": 20_000}]
