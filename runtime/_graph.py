@@ -39,13 +39,7 @@ class Graph:
         Raises:
             ValueError: the name is taken, an input is not in the graph, a source
                 is given inputs, or ``capacity < 1``.
-            TypeError: the actor's class shadows the reserved ``state`` attribute.
         """
-        if getattr(type(actor), "state", None) is not Actor.state:
-            raise TypeError(
-                f"{type(actor).__name__} redefines 'state', which Actor reserves for its "
-                "lifecycle; give that attribute another name"
-            )
         if actor.name in self._actors:
             raise ValueError(f"an actor named {actor.name!r} is already in the graph")
         if capacity < 1:

@@ -2,15 +2,60 @@
 
 from __future__ import annotations
 
+from typing import ClassVar, cast
+
 import attrs
 import trio
 
 from ._actor import Actor
 from ._batching import BatchSizer
+from ._cell import ActorCell
 from ._memory import MemoryBudget
 from ._messages import Batch, Record, Watermark
 
-__all__ = ["Source"]
+__all__ = ["Source", "SourceCell"]
+
+
+@attrs.define(eq=False)
+class SourceCell(ActorCell):
+    """A source's cell: its loop is :meth:`Source.produce`, stoppable and budgeted."""
+
+    budget: MemoryBudget | None = None
+    stop_scope: trio.CancelScope | None = None
+    stop_requested: bool = False
+
+    def stop(self) -> None:
+        """Graceful cancellation: interrupt :meth:`Source.produce`."""
+        self.stop_requested = True
+        if self.stop_scope is not None:
+            self.stop_scope.cancel()
+
+    async def loop(self) -> None:
+        if self.stop_requested:
+            return
+        with trio.CancelScope() as scope:
+            self.stop_scope = scope
+            await self.pause_point()
+            await cast("Source", self.actor).produce()
+        self.stop_scope = None
+
+    async def deliver(self) -> None:
+        self.commit()
+        # A pause asked for while produce() waited for input holds this batch back too.
+        await self.pause_point()
+        await self.send_pending()
+        await self.pause_point()
+        budget = self.budget
+        sizer = cast("Source", self.actor).sizer
+        if budget is not None and budget.under_pressure:
+            sizer.shrink()
+            await budget.wait_relieved()
+        elif self.outputs:
+            fill = max(box.items / box.capacity for box, _ in self.outputs)
+            sizer.observe(fill)
+
+    def batch_size(self) -> int | None:
+        return cast("Source", self.actor).sizer.size
 
 
 @attrs.define(eq=False)
@@ -34,9 +79,7 @@ class Source(Actor):
 
     sizer: BatchSizer = attrs.field(factory=BatchSizer, kw_only=True)
     _offset: int = attrs.field(init=False, default=0)
-    _budget: MemoryBudget | None = attrs.field(init=False, default=None)
-    _stop_scope: trio.CancelScope | None = attrs.field(init=False, default=None)
-    _stop_requested: bool = attrs.field(init=False, default=False)
+    _cell_type: ClassVar[type[ActorCell]] = SourceCell
 
     async def produce(self) -> None:
         """Read the input and :meth:`send_records` it.  Return at its end."""
@@ -49,14 +92,14 @@ class Source(Actor):
     @property
     def stopping(self) -> bool:
         """Whether a graceful stop was asked for."""
-        return self._stop_requested
+        return cast(SourceCell, self._cell).stop_requested
 
     async def send_records(self, records: list[Record]) -> None:
         """Send ``records`` downstream as one batch at the next source offsets."""
         if not records:
             return
         self._emit_records(records)
-        await self._deliver()
+        await cast(SourceCell, self._cell).deliver()
 
     def _emit_records(self, records: list[Record], output: int | None = None) -> None:
         """Emit ``records`` as one batch at the next source offsets, and count them in."""
@@ -71,17 +114,17 @@ class Source(Actor):
     async def send_batch(self, batch: Batch) -> None:
         """Send a prepared batch downstream (a batch boundary)."""
         self.emit_batch(batch)
-        await self._deliver()
+        await cast(SourceCell, self._cell).deliver()
 
     async def send_watermark(self, ts: int) -> None:
         """Send a watermark to every output."""
         self.emit_message(Watermark(ts))
-        await self._deliver()
+        await cast(SourceCell, self._cell).deliver()
 
     @property
     def memory_budget(self) -> MemoryBudget | None:
         """The graph's memory budget while it runs (``None`` without ``max_memory``)."""
-        return self._budget
+        return cast(SourceCell, self._cell).budget
 
     async def deliver(self) -> None:
         """Send what was emitted (:meth:`emit_batch`, :meth:`emit_message`) since the
@@ -90,35 +133,4 @@ class Source(Actor):
         Use it to send to one output only (``emit_message(msg, output=1)``, say a
         dead-letter output); :meth:`send_records` and :meth:`send_batch` call it.
         """
-        await self._deliver()
-
-    async def _deliver(self) -> None:
-        self._commit()
-        # A pause asked for while produce() waited for input holds this batch back too.
-        await self._pause_point()
-        await self._send_pending()
-        await self._pause_point()
-        budget = self._budget
-        if budget is not None and budget.under_pressure:
-            self.sizer.shrink()
-            await budget.wait_relieved()
-        elif self._outputs:
-            fill = max(box.items / box.capacity for box, _ in self._outputs)
-            self.sizer.observe(fill)
-
-    def _stop(self) -> None:
-        self._stop_requested = True
-        if self._stop_scope is not None:
-            self._stop_scope.cancel()
-
-    async def _loop(self) -> None:
-        if self._stop_requested:
-            return
-        with trio.CancelScope() as scope:
-            self._stop_scope = scope
-            await self._pause_point()
-            await self.produce()
-        self._stop_scope = None
-
-    def _batch_size(self) -> int | None:
-        return self.sizer.size
+        await cast(SourceCell, self._cell).deliver()

@@ -11,13 +11,14 @@ from typing import Literal
 import attrs
 import trio
 
-from ._actor import Actor
+from ._actor import Actor, cell_of
+from ._cell import ActorCell
 from ._errors import ActorFailed, ConsumerGone, RestartIntensityExceeded
 from ._graph import Graph
 from ._lifecycle import ActorState, Lifecycle
 from ._mailbox import Mailbox
 from ._memory import MemoryBudget
-from ._source import Source
+from ._source import SourceCell
 from ._stats import GraphStats
 
 __all__ = ["RestartPolicy", "Strategy", "Supervisor", "open_supervisor", "run_graph"]
@@ -74,6 +75,7 @@ class _Run:
     """Per-actor bookkeeping of the supervisor."""
 
     actor: Actor
+    cell: ActorCell
     scope: trio.CancelScope | None = None
     restart_requested: bool = False
 
@@ -105,19 +107,21 @@ class Supervisor:
     def _wire(self) -> None:
         self.graph.validate()
         for actor in self.graph:
-            if actor._life.state is not _S.CREATED or actor.outputs:
+            cell = cell_of(actor)
+            if cell.state is not _S.CREATED or cell.outputs:
                 raise ValueError(f"actor {actor.name!r} already ran; a graph runs once")
         for actor in self.graph:
+            cell = cell_of(actor)
             inputs = self.graph.inputs_of(actor)
-            if isinstance(actor, Source):
-                actor._budget = self.budget
+            if isinstance(cell, SourceCell):
+                cell.budget = self.budget
             if not inputs:
                 continue
             box = Mailbox(actor.name, self.graph.capacity_of(actor), budget=self.budget)
-            actor._wire_input(box, len(inputs))
+            cell.wire_input(box, len(inputs))
             for port, upstream in enumerate(inputs):
-                upstream._wire_output(box, port)
-        self._runs = {a.name: _Run(a) for a in self.graph}
+                cell_of(upstream).wire_output(box, port)
+        self._runs = {a.name: _Run(a, cell_of(a)) for a in self.graph}
 
     # --------------------------------------------------------------- running
     async def _run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -142,7 +146,7 @@ class Supervisor:
         life = self._life
         if self._failure is not None:
             final = _S.FAILED
-        elif self._cancelled or any(a.state is not _S.COMPLETED for a in self.graph):
+        elif self._cancelled or any(r.cell.state is not _S.COMPLETED for r in self._runs.values()):
             final = _S.CANCELLED
         else:
             final = _S.COMPLETED
@@ -156,6 +160,7 @@ class Supervisor:
 
     async def _supervise(self, run: _Run, task_status: trio.TaskStatus[None]) -> None:
         actor = run.actor
+        cell = run.cell
         status = _StartedOnce(task_status)
         try:
             while True:
@@ -163,29 +168,29 @@ class Supervisor:
                 with trio.CancelScope() as scope:
                     run.scope = scope
                     try:
-                        await actor._run(task_status=status)
+                        await cell.run(task_status=status)
                         return
                     except ConsumerGone:
                         self._cancelled = True
-                        actor._cancelled()
+                        cell.cancelled()
                         self._cancel_actors()
                         return
                     except Exception as exc:
-                        actor._fail()
+                        cell.fail()
                         status.started()
                         if not self._may_restart(actor, exc):
                             return
-                if actor.state is _S.FAILED:
-                    actor._restart()
+                if cell.state is _S.FAILED:
+                    cell.restart()
                     if self.restart is not None and self.restart.strategy is Strategy.ONE_FOR_ALL:
                         self._restart_others(run)
                 elif scope.cancelled_caught and run.restart_requested:
-                    actor._cancelled()
-                    actor._restart()
+                    cell.cancelled()
+                    cell.restart()
                 else:
                     return
         finally:
-            actor._cancelled()
+            cell.cancelled()
 
     def _may_restart(self, actor: Actor, exc: Exception) -> bool:
         policy = self.restart
@@ -212,7 +217,7 @@ class Supervisor:
         for run in self._runs.values():
             if run is crashed or run.scope is None:
                 continue
-            if run.actor.state in (_S.RUNNING, _S.PAUSED, _S.DRAINING):
+            if run.cell.state in (_S.RUNNING, _S.PAUSED, _S.DRAINING):
                 run.restart_requested = True
                 run.scope.cancel()
 
@@ -233,10 +238,10 @@ class Supervisor:
         COMPLETED, FAILED or CANCELLED."""
         return self._life.state
 
-    def _targets(self, actor: str | None) -> list[Actor]:
+    def _targets(self, actor: str | None) -> list[ActorCell]:
         if actor is None:
-            return list(self.graph)
-        return [self.graph[actor]]
+            return [cell_of(a) for a in self.graph]
+        return [cell_of(self.graph[actor])]
 
     def pause(self, actor: str | None = None, *, timeout: float | None = None) -> None:
         """Pause the whole graph, or one actor by name, at the next batch boundary.
@@ -294,8 +299,9 @@ class Supervisor:
             self._life.transition(_S.DRAINING)
         self.resume()
         for actor in self.graph:
-            if isinstance(actor, Source):
-                actor._stop()
+            cell = cell_of(actor)
+            if isinstance(cell, SourceCell):
+                cell.stop()
         if deadline is None:
             await self._done.wait()
             return

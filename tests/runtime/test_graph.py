@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import attrs
 import pytest
 
-from partita.runtime import Actor, Graph, Sink, Source, run_graph
+from partita.runtime import Actor, ActorState, Batch, BatchSizer, Graph, Sink, Source, run_graph
+from tests.runtime._helpers import Counter, chain
 
 
 def test_add_and_connect_validate_with_exact_messages() -> None:
@@ -67,3 +69,51 @@ async def test_a_graph_runs_once() -> None:
     await run_graph(g)
     with pytest.raises(ValueError, match=r"^actor 'src' already ran; a graph runs once$"):
         await run_graph(g)
+
+
+@attrs.define(eq=False)
+class _Tally(Actor):
+    """Uses the names the kernel keeps for itself elsewhere: ``state``, ``inbox``, ..."""
+
+    state: dict[str, int] = attrs.field(factory=dict)
+    inbox: list[int] = attrs.field(factory=list)
+    outbox: list[int] = attrs.field(factory=list)
+    life: str = "long"
+    pending: int = 0
+    current: int = 0
+    cell: str = "mine"
+
+    def on_batch(self, batch: Batch) -> None:
+        for r in batch.records:
+            self.state["n"] = self.state.get("n", 0) + 1
+            self.inbox.append(r["i"])
+        self.pending += 1
+        self.emit(batch.records)
+
+
+class _Plain(Sink):
+    """A plain (not attrs) subclass assigning ``self.state`` and friends at run time."""
+
+    def on_start(self) -> None:
+        self.state = "open"
+        self.got: list[int] = []
+
+    async def consume(self, batch: Batch) -> None:
+        self.got.extend(r["i"] for r in batch.records)
+
+    def on_end(self) -> None:
+        self.state = "closed"
+
+
+async def test_subclasses_may_name_attributes_state_and_the_like() -> None:
+    tally = _Tally("tally")
+    sink = _Plain("sink")
+    g = chain(Counter("src", limit=25, sizer=BatchSizer.fixed(10)), tally, sink)
+    stats = await run_graph(g)
+    assert tally.state == {"n": 25} and tally.inbox == list(range(25))
+    assert (tally.pending, tally.life, tally.cell) == (3, "long", "mine")
+    assert sink.state == "closed" and sink.got == list(range(25))
+    assert tally.lifecycle_state is ActorState.COMPLETED is sink.lifecycle_state
+    assert stats["tally"].state is ActorState.COMPLETED
+    assert [a.state for a in stats.actors] == [ActorState.COMPLETED] * 3
+    assert g["src"].state is ActorState.COMPLETED  # not shadowed: the lifecycle

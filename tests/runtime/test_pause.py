@@ -19,6 +19,7 @@ from partita.runtime import (
     Supervisor,
     open_supervisor,
 )
+from partita.runtime._actor import cell_of
 from tests.runtime._helpers import Collect, Counter, chain
 
 S = ActorState
@@ -126,13 +127,13 @@ def test_actor_pause_and_resume_semantics() -> None:
     assert actor.state is S.CREATED and actor.paused
     actor.resume()
     assert not actor.paused
-    actor._life.transition(S.RUNNING)
+    cell_of(actor).life.transition(S.RUNNING)
     actor.pause()
     assert actor.state is S.PAUSED
-    actor._life.transition(S.DRAINING)
+    cell_of(actor).life.transition(S.DRAINING)
     actor.resume()
     assert actor.state is S.DRAINING and not actor.paused
-    actor._life.transition(S.COMPLETED)
+    cell_of(actor).life.transition(S.COMPLETED)
     with pytest.raises(
         InvalidTransition, match=r"^actor 'a': illegal transition COMPLETED -> PAUSED$"
     ):
@@ -171,8 +172,8 @@ async def test_a_paused_idle_source_holds_input_that_arrives(
             src.pending.append({"i": 1})
             src.arrived.set()
             await trio.sleep(5)
-            assert sink._inbox is not None
-            assert sink._inbox.sent == 0  # nothing left the paused source
+            assert cell_of(sink).inbox is not None
+            assert cell_of(sink).inbox.sent == 0  # nothing left the paused source
             sup.resume()
             await trio.sleep(5)
             assert sink.rows == [1]

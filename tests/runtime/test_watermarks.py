@@ -5,6 +5,7 @@ from __future__ import annotations
 import attrs
 
 from partita.runtime import Actor, Barrier, EndOfStream, Mailbox, Watermark
+from partita.runtime._actor import cell_of
 
 
 @attrs.define(eq=False)
@@ -25,10 +26,10 @@ class Recorder(Actor):
 
 async def feed(actor: Recorder, inputs: int, messages: list[tuple[int, object]]) -> None:
     box = Mailbox(actor.name, capacity=len(messages) + 1)
-    actor._wire_input(box, inputs)
+    cell_of(actor).wire_input(box, inputs)
     for port, message in messages:
         box.send_nowait(message, port)  # type: ignore[arg-type]
-    await actor._run()
+    await cell_of(actor).run()
 
 
 async def test_watermark_is_the_minimum_over_inputs() -> None:

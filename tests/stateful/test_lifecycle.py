@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from partita.runtime import Actor, ActorState, InvalidTransition, Lifecycle
+from partita.runtime._actor import cell_of
 
 from ._trio_machine import TrioPortal, expect_raises, machine_settings, run_machine
 
@@ -49,7 +50,7 @@ class LifecycleMachine(RuleBasedStateMachine):
         super().__init__()
         self.portal = portal
         self.actor = Actor("worker")
-        self.actor._life = self.lifecycle("worker")
+        cell_of(self.actor).life = self.lifecycle("worker")
         self.state = S.CREATED
         self.paused = False
         self.waiters: list[Waiter] = []
@@ -65,12 +66,12 @@ class LifecycleMachine(RuleBasedStateMachine):
     @rule(goal=st.sampled_from(ActorState))
     def transition(self, goal: ActorState) -> None:
         if goal in MODEL[self.state]:
-            self.portal.call(lambda: self.actor._life.transition(goal))
+            self.portal.call(lambda: cell_of(self.actor).life.transition(goal))
             self._moved(goal)
         else:
             error = expect_raises(
                 InvalidTransition,
-                lambda: self.portal.call(lambda: self.actor._life.transition(goal)),
+                lambda: self.portal.call(lambda: cell_of(self.actor).life.transition(goal)),
             )
             assert str(error) == (
                 f"actor 'worker': illegal transition {self.state.name} -> {goal.name}"
@@ -80,7 +81,7 @@ class LifecycleMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def legal_transition(self, data: st.DataObject) -> None:
         target = data.draw(st.sampled_from(sorted(MODEL[self.state], key=lambda s: s.value)))
-        self.portal.call(lambda: self.actor._life.transition(target))
+        self.portal.call(lambda: cell_of(self.actor).life.transition(target))
         self._moved(target)
 
     @rule()
@@ -139,7 +140,7 @@ class LifecycleMachine(RuleBasedStateMachine):
                 if goal in MODEL[self.state]:
                     continue
                 try:
-                    self.actor._life.transition(goal)
+                    cell_of(self.actor).life.transition(goal)
                 except InvalidTransition:
                     continue
                 allowed.append(goal)

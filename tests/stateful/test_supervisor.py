@@ -45,6 +45,7 @@ from partita.runtime import (
     Supervisor,
     open_supervisor,
 )
+from partita.runtime._actor import cell_of
 
 from ._trio_machine import TrioPortal, live_tasks, machine_settings, run_machine
 
@@ -273,7 +274,9 @@ class SupervisorMachine(RuleBasedStateMachine):
                 if a.name != "source"
             )
             inboxes = tuple(
-                (a._inbox.sent, a._inbox.received) for a in self.graph if a._inbox is not None
+                (box.sent, box.received)
+                for box in (cell_of(a).inbox for a in self.graph)
+                if box is not None
             )
             return (counters, inboxes, len(self.sink.rows))
 
