@@ -489,6 +489,7 @@ def generate(plan: LogicalPlan, sql: str, *, late_update: bool) -> GeneratedCode
     namespace["_INT_ONLY"] = {int}
     namespace["_partition_of"] = partition_of
     namespace["_INF"] = float("inf")
+    namespace["_BEFORE_ALL"] = float("-inf")  # the routers' max event time before any
     try:
         code = compile(source, filename, "exec")
     except SyntaxError as exc:  # pragma: no cover - a compiler bug, not a user error

@@ -41,9 +41,16 @@ class RecordErrors:
         if self.on_error == "dead-letter":
             self.dead.append(DeadLetter(record, reason, offset, self.stage))
 
-    def row_failed(self, exc: Exception, what: Any) -> None:
-        """An output row could not be built when a window closed (no input offset)."""
-        reason = f"output row failed: {describe_error(exc)}"
+    def row_failed(self, exc: Exception, what: dict[str, Any]) -> None:
+        """An output row could not be built when a window closed (no input offset).
+
+        ``what`` holds the group's ``key`` and its window's bounds; the reason names them.
+        """
+        start, end = what.get("window_start"), what.get("window_end")
+        where = f"group {what.get('key')!r}"
+        if start is not None:
+            where += f" window [{start}, {end})"
+        reason = f"output row of {where} failed: {describe_error(exc)}"
         if self.on_error == "fail":
             raise BadRecord(reason, None, self.stage) from exc
         self.rows_failed += 1

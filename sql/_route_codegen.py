@@ -133,16 +133,20 @@ def _window_prologue(gen: _Generator, out: _Lines) -> None:
     """Bind the stage's event-time state (``late``, ``mx``, ``lateness``, ``cut``)."""
     if gen.plan.window is not None:
         out.add(1, "late = stage._late_indices")
+        # before any event time, ``mx`` is -inf: below every int, compared exactly
         out.add(1, "mx = stage._max_ts", "lateness = stage._lateness")
+        out.add(1, "if mx is None: mx = _BEFORE_ALL")
         if _drops_late(gen):
-            out.add(1, *_cut_lines(gen))
+            out.add(1, "if mx == _BEFORE_ALL: cut = _BEFORE_ALL")
+            out.add(1, "else:")
+            out.add(2, *_cut_lines(gen))
 
 
 def _route_epilogue(
     gen: _Generator, out: _Lines, partitions_by_key: bool, per_record_wm: bool
 ) -> None:
     if gen.plan.window is not None:
-        out.add(1, "stage._max_ts = mx")
+        out.add(1, "stage._max_ts = None if mx == _BEFORE_ALL else mx")
     wl = "wl" if per_record_wm else "None"
     if partitions_by_key:
         out.add(1, f"return recs, idx, {wl}, None", "")
@@ -245,7 +249,7 @@ def gen_route_fast(
             out.add(depth, "for i, t in enumerate(tss):")
         for line in body.lines or ["pass"]:
             out.add(depth + 1, line)
-        out.add(1, "stage._max_ts = mx")
+        out.add(1, "stage._max_ts = None if mx == _BEFORE_ALL else mx")
     elif partitions_by_key:
         out.add(1, "for k, r in zip(ks, records): amap[k](r)")
     wl = "wl" if per_record_wm else "None"

@@ -22,8 +22,6 @@ __all__ = ["RouteMode", "SqlRoutingStage"]
 
 RouteMode = Literal["round-robin", "first", "per-record"]
 
-_NOTHING_SEEN = -(2**63)
-
 
 class _PartitionIndex(Sequence[int]):
     """Batch indexes of partition ``p``'s records, worked out on first use.
@@ -129,7 +127,7 @@ class SqlRoutingStage:
     _lateness: int
     _late_policy: LatePolicy
     _policy: RecordErrors
-    _max_ts: int = _NOTHING_SEEN
+    _max_ts: int | None = None
     _late_indices: list[tuple[int, int, int]] = attrs.Factory(list)
     _partition_cache: dict[Any, int] = attrs.Factory(dict)
     _next: int = 0
@@ -170,7 +168,7 @@ class SqlRoutingStage:
 
     def watermark(self) -> int | None:
         """The current source watermark, or ``None`` before any event time was seen."""
-        if not self._windowed or self._max_ts == _NOTHING_SEEN:
+        if not self._windowed or self._max_ts is None:
             return None
         return self._max_ts - self._lateness
 
@@ -225,7 +223,7 @@ class SqlRoutingStage:
         """
         if idle_ms < 0:
             raise ValueError(f"idle_ms must be >= 0, not {idle_ms}")
-        if not self._windowed or self._max_ts == _NOTHING_SEEN:
+        if not self._windowed or self._max_ts is None:
             return None
         self._max_ts += idle_ms
         return self.watermark()
