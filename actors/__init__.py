@@ -22,7 +22,6 @@ from ._sqlgraph import QueryRun as QueryRun
 from ._sqlgraph import QueryStream as QueryStream
 from ._sqlgraph import build_sql_graph as build_sql_graph
 from ._sqlgraph import open_sql as open_sql
-from ._sqlgraph import parse_duration_ms as parse_duration_ms
 from ._sqlgraph import run_sql as run_sql
 
 __all__ = [
@@ -45,6 +44,5 @@ __all__ = [
     "TradeSource",
     "build_sql_graph",
     "open_sql",
-    "parse_duration_ms",
     "run_sql",
 ]

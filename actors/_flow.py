@@ -14,10 +14,11 @@ from partita.runtime import (
     Graph,
     GraphStats,
     Record,
-    RestartPolicy,
     Sink,
     Source,
     Supervisor,
+    SupervisorOptions,
+    open_supervisor,
 )
 
 from ._merge import MergeActor
@@ -29,7 +30,6 @@ from ._operators import (
     MapActor,
     StatefulActor,
 )
-from ._supervised import supervised
 
 __all__ = ["Flow", "FlowStream"]
 
@@ -82,50 +82,32 @@ class Flow:
         self.graph.add(source)
         return FlowStream(self, [source])
 
-    async def run(
-        self,
-        *,
-        restart: RestartPolicy | None = None,
-        max_memory: int | None = None,
-        on_stats: Callable[[GraphStats], None] | None = None,
-        stats_interval: float = 0.5,
-    ) -> GraphStats:
+    async def run(self, options: SupervisorOptions | None = None, /, **fields: Any) -> GraphStats:
         """Run the graph to its end; return the final stats.
+
+        Args:
+            options: how to run it (:class:`runtime.SupervisorOptions`).
+            **fields: its fields as keywords (``restart=``, ``max_memory=``,
+                ``memory_policy=``, ``on_stats=``, ``stats_interval=``).
 
         Raises:
             runtime.ActorFailed: an actor failed (an operator's exception is
                 a :class:`runtime.BadRecord` naming the record offset).
         """
-        async with self.open(
-            restart=restart,
-            max_memory=max_memory,
-            on_stats=on_stats,
-            stats_interval=stats_interval,
-        ) as supervisor:
+        async with self.open(options, **fields) as supervisor:
             pass
         return supervisor.stats()
 
     @asynccontextmanager
     async def open(
-        self,
-        *,
-        restart: RestartPolicy | None = None,
-        max_memory: int | None = None,
-        on_stats: Callable[[GraphStats], None] | None = None,
-        stats_interval: float = 0.5,
+        self, options: SupervisorOptions | None = None, /, **fields: Any
     ) -> AsyncIterator[Supervisor]:
         """Run the graph for the duration of the block; yields its supervisor.
 
         Leaving the block waits for the graph to end (like a nursery); call
-        ``supervisor.cancel()`` to stop it sooner.
+        ``supervisor.cancel()`` to stop it sooner.  Options as for :meth:`run`.
         """
-        async with supervised(
-            self.graph,
-            restart=restart,
-            max_memory=max_memory,
-            on_stats=on_stats,
-            stats_interval=stats_interval,
-        ) as supervisor:
+        async with open_supervisor(self.graph, options, **fields) as supervisor:
             yield supervisor
 
 

@@ -11,10 +11,9 @@ Both build the same graph and run it under one supervisor::
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from typing import Any, Literal, TypeAlias
+from typing import Any, TypeAlias
 
 import attrs
 import trio
@@ -23,62 +22,35 @@ from partita.runtime import (
     ActorState,
     BatchSizer,
     DeadLetter,
+    Duration,
     Graph,
     GraphStats,
     OnError,
     Record,
-    RestartPolicy,
     Sink,
     Source,
     Supervisor,
+    SupervisorOptions,
+    open_supervisor,
+    parse_duration_ms,
 )
-from partita.sql import CompiledQuery, LatePolicy, compile_query
+from partita.sql import CompiledQuery, LatePolicy, WatermarkStrategy, compile_query
 
 from ._dead_letter import DeadLetterSink
 from ._merge import MergeActor
 from ._partition import PartitionActor
 from ._router import RouterActor
 from ._sinks import ChannelSink, CollectSink
-from ._sources import (
-    AsyncIterableSource,
-    IterableSource,
-    RecordSource,
-    default_sizer,
-)
-from ._supervised import supervised
+from ._sources import AsyncIterableSource, IterableSource, RecordSource, default_sizer
 
-__all__ = ["QueryRun", "QueryStream", "open_sql", "parse_duration_ms", "run_sql"]
+__all__ = ["QueryRun", "QueryStream", "build_sql_graph", "open_sql", "run_sql"]
 
 SourceLike: TypeAlias = Source | Iterable[Record] | AsyncIterable[Record]
 DeadLetterTarget: TypeAlias = Sink | str | os.PathLike[str] | None
 
 _ENDED = (ActorState.COMPLETED, ActorState.FAILED, ActorState.CANCELLED)
-_DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h)?\s*$")
-_UNIT_MS = {None: 1, "ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
 _STREAM_CAPACITY = 2
 _CAPACITY = 4  # batches per mailbox: enough to pipeline, and batches are large
-
-
-def parse_duration_ms(value: int | str) -> int:
-    """Milliseconds from an int (already ms) or a string like ``"5s"``, ``"250ms"``, ``"1m"``.
-
-    Example:
-        >>> parse_duration_ms("5s"), parse_duration_ms("250ms"), parse_duration_ms(40)
-        (5000, 250, 40)
-
-    Raises:
-        ValueError: negative, or not a duration.
-    """
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise ValueError(f"expected milliseconds or a duration like '5s', got {value!r}")
-    if isinstance(value, int):
-        if value < 0:
-            raise ValueError(f"a duration must be >= 0 ms, got {value}")
-        return value
-    match = _DURATION.match(value)
-    if match is None:
-        raise ValueError(f"expected a duration like '5s', '250ms' or '1m', got {value!r}")
-    return int(match.group(1)) * _UNIT_MS[match.group(2)]
 
 
 @attrs.frozen
@@ -175,41 +147,26 @@ class QueryStream:
         self._receive.close()
 
 
-def _compile(
-    sql: str | CompiledQuery,
-    *,
-    allowed_lateness: int | str | None,
-    event_time: str | None,
-    on_error: OnError | None,
-    late: LatePolicy | None,
-) -> CompiledQuery:
-    """The compiled query; its options are the one source of truth from here on."""
-    given = {
-        "allowed_lateness": allowed_lateness,
-        "event_time": event_time,
-        "on_error": on_error,
-        "late": late,
-    }
+def _compile(sql: str | CompiledQuery, compile_options: dict[str, Any]) -> CompiledQuery:
+    """The query: ``sql`` compiled once with the options given, or the compiled query.
+
+    The compile options are ``None`` when not given; a compiled query takes none
+    (it carries its own).
+    """
+    given = {name: value for name, value in compile_options.items() if value is not None}
     if isinstance(sql, CompiledQuery):
-        for name, value in given.items():
-            if value is not None:
-                raise TypeError(
-                    f"{name} is an option of the compiled query: pass it to compile_query(), "
-                    "not again with the query it compiled"
-                )
+        if given:
+            raise TypeError(
+                f"{', '.join(sorted(given))}: an option of the compiled query: pass it to "
+                "compile_query(), not again with the query it compiled"
+            )
         return sql
     if not isinstance(sql, str):
         raise TypeError(f"sql must be SQL text or a CompiledQuery, got {type(sql).__name__}")
-    return compile_query(
-        sql,
-        allowed_lateness_ms=0 if allowed_lateness is None else parse_duration_ms(allowed_lateness),
-        event_time=event_time,
-        on_error="skip" if on_error is None else on_error,
-        late="drop" if late is None else late,
-    )
+    return compile_query(sql, **given)
 
 
-def _source(source: SourceLike, batch_size: int | None, idle_timeout: float | None) -> Source:
+def _source(source: SourceLike, batch_size: int | None, idle_timeout: Duration | None) -> Source:
     if isinstance(source, Source):
         actor = source
         if batch_size is not None:
@@ -226,9 +183,12 @@ def _source(source: SourceLike, batch_size: int | None, idle_timeout: float | No
                 f"records, got {type(source).__name__}"
             )
     if idle_timeout is not None:
+        ms = parse_duration_ms(idle_timeout, "idle_timeout")
+        if ms <= 0:
+            raise ValueError(f"idle_timeout must be > 0, got {idle_timeout!r}")
         if not isinstance(actor, RecordSource):
             raise ValueError("idle_timeout needs a source from actors (a RecordSource)")
-        actor.idle_timeout = idle_timeout
+        actor.idle_timeout = ms / 1000
     return actor
 
 
@@ -249,13 +209,13 @@ def build_sql_graph(
 ) -> tuple[Graph, DeadLetterSink | None]:
     """The SQL graph: source → router → partitions → merge → sink (+ dead-letter).
 
-    The query's own options (``on_error``, ``late``) decide whether dead letters
-    can arise; the graph then gets a dead-letter sink (``dead_letter``, or one made
-    here, kept in memory or written to the path given).
+    The query's own options decide everything about records (``query.options``).
+    The dead-letter output exists whenever dead letters can be produced: the
+    query's options (:attr:`sql.QueryOptions.dead_letters`), a source with
+    ``on_error="dead-letter"``, or a ``dead_letter`` destination given.
 
     Returns the graph and the in-memory or file dead-letter sink it made, if any.
     """
-    options = query.options
     graph = Graph()
     graph.add(source)
     router = RouterActor("router", query.routing_stage(partitions))
@@ -267,8 +227,7 @@ def build_sql_graph(
     graph.add(sink, inputs=[merge], capacity=_CAPACITY)
     wants_dead = (
         dead_letter is not None
-        or options.on_error == "dead-letter"
-        or options.late in ("dead-letter", "update")
+        or query.options.dead_letters
         or getattr(source, "on_error", None) == "dead-letter"
     )
     if not wants_dead:
@@ -297,51 +256,43 @@ async def run_sql(
     *,
     partitions: int = 1,
     batch_size: int | None = None,
-    allowed_lateness: int | str | None = None,
+    dead_letter: DeadLetterTarget = None,
+    idle_timeout: Duration | None = None,
+    allowed_lateness: Duration | None = None,
     event_time: str | None = None,
     on_error: OnError | None = None,
     late: LatePolicy | None = None,
-    dead_letter: DeadLetterTarget = None,
-    max_memory: int | None = None,
-    memory_policy: Literal["fail", "wait"] = "fail",
-    restart: RestartPolicy | None = None,
-    on_stats: Callable[[GraphStats], None] | None = None,
-    stats_interval: float = 0.5,
-    idle_timeout: float | None = None,
+    watermark: WatermarkStrategy | None = None,
+    retention: Duration | None = None,
+    supervision: SupervisorOptions | None = None,
+    **supervisor_fields: Any,
 ) -> QueryRun:
     """Run a streaming SQL query over ``source`` to its end, inside your ``trio.run``.
 
     Args:
-        sql: SQL text, or a query from :func:`partita.compile_query`, which
-            carries its own options: the compile options below (``allowed_lateness``,
-            ``event_time``, ``on_error``, ``late``) are only for SQL text, and
-            passing one with a compiled query is a ``TypeError``.
+        sql: SQL text, or a query from :func:`sql.compile_query`, which carries
+            its options: then passing any compile option here is a ``TypeError``.
         source: a :class:`runtime.Source`, or an iterable / async iterable of
             ``dict`` records.
         sink: where rows go (default: kept in memory, on the result's ``rows``).
         partitions: partition actors; a keyed query hashes its GROUP BY key
             across them, a stateless one hands whole batches round-robin.
         batch_size: records per source batch (``None``: adaptive).
-        allowed_lateness: ms, or ``"5s"`` / ``"250ms"`` / ``"1m"`` (default 0).
-        event_time: the event-time column when the SQL does not name one.
-        on_error: bad records are ``"skip"``-ped and counted (the default), sent
-            to the ``"dead-letter"`` sink, or ``"fail"`` the run.
-        late: late records are ``"drop"``-ped and counted (the default), sent to
-            the ``"dead-letter"`` sink, or ``"update"`` their closed window
-            (records too late even for the retained windows are dead-lettered).
         dead_letter: a sink or a JSON-lines file path for dead letters
             (default: kept in memory, on the result's ``dead_letters``).
-        max_memory: bytes the graph's mailboxes may hold in all; sources cut
-            batches small enough to fit.
-        memory_policy: past ``max_memory``, ``"fail"`` raises
-            :class:`runtime.MemoryLimitExceeded` (inside :class:`runtime.ActorFailed`);
-            ``"wait"`` waits for room.
-        restart: restart crashed actors by this policy (default: never).
-        on_stats: called with :class:`runtime.GraphStats` every
-            ``stats_interval`` seconds, and once at the end.
-        stats_interval: seconds between ``on_stats`` calls.
-        idle_timeout: seconds without input after which the watermark
-            advances by the time idle, so windows close on a quiet stream.
+        idle_timeout: a duration (``"1s"``; a bare number is milliseconds)
+            without input after which the watermark advances by the time idle,
+            so windows close on a quiet stream.
+        allowed_lateness, event_time, on_error, late, watermark, retention: the
+            compile options of :func:`sql.compile_query`, with SQL text only
+            (``None``: not given, the query's default).
+        supervision: how to run the graph (:class:`runtime.SupervisorOptions`).
+        **supervisor_fields: its fields as keywords: ``restart``, ``max_memory``
+            (bytes or ``"256MB"``), ``memory_policy`` (``"fail"`` raises
+            :class:`runtime.MemoryLimitExceeded` inside :class:`runtime.ActorFailed`;
+            ``"wait"`` waits for room), ``on_stats`` (called with
+            :class:`runtime.GraphStats` every ``stats_interval``, default
+            ``"500ms"``, and once at the end).
 
     Returns:
         A :class:`QueryRun` with the rows, the final stats and the dead letters.
@@ -352,6 +303,8 @@ async def run_sql(
             cause is a :class:`runtime.BadRecord` naming the record offset or
             input line).
         ValueError: an option is out of range.
+        TypeError: a compile option with a :class:`sql.CompiledQuery`, or an
+            option that does not exist.
 
     Example:
         >>> import trio
@@ -363,30 +316,26 @@ async def run_sql(
         [{'symbol': 'B'}]
     """
     _check_options(partitions, batch_size)
+    options = SupervisorOptions.of(supervision, **supervisor_fields)
     query = _compile(
-        sql, allowed_lateness=allowed_lateness, event_time=event_time, on_error=on_error, late=late
+        sql,
+        {
+            "allowed_lateness": allowed_lateness,
+            "event_time": event_time,
+            "on_error": on_error,
+            "late": late,
+            "watermark": watermark,
+            "retention": retention,
+        },
     )
     actor = _source(source, batch_size, idle_timeout)
     out = CollectSink("sink") if sink is None else sink
-    graph, dead = build_sql_graph(
-        query,
-        actor,
-        out,
-        partitions=partitions,
-        dead_letter=dead_letter,
-    )
-    async with supervised(
-        graph,
-        restart=restart,
-        max_memory=max_memory,
-        memory_policy=memory_policy,
-        on_stats=on_stats,
-        stats_interval=stats_interval,
-    ) as supervisor:
+    graph, dead = build_sql_graph(query, actor, out, partitions=partitions, dead_letter=dead_letter)
+    async with open_supervisor(graph, options) as running:
         pass
     rows = out.rows if isinstance(out, CollectSink) else []
     letters = dead.dead_letters if dead is not None and dead.path is None else []
-    return QueryRun(rows, supervisor.stats(), letters)
+    return QueryRun(rows, running.stats(), letters)
 
 
 @asynccontextmanager
@@ -396,21 +345,22 @@ async def open_sql(
     *,
     partitions: int = 1,
     batch_size: int | None = None,
-    allowed_lateness: int | str | None = None,
+    dead_letter: DeadLetterTarget = None,
+    idle_timeout: Duration | None = None,
+    allowed_lateness: Duration | None = None,
     event_time: str | None = None,
     on_error: OnError | None = None,
     late: LatePolicy | None = None,
-    dead_letter: DeadLetterTarget = None,
-    max_memory: int | None = None,
-    memory_policy: Literal["fail", "wait"] = "fail",
-    restart: RestartPolicy | None = None,
-    on_stats: Callable[[GraphStats], None] | None = None,
-    stats_interval: float = 0.5,
-    idle_timeout: float | None = None,
+    watermark: WatermarkStrategy | None = None,
+    retention: Duration | None = None,
+    supervision: SupervisorOptions | None = None,
+    **supervisor_fields: Any,
 ) -> AsyncIterator[QueryStream]:
     """Run a streaming SQL query and iterate its rows as they come.
 
-    Same options as :func:`run_sql` (no ``sink``: the rows are the stream).
+    Same options as :func:`run_sql` (no ``sink``: the rows are the stream):
+    compile options with SQL text only, supervisor options as a
+    :class:`runtime.SupervisorOptions` or its fields as keywords.
     Leaving the block (``break``, ``return``, an exception) cancels whatever
     still runs, promptly: nothing is left behind.  While in the block,
     ``stream.supervisor`` pauses, resumes, cancels (``graceful=True`` drains
@@ -433,34 +383,31 @@ async def open_sql(
         {'x': 4} CANCELLED
     """
     _check_options(partitions, batch_size)
+    options = SupervisorOptions.of(supervision, **supervisor_fields)
     query = _compile(
-        sql, allowed_lateness=allowed_lateness, event_time=event_time, on_error=on_error, late=late
+        sql,
+        {
+            "allowed_lateness": allowed_lateness,
+            "event_time": event_time,
+            "on_error": on_error,
+            "late": late,
+            "watermark": watermark,
+            "retention": retention,
+        },
     )
     actor = _source(source, batch_size, idle_timeout)
     send, receive = trio.open_memory_channel[list[Record]](_STREAM_CAPACITY)
     graph, dead = build_sql_graph(
-        query,
-        actor,
-        ChannelSink("sink", send),
-        partitions=partitions,
-        dead_letter=dead_letter,
+        query, actor, ChannelSink("sink", send), partitions=partitions, dead_letter=dead_letter
     )
-    async with supervised(
-        graph,
-        restart=restart,
-        max_memory=max_memory,
-        memory_policy=memory_policy,
-        on_stats=on_stats,
-        stats_interval=stats_interval,
-        # However the graph ends (even cancelled with nothing flowing), the stream ends.
-        on_end=send.close,
-    ) as supervisor:
-        stream = QueryStream(supervisor, query, receive, dead)
+    # However the graph ends (even cancelled with nothing flowing), the stream ends.
+    async with open_supervisor(graph, options, on_end=send.close) as running:
+        stream = QueryStream(running, query, receive, dead)
         try:
             yield stream
         finally:
             if not stream._exhausted:
                 # The consumer left before the end: cancel what still runs, now.
                 receive.close()
-                if supervisor.state not in _ENDED:
-                    await supervisor.cancel(graceful=False)
+                if running.state not in _ENDED:
+                    await running.cancel(graceful=False)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime
 import functools
 import os
-import re
 import signal
 import sys
 from collections import deque
@@ -32,7 +31,16 @@ from partita.actors._generator import TradeSource
 from partita.actors._jsonl import JsonLinesWriter, encode_lines
 from partita.actors._sources import ErrorPolicy, error_leaves
 from partita.actors._sqlgraph import open_sql
-from partita.runtime import ActorFailed, BadRecord, GraphStats, PartitaError, Source, Supervisor
+from partita.runtime import (
+    ActorFailed,
+    BadRecord,
+    GraphStats,
+    PartitaError,
+    Source,
+    Supervisor,
+    parse_duration_ms,
+    parse_size,
+)
 
 from ._progress import ProgressDisplay, records_read, summary_table
 
@@ -63,34 +71,6 @@ class CliError(Exception):
 
 
 # ------------------------------------------------------------------ parsing
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_DURATION_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, None: 1}
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b)?\s*$", re.IGNORECASE)
-_SIZE_FACTOR = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-
-
-def parse_duration_ms(text: str) -> int:
-    """``"5s"`` -> 5000.  Units ms, s, m, h; a bare number is milliseconds.
-
-    Raises:
-        ValueError: not a duration.
-    """
-    match = _DURATION.match(text)
-    if match is None:
-        raise ValueError(f"{text!r} is not a duration (examples: 250ms, 5s, 1m)")
-    return int(float(match.group(1)) * _DURATION_MS[match.group(2)])
-
-
-def parse_size(text: str) -> int:
-    """``"256MB"`` -> 268435456 bytes.  K/M/G/T are binary multiples (KB = KiB = 1024).
-
-    Raises:
-        ValueError: not a size.
-    """
-    match = _SIZE.match(text)
-    if match is None:
-        raise ValueError(f"{text!r} is not a size (examples: 64MB, 1GiB, 500000)")
-    return int(float(match.group(1)) * _SIZE_FACTOR[match.group(2).lower()])
 
 
 _OptionCallback: TypeAlias = Callable[[click.Context, click.Parameter, str | None], int | None]
@@ -467,7 +447,7 @@ def run(
     _check_paths(input_path, output_path, dead_letter_path)
     compiled = _compile(
         query,
-        allowed_lateness_ms=allowed_lateness,
+        allowed_lateness=allowed_lateness,
         event_time=event_time,
         on_error=policy,
         late=late,
@@ -544,8 +524,8 @@ def _warn_dropped(console: Console, stats: GraphStats, policy: str, late: str) -
 @click.option("--allowed-lateness", metavar="DURATION", default="0", callback=_duration_option)
 def explain(query: str, event_time: str | None, allowed_lateness: int) -> None:
     """Print QUERY's logical plan and the Python code it compiles to."""
-    _compile(query, event_time=event_time, allowed_lateness_ms=allowed_lateness)
-    text = sql.explain(query, event_time=event_time, allowed_lateness_ms=allowed_lateness)
+    _compile(query, event_time=event_time, allowed_lateness=allowed_lateness)
+    text = sql.explain(query, event_time=event_time, allowed_lateness=allowed_lateness)
     if not sys.stdout.isatty():
         click.echo(text.rstrip("\n"))
         return
@@ -663,7 +643,7 @@ def demo(
     if window <= 0:
         _fail("--window must be positive", EXIT_USAGE)
     query = demo_sql(window)
-    compiled = _compile(query, allowed_lateness_ms=allowed_lateness)
+    compiled = _compile(query, allowed_lateness=allowed_lateness)
     source = TradeSource(
         "source", records=records, rate=rate, seed=seed, symbols=symbols, disorder_ms=disorder
     )

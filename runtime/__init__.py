@@ -40,8 +40,13 @@ from ._stats import MailboxStats as MailboxStats
 from ._supervisor import RestartPolicy as RestartPolicy
 from ._supervisor import Strategy as Strategy
 from ._supervisor import Supervisor as Supervisor
+from ._supervisor import SupervisorOptions as SupervisorOptions
 from ._supervisor import open_supervisor as open_supervisor
 from ._supervisor import run_graph as run_graph
+from ._units import Duration as Duration
+from ._units import Size as Size
+from ._units import parse_duration_ms as parse_duration_ms
+from ._units import parse_size as parse_size
 
 __all__ = [
     "MAX_ERROR_REASONS",
@@ -58,6 +63,7 @@ __all__ = [
     "BatchSizer",
     "ConsumerGone",
     "DeadLetter",
+    "Duration",
     "EndOfStream",
     "Graph",
     "GraphStats",
@@ -74,12 +80,16 @@ __all__ = [
     "RestartIntensityExceeded",
     "RestartPolicy",
     "Sink",
+    "Size",
     "Source",
     "Strategy",
     "Supervisor",
+    "SupervisorOptions",
     "Watermark",
     "check_on_error",
     "estimate_nbytes",
     "open_supervisor",
+    "parse_duration_ms",
+    "parse_size",
     "run_graph",
 ]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import enum
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Literal
+from typing import Any, Literal
 
 import attrs
 import trio
@@ -20,8 +20,16 @@ from ._mailbox import Mailbox
 from ._memory import MemoryBudget
 from ._source import SourceCell
 from ._stats import GraphStats
+from ._units import parse_duration_ms, parse_size
 
-__all__ = ["RestartPolicy", "Strategy", "Supervisor", "open_supervisor", "run_graph"]
+__all__ = [
+    "RestartPolicy",
+    "Strategy",
+    "Supervisor",
+    "SupervisorOptions",
+    "open_supervisor",
+    "run_graph",
+]
 
 _S = ActorState
 
@@ -53,6 +61,85 @@ class RestartPolicy:
     strategy: Strategy = Strategy.ONE_FOR_ONE
     max_restarts: int = attrs.field(default=3, validator=attrs.validators.ge(0))
     within: float = attrs.field(default=5.0, validator=attrs.validators.gt(0))
+
+
+def _max_memory(value: Any) -> int | None:
+    if value is None:
+        return None
+    nbytes = parse_size(value, "max_memory")
+    if nbytes <= 0:
+        raise ValueError(f"max_memory must be positive, got {value!r}")
+    return nbytes
+
+
+def _stats_interval(value: Any) -> int:
+    ms = parse_duration_ms(value, "stats_interval")
+    if ms <= 0:
+        raise ValueError(f"stats_interval must be > 0, got {value!r}")
+    return ms
+
+
+def _check_memory_policy(_inst: Any, _attr: Any, value: Any) -> None:
+    if value not in ("fail", "wait"):
+        raise ValueError(f"memory_policy must be 'fail' or 'wait', got {value!r}")
+
+
+def _check_restart(_inst: Any, _attr: Any, value: Any) -> None:
+    if value is not None and not isinstance(value, RestartPolicy):
+        raise TypeError(f"restart must be a RestartPolicy or None, got {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class SupervisorOptions:
+    """How a supervisor runs a graph: the one place these options are defined,
+    defaulted and validated.  Every entry point that runs a graph (``open_supervisor``,
+    ``run_graph`` and the graph builders of the layers above) takes one, or its
+    fields as keywords.
+
+    Attributes:
+        restart: restart crashed actors by this policy (default: never; the first
+            crash fails the graph).
+        max_memory: bytes the graph's mailboxes may hold in all, split evenly
+            across them (an int, or a size such as ``"256MB"``); see
+            :class:`MemoryBudget`.  ``None``: no limit.
+        memory_policy: past the hard limit, ``"fail"`` raises
+            :class:`MemoryLimitExceeded`; ``"wait"`` waits for room.
+        on_stats: called with :class:`GraphStats` every ``stats_interval`` and once
+            more with the final stats when the graph has ended.
+        stats_interval_ms: the interval of ``on_stats``; construct it with
+            ``stats_interval=`` and a duration (``"500ms"``, ``"2s"``, a bare number
+            of milliseconds, a ``timedelta``).
+
+    Example:
+        >>> SupervisorOptions(max_memory="64MB", stats_interval="2s").max_memory
+        67108864
+        >>> SupervisorOptions(stats_interval="1.5s").stats_interval_ms
+        1500
+    """
+
+    restart: RestartPolicy | None = attrs.field(default=None, validator=_check_restart)
+    max_memory: int | None = attrs.field(default=None, converter=_max_memory)
+    memory_policy: Literal["fail", "wait"] = attrs.field(
+        default="fail", validator=_check_memory_policy
+    )
+    on_stats: Callable[[GraphStats], None] | None = None
+    stats_interval_ms: int = attrs.field(
+        default=500, alias="stats_interval", converter=_stats_interval
+    )
+
+    @classmethod
+    def of(cls, options: SupervisorOptions | None = None, **fields: Any) -> SupervisorOptions:
+        """``options`` (default: the defaults) with ``fields`` replaced.
+
+        Raises:
+            TypeError: a field that does not exist.
+            ValueError: a value out of range.
+        """
+        if options is None:
+            return cls(**fields)
+        if not isinstance(options, SupervisorOptions):
+            raise TypeError(f"options must be SupervisorOptions, got {type(options).__name__}")
+        return attrs.evolve(options, **fields) if fields else options
 
 
 class _StartedOnce(trio.TaskStatus[None]):
@@ -333,70 +420,116 @@ class Supervisor:
 @asynccontextmanager
 async def open_supervisor(
     graph: Graph,
+    options: SupervisorOptions | None = None,
+    /,
     *,
-    restart: RestartPolicy | None = None,
-    max_memory: int | None = None,
-    memory_policy: Literal["fail", "wait"] = "fail",
+    on_end: Callable[[], None] | None = None,
+    **fields: Any,
 ) -> AsyncIterator[Supervisor]:
     """Run ``graph`` under a supervisor for the duration of the ``async with`` block.
 
     The block may pause, resume, cancel and read stats; leaving it waits for
     the graph to end (like a nursery).  If an actor fails (and its restart
-    policy gives up) the block is cancelled and :class:`ActorFailed` is raised.
+    policy gives up) the block is cancelled and that :class:`ActorFailed` is
+    raised, bare; several unrelated errors at once come as an exception group.
 
     Args:
         graph: the actors and their connections; it runs once.
-        restart: restart crashed actors by this policy (default: never; the
-            first crash fails the graph).
-        max_memory: bytes the graph's mailboxes may hold in all, split evenly
-            across them; see :class:`MemoryBudget`.
-        memory_policy: past the hard limit, ``"fail"`` raises
-            :class:`MemoryLimitExceeded`; ``"wait"`` waits for room.
+        options: how to run it (:class:`SupervisorOptions`; default: the defaults).
+        on_end: called as soon as the graph has ended, however it ended.
+        **fields: :class:`SupervisorOptions` fields replacing those of ``options``
+            (``restart=``, ``max_memory=``, ``memory_policy=``, ``on_stats=``,
+            ``stats_interval=``).
+
+    Raises:
+        ActorFailed: an actor failed and its restart policy gave up.
+        TypeError, ValueError: a bad option.
 
     Example:
         >>> async def main() -> None:
-        ...     async with open_supervisor(graph) as sup:
+        ...     async with open_supervisor(graph, max_memory="64MB") as sup:
         ...         sup.pause(timeout=1.0)
         ...     print(sup.stats().state)
     """
-    budget = None if max_memory is None else MemoryBudget(max_memory, policy=memory_policy)
-    supervisor = Supervisor(graph, restart=restart, budget=budget)
+    opts = SupervisorOptions.of(options, **fields)
+    budget = (
+        None
+        if opts.max_memory is None
+        else MemoryBudget(opts.max_memory, policy=opts.memory_policy)
+    )
+    supervisor = Supervisor(graph, restart=opts.restart, budget=budget)
     supervisor._wire()
+    on_stats = opts.on_stats
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(supervisor._run)
+            if on_stats is not None:
+                nursery.start_soon(_report, supervisor, on_stats, opts.stats_interval_ms / 1000)
+            if on_end is not None:
+                nursery.start_soon(_watch, supervisor, on_end)
             yield supervisor
     except BaseExceptionGroup as group:
-        failure = supervisor._failure
-        if failure is not None and _only(group, failure):
-            raise failure from failure.__cause__
-        raise
+        error = _single(group, supervisor._failure)
+        if error is None:
+            raise
+        raise error from error.__cause__
+    if on_stats is not None:
+        on_stats(supervisor.stats())
 
 
-def _only(group: BaseExceptionGroup[BaseException], failure: BaseException) -> bool:
-    for exc in group.exceptions:
-        if isinstance(exc, BaseExceptionGroup):
-            if not _only(exc, failure):
-                return False
-        elif exc is not failure and not isinstance(exc, trio.Cancelled):
-            return False
-    return True
+async def _report(
+    supervisor: Supervisor, on_stats: Callable[[GraphStats], None], interval: float
+) -> None:
+    """``on_stats`` every ``interval`` seconds (drift-free) until the graph ends."""
+    deadline = trio.current_time() + interval
+    while True:
+        with trio.move_on_at(deadline):
+            await supervisor.wait()
+            return
+        on_stats(supervisor.stats())
+        deadline += interval
+
+
+async def _watch(supervisor: Supervisor, on_end: Callable[[], None]) -> None:
+    await supervisor.wait()
+    on_end()
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
+    return [] if isinstance(exc, trio.Cancelled) else [exc]
+
+
+def _single(
+    group: BaseExceptionGroup[BaseException], failure: ActorFailed | None
+) -> BaseException | None:
+    """The one error in ``group`` (``trio.Cancelled`` aside), else None.
+
+    The graph's failure may show up more than once (raised by the run and seen by
+    the block's caller); it counts once.
+    """
+    leaves = _leaves(group)
+    distinct = [leaf for i, leaf in enumerate(leaves) if all(leaf is not x for x in leaves[:i])]
+    if len(distinct) == 1:
+        return distinct[0]
+    if failure is not None and distinct == [failure]:
+        return failure
+    return None
 
 
 async def run_graph(
-    graph: Graph,
-    *,
-    restart: RestartPolicy | None = None,
-    max_memory: int | None = None,
-    memory_policy: Literal["fail", "wait"] = "fail",
+    graph: Graph, options: SupervisorOptions | None = None, /, **fields: Any
 ) -> GraphStats:
     """Run ``graph`` to its end under a supervisor; return the final stats.
+
+    Args:
+        graph: the actors and their connections.
+        options, **fields: as for :func:`open_supervisor`.
 
     Raises:
         ActorFailed: an actor failed and its restart policy gave up.
     """
-    async with open_supervisor(
-        graph, restart=restart, max_memory=max_memory, memory_policy=memory_policy
-    ) as supervisor:
+    async with open_supervisor(graph, options, **fields) as supervisor:
         pass
     return supervisor.stats()

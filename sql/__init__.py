@@ -17,16 +17,20 @@ from ._query import CompiledQuery as CompiledQuery
 from ._query import compile_query as compile_query
 from ._query import explain as explain
 from ._query_config import LatePolicy as LatePolicy
+from ._query_config import QueryOptions as QueryOptions
+from ._query_config import WatermarkStrategy as WatermarkStrategy
 
 __all__ = [
     "CompiledQuery",
     "LatePolicy",
     "PartitionProgram",
     "ProgramCounts",
+    "QueryOptions",
     "QueryResult",
     "Routed",
     "RoutingStage",
     "SqlError",
+    "WatermarkStrategy",
     "compile_query",
     "explain",
     "run_query",

@@ -9,7 +9,7 @@ import attrs
 from ._compiler import GeneratedCode, generate
 from ._plan import LogicalPlan, plan_query
 from ._program import SqlProgram
-from ._query_config import LatePolicy, QueryOptions, WatermarkStrategy
+from ._query_config import QueryOptions
 from ._routing import RouteMode, SqlRoutingStage
 
 __all__ = ["CompiledQuery", "compile_query", "explain"]
@@ -26,6 +26,8 @@ class CompiledQuery:
         keyed: whether partitions own group state (records are hash-routed by key).
         windowed: whether the query has a group window.
         emit: ``"changes"`` or ``"final"``.
+        options: the options it was compiled with (:class:`QueryOptions`); whatever
+            runs the query reads them here.
 
     Example:
         >>> q = compile_query("SELECT k, COUNT(*) AS n FROM t GROUP BY k")
@@ -98,33 +100,32 @@ class CompiledQuery:
         )
 
 
-def compile_query(
-    sql: str,
-    *,
-    allowed_lateness_ms: int = 0,
-    watermark: WatermarkStrategy = "bounded",
-    event_time: str | None = None,
-    on_error: Literal["skip", "dead-letter", "fail"] = "skip",
-    late: LatePolicy = "drop",
-    retention_ms: int | None = None,
-) -> CompiledQuery:
-    """Parse, plan and compile ``sql`` once.
+def compile_query(sql: str, **options: Any) -> CompiledQuery:
+    """Parse, plan and compile ``sql`` once; the query carries its options from then on.
+
+    Whatever runs the query (``run_sql``, ``open_sql``, ``run_query``) reads the
+    options from it and takes none of them again.
 
     Args:
         sql: one SELECT statement in the partita dialect (see docs/sql.md).
-        allowed_lateness_ms: the watermark trails the largest event time seen by this.
-        watermark: ``"bounded"`` (max event time - lateness) or ``"ascending"``
-            (event time never goes back; lateness must be 0).
-        event_time: the event-time column when the SQL does not name one
-            (``WINDOW TUMBLING(INTERVAL '5' MINUTE)``).
-        on_error: a record whose expressions fail is skipped and counted (``"skip"``),
-            dead-lettered with the reason (``"dead-letter"``), or fails the run with
-            :class:`runtime.BadRecord` naming its offset (``"fail"``).
-        late: a late record is dropped and counted (``"drop"``), dead-lettered
-            (``"dead-letter"``), or updates its closed window, which re-emits its row
-            (``"update"``, while the window is retained).
-        retention_ms: with ``late="update"``, how long past its end a closed window's
-            state is kept (default: the window size or session gap).
+        **options: the query's options, each validated once by :class:`QueryOptions`:
+
+            - ``allowed_lateness``: a duration (``"5s"``, ``250`` = 250 ms, a
+              ``timedelta``); the watermark trails the largest event time seen by this.
+            - ``watermark``: ``"bounded"`` (max event time - lateness) or
+              ``"ascending"`` (event time never goes back; lateness must be 0).
+            - ``event_time``: the event-time column when the SQL does not name one
+              (``WINDOW TUMBLING(INTERVAL '5' MINUTE)``).
+            - ``on_error``: a record whose expressions fail is skipped and counted
+              (``"skip"``, the default), dead-lettered with the reason
+              (``"dead-letter"``), or fails the run with :class:`runtime.BadRecord`
+              (``"fail"``).
+            - ``late``: a late record is dropped and counted (``"drop"``, the
+              default), dead-lettered (``"dead-letter"``), or updates its closed
+              window, which re-emits its row (``"update"``, while the window is
+              retained; later than that it is dead-lettered).
+            - ``retention``: with ``late="update"``, a duration a closed window's
+              state is kept past its end (default: the window size or session gap).
 
     Returns:
         The compiled query.
@@ -133,15 +134,16 @@ def compile_query(
         SqlError: the query does not parse or uses something unsupported; names the
             line and column.
         ValueError: an option is out of range.
+        TypeError: an option that does not exist.
 
     Example:
-        >>> q = compile_query("SELECT x * 2 AS y FROM t WHERE x > 1")
-        >>> q.columns
-        ('y',)
+        >>> q = compile_query("SELECT x * 2 AS y FROM t WHERE x > 1", on_error="dead-letter")
+        >>> q.columns, q.options.on_error
+        (('y',), 'dead-letter')
     """
-    options = QueryOptions(allowed_lateness_ms, watermark, event_time, on_error, late, retention_ms)
-    plan = plan_query(sql, event_time=event_time)
-    code = generate(plan, sql, late_update=late == "update")
+    opts = QueryOptions(**options)
+    plan = plan_query(sql, event_time=opts.event_time)
+    code = generate(plan, sql, late_update=opts.late == "update")
     columns = (("*",) if plan.star else ()) + tuple(o.name for o in plan.outputs)
     return CompiledQuery(
         sql=sql,
@@ -150,7 +152,7 @@ def compile_query(
         keyed=plan.aggregated,
         windowed=plan.window is not None,
         emit=plan.emit,
-        options=options,
+        options=opts,
         code=code,
     )
 

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from partita.actors import CollectSink
-from partita.actors._supervised import run_supervised
 from partita.runtime import Graph, GraphStats, Record, Source
+from partita.runtime import run_graph as run_supervised
 
 
 async def collect(source: Source, **options: Any) -> tuple[list[Record], GraphStats]:

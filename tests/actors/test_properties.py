@@ -48,6 +48,6 @@ def test_result_independent_of_partitions_and_batches(
         )
 
     run = trio.run(main)
-    ref = sql.run_query(query, records, allowed_lateness_ms=300)
+    ref = sql.run_query(query, records, allowed_lateness=300)
     assert canonical(run.rows) == canonical(ref.rows)
     assert run.stats.rows_late == ref.counts.late

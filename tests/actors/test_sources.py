@@ -24,7 +24,6 @@ from partita.actors import (
     TradeSource,
 )
 from partita.actors._files import convert_csv_value
-from partita.actors._supervised import run_supervised
 from partita.runtime import (
     Actor,
     ActorFailed,
@@ -39,6 +38,7 @@ from partita.runtime import (
     Sink,
     Strategy,
 )
+from partita.runtime import run_graph as run_supervised
 
 from .helpers import collect, write_jsonl, write_lines
 

@@ -17,7 +17,6 @@ from partita.actors import (
     PartitionActor,
     RouterActor,
 )
-from partita.actors._supervised import run_supervised
 from partita.runtime import (
     Batch,
     BatchSizer,
@@ -25,6 +24,7 @@ from partita.runtime import (
     Graph,
     Record,
 )
+from partita.runtime import run_graph as run_supervised
 from partita.sql import ProgramCounts, Routed
 
 

@@ -207,7 +207,7 @@ def run_reference(
     query: WindowQuery,
     records: Sequence[Record],
     *,
-    allowed_lateness_ms: int = 0,
+    allowed_lateness: int = 0,
     session_close_first: bool = False,
 ) -> ReferenceResult:
     """Run ``query`` over ``records`` one record at a time; see the module docstring.
@@ -244,7 +244,7 @@ def run_reference(
                 continue
             ts = valid_ts
             max_seen = ts if max_seen is None else max(max_seen, ts)
-            watermark = max_seen - allowed_lateness_ms
+            watermark = max_seen - allowed_lateness
             result.watermark = watermark
         filtered = query.where is not None and not _truthy(query.where(record))
         key = tuple(expr(record) for _, expr in query.keys)

@@ -85,13 +85,22 @@ def test_unsupported_messages_say_what_is_supported() -> None:
         ({"on_error": "ignore"}, "on_error must be 'skip', 'dead-letter' or 'fail', got 'ignore'"),
         ({"late": "keep"}, "late must be 'drop', 'dead-letter' or 'update', got 'keep'"),
         ({"watermark": "punctuated"}, "watermark must be 'bounded' or 'ascending'"),
-        ({"allowed_lateness_ms": -1}, "allowed_lateness_ms"),
-        ({"watermark": "ascending", "allowed_lateness_ms": 5}, "takes no allowed_lateness_ms"),
+        ({"allowed_lateness": -1}, "allowed_lateness: -1 is not a duration"),
+        ({"allowed_lateness": "nan"}, "allowed_lateness: 'nan' is not a duration"),
+        ({"retention": "inf"}, "retention: 'inf' is not a duration"),
+        ({"watermark": "ascending", "allowed_lateness": 5}, "takes no allowed_lateness"),
     ],
 )
 def test_bad_options(options: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message.replace("(", r"\(")):
         compile_query("SELECT a FROM t", **options)
+
+
+def test_options_are_durations_and_unknown_ones_fail() -> None:
+    q = compile_query("SELECT a FROM t", allowed_lateness="1.5s", late="update", retention="2m")
+    assert (q.options.allowed_lateness_ms, q.options.retention_ms) == (1500, 120_000)
+    with pytest.raises(TypeError, match="allowed_latenes"):
+        compile_query("SELECT a FROM t", allowed_latenes=5)
 
 
 def test_run_query_argument_errors() -> None:

@@ -173,7 +173,7 @@ SESSION_CLOSE_FIRST = False
 def expected_for(query: WindowQuery, records: list[Record], lateness: int) -> ReferenceResult:
     """The reference result the Hypothesis comparisons hold the implementation to."""
     return run_reference(
-        query, records, allowed_lateness_ms=lateness, session_close_first=SESSION_CLOSE_FIRST
+        query, records, allowed_lateness=lateness, session_close_first=SESSION_CLOSE_FIRST
     )
 
 
@@ -198,7 +198,7 @@ def test_windowed_final_rows_match_reference(
         records,
         partitions=partitions,
         batch_size=batch_size,
-        allowed_lateness_ms=lateness,
+        allowed_lateness=lateness,
     )
     assert normalize(got.rows) == normalize(expected.final_rows)
     lo, hi = _late_bounds(expected)
@@ -237,7 +237,7 @@ def test_reference_session_exactly_gap_apart_joins_and_late() -> None:
 
 def test_reference_session_bridge_merges() -> None:
     q = WindowQuery(K, (COUNT,), Session(1000))
-    r = run_reference(q, _ts("a", 0, 2000, 1000), allowed_lateness_ms=5000)
+    r = run_reference(q, _ts("a", 0, 2000, 1000), allowed_lateness=5000)
     assert r.final_rows == [{"k": "a", "window_start": 0, "window_end": 3000, "n": 3}]
     assert r.late == 0
 
@@ -305,7 +305,7 @@ def test_reference_tumble_agrees_with_sqlite_when_nothing_is_late(records: list[
         "MIN(x) AS mnx, MAX(y) AS mxy, MIN(s) AS mns FROM events GROUP BY k, ts / 2000",
         records,
     )
-    got = run_reference(case.ref, records, allowed_lateness_ms=10**9)
+    got = run_reference(case.ref, records, allowed_lateness=10**9)
     assert got.late == 0
     assert normalize(got.final_rows) == normalize(expected)
 
@@ -316,7 +316,7 @@ def test_reference_changes_end_in_final_rows(
     case: WindowCase, records: list[Record], lateness: int
 ) -> None:
     """Self-check of the reference: each final row is the last change row of its window."""
-    r = run_reference(case.ref, records, allowed_lateness_ms=lateness)
+    r = run_reference(case.ref, records, allowed_lateness=lateness)
     names = [*(a for a, _ in case.ref.keys), "window_start", "window_end"]
     last = {tuple(row[n] for n in names): row for row in r.change_rows}
     for row in r.final_rows:

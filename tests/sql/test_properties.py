@@ -128,7 +128,7 @@ def _check_independent(
     sql_text: str, records: list[Record], lateness: int, partitions: int, batch_size: int
 ) -> None:
     options: dict[str, Any] = {
-        "allowed_lateness_ms": lateness,
+        "allowed_lateness": lateness,
         "on_error": "dead-letter",
         "late": "dead-letter",
     }
@@ -192,8 +192,8 @@ def test_result_independent_of_arrival_order_within_lateness(
     # session that the watermark already closed
     order = sorted(range(len(in_order)), key=lambda i: (in_order[i]["ts"] + jitter[i], i))
     shuffled = [in_order[i] for i in order]
-    base = run_sql(case.sql, in_order, allowed_lateness_ms=lateness, batch_size=7)
-    got = run_sql(case.sql, shuffled, allowed_lateness_ms=lateness, batch_size=7, partitions=2)
+    base = run_sql(case.sql, in_order, allowed_lateness=lateness, batch_size=7)
+    got = run_sql(case.sql, shuffled, allowed_lateness=lateness, batch_size=7, partitions=2)
     assert base.counts.late == 0
     assert got.counts.late == 0
     assert normalize(got.rows) == normalize(base.rows)
@@ -208,11 +208,11 @@ def _final_sql(case: WindowCase) -> str:
 def test_windowed_last_change_row_equals_final_row(
     case: WindowCase, records: list[Record], lateness: int, batch_size: int
 ) -> None:
-    final = run_sql(_final_sql(case), records, allowed_lateness_ms=lateness)
+    final = run_sql(_final_sql(case), records, allowed_lateness=lateness)
     changes = run_sql(
         case.sql + " EMIT CHANGES",
         records,
-        allowed_lateness_ms=lateness,
+        allowed_lateness=lateness,
         partitions=2,
         batch_size=batch_size,
     )
@@ -283,7 +283,7 @@ def test_emit_changes_one_row_per_aggregated_record_in_source_order(
         records,
         partitions=partitions,
         batch_size=batch_size,
-        allowed_lateness_ms=lateness,
+        allowed_lateness=lateness,
     )
     if not isinstance(ref.window, Hop):
         assert len(got.rows) == expected.aggregated
@@ -312,7 +312,7 @@ def test_every_record_accounted_exactly_once(
         records,
         partitions=partitions,
         batch_size=batch_size,
-        allowed_lateness_ms=lateness,
+        allowed_lateness=lateness,
         on_error="dead-letter",
         late="dead-letter",
     )
@@ -373,8 +373,8 @@ def test_iso_event_times_equal_epoch_ms(
     """Event time as ISO-8601 text gives the same windows (bounds still epoch ms ints)."""
     styles = data.draw(st.lists(st.integers(0, 2), min_size=len(records), max_size=len(records)))
     as_text = [{**r, "ts": _iso(r["ts"], style)} for r, style in zip(records, styles, strict=True)]
-    base = run_sql(case.sql, records, allowed_lateness_ms=lateness, batch_size=5)
-    got = run_sql(case.sql, as_text, allowed_lateness_ms=lateness, batch_size=5)
+    base = run_sql(case.sql, records, allowed_lateness=lateness, batch_size=5)
+    got = run_sql(case.sql, as_text, allowed_lateness=lateness, batch_size=5)
     assert normalize(got.rows) == normalize(base.rows)
     assert _counts(got) == _counts(base)
     for row in got.rows:
@@ -426,7 +426,7 @@ def test_stateless_routing_hands_whole_batches_round_robin(
 def test_keyed_routing_sends_each_key_to_one_partition(
     case: WindowCase, records: list[Record], partitions: int, batch_size: int
 ) -> None:
-    stage = compiled(case.sql, allowed_lateness_ms=10**9).routing_stage(partitions)
+    stage = compiled(case.sql, allowed_lateness=10**9).routing_stage(partitions)
     names = _key_names(case.ref)
     owner: dict[tuple[Any, ...], int] = {}
     for start in range(0, len(records), batch_size):
@@ -442,7 +442,7 @@ def test_late_update_same_result_for_any_partition_count() -> None:
     late_keys = [f"key{i}" for i in range(10)]  # some land away from key "a"'s partition
     records = [{"k": "a", "ts": 0}, {"k": "a", "ts": 1500}]
     records += [{"k": key, "ts": 500} for key in late_keys]
-    options: dict[str, Any] = {"late": "update", "retention_ms": 10**9}
+    options: dict[str, Any] = {"late": "update", "retention": 10**9}
     base = run_sql(sql_text, records, **options)
     for partitions in (2, 5):
         got = run_sql(sql_text, records, partitions=partitions, **options)
@@ -498,11 +498,11 @@ def test_late_update_reemits_each_late_record_into_its_window(
         records,
         partitions=partitions,
         batch_size=batch_size,
-        allowed_lateness_ms=lateness,
+        allowed_lateness=lateness,
         late="update",
-        retention_ms=10**9,
+        retention=10**9,
     )
-    everything = run_reference(case.ref, records, allowed_lateness_ms=10**9)
+    everything = run_reference(case.ref, records, allowed_lateness=10**9)
     on_time = expected_for(case.ref, records, lateness)
     assume(on_time.filtered_and_late == 0)
     names = [*_key_names(case.ref), "window_start", "window_end"]

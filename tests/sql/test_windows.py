@@ -60,7 +60,7 @@ def test_allowed_lateness_keeps_windows_open() -> None:
     rows = recs(("a", 100, 1), ("a", 1200, 1), ("a", 900, 1))
     strict = run_query(TUMBLE, rows)
     assert strict.counts.late == 1
-    lenient = run_query(TUMBLE, rows, allowed_lateness_ms=300)
+    lenient = run_query(TUMBLE, rows, allowed_lateness=300)
     assert lenient.counts.late == 0
     assert {r["window_start"]: r["n"] for r in lenient.rows} == {0: 2, 1000: 1}
 
@@ -86,7 +86,7 @@ def test_late_update_reemits_the_closed_window() -> None:
 
 def test_late_update_forgets_after_retention() -> None:
     rows = recs(("a", 100, 1), ("a", 5000, 1), ("a", 200, 7))
-    result = run_query(TUMBLE, rows, late="update", retention_ms=1000)
+    result = run_query(TUMBLE, rows, late="update", retention=1000)
     assert [r["s"] for r in result.rows if r["window_start"] == 0] == [1]
     assert result.counts.late == 1
     assert result.dead_letters[0].reason.startswith("late")
@@ -98,8 +98,8 @@ def test_emit_changes_rows_and_last_equals_final() -> None:
         {"k": rng.choice("abc"), "ts": i * 37 + rng.randint(-40, 40), "x": rng.randint(0, 9)}
         for i in range(300)
     ]
-    final = run_query(TUMBLE, rows, allowed_lateness_ms=50)
-    changes = run_query(TUMBLE + " EMIT CHANGES", rows, allowed_lateness_ms=50, partitions=3)
+    final = run_query(TUMBLE, rows, allowed_lateness=50)
+    changes = run_query(TUMBLE + " EMIT CHANGES", rows, allowed_lateness=50, partitions=3)
     aggregated = changes.counts.rows_in - changes.counts.late - changes.counts.errored
     assert len(changes.rows) == aggregated
     last: dict[tuple[Any, int], dict[str, Any]] = {}
@@ -125,10 +125,10 @@ def test_result_independent_of_partitions_and_batching(query: str) -> None:
         {"k": rng.choice("abcde"), "ts": i * 20 + rng.randint(-60, 60), "x": rng.randint(0, 9)}
         for i in range(400)
     ]
-    base = run_query(query, rows, allowed_lateness_ms=30)
+    base = run_query(query, rows, allowed_lateness=30)
     for partitions, batch_size in [(1, 1), (2, 7), (4, 64), (3, 1000)]:
         other = run_query(
-            query, rows, partitions=partitions, batch_size=batch_size, allowed_lateness_ms=30
+            query, rows, partitions=partitions, batch_size=batch_size, allowed_lateness=30
         )
         assert as_set(other.rows) == as_set(base.rows)
         assert other.counts == base.counts
@@ -159,7 +159,7 @@ def test_sessions_merge_and_touching_records_join() -> None:
         "GROUP BY k, SESSION(ts, INTERVAL '100' MILLISECOND)"
     )
     rows = recs(("a", 0, 0), ("a", 100, 0), ("a", 300, 0), ("a", 200, 0), ("b", 50, 0))
-    result = run_query(q, rows, allowed_lateness_ms=1000)
+    result = run_query(q, rows, allowed_lateness=1000)
     assert as_set(result.rows) == as_set(
         [
             {"k": "a", "n": 4, "window_start": 0, "window_end": 400},
@@ -256,10 +256,10 @@ def test_session_records_exactly_gap_apart_join() -> None:
 
 def test_late_update_same_for_any_partition_count() -> None:
     rows = recs(("a", 0, 1), ("a", 1500, 1), *[(f"k{i}", 500, 1) for i in range(8)])
-    base = run_query(TUMBLE, rows, late="update", retention_ms=10**9)
+    base = run_query(TUMBLE, rows, late="update", retention=10**9)
     assert len([r for r in base.rows if r["window_start"] == 0]) == 9
     for partitions in (2, 5):
-        other = run_query(TUMBLE, rows, late="update", retention_ms=10**9, partitions=partitions)
+        other = run_query(TUMBLE, rows, late="update", retention=10**9, partitions=partitions)
         assert as_set(other.rows) == as_set(base.rows)
         assert other.counts == base.counts
 

@@ -94,7 +94,7 @@ class WindowStateMachine(RuleBasedStateMachine):
         super().__init__()
         from partita import sql
 
-        query = sql.compile_query(self.SQL, allowed_lateness_ms=LATENESS)
+        query = sql.compile_query(self.SQL, allowed_lateness=LATENESS)
         self.stage = query.routing_stage(1)
         program: PartitionProgram = query.new_program()
         if self.BROKEN_SLACK is not None:
