@@ -88,3 +88,93 @@ async def test_budget_is_split_across_mailboxes_and_tracks_pressure() -> None:
     assert budget.in_use == 0 and not budget.under_pressure
     with trio.fail_after(1):
         await budget.wait_relieved()
+
+
+def padded(seq: int, pad: int) -> Batch:
+    return Batch.from_records([{"seq": seq, "pad": "x" * pad}])
+
+
+async def test_send_nowait_does_not_overtake_a_send_parked_on_the_budget() -> None:
+    small, big = padded(1, 0), padded(2, 3000)
+    budget = MemoryBudget(estimate_nbytes(big) + estimate_nbytes(small) // 2, policy="wait")
+    box = Mailbox("a", 10, budget=budget)
+    box.send_nowait(small)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(box.send, big)  # does not fit next to `small`: parks
+        await trio.testing.wait_all_tasks_blocked()
+        assert box.sent == 1
+        # A later message would fit, but an earlier sender is parked: it waits its turn.
+        with pytest.raises(trio.WouldBlock):
+            box.send_nowait(padded(3, 0))
+        assert box.receive_nowait()[1] is small
+        await trio.testing.wait_all_tasks_blocked()
+        assert box.sent == 2
+    assert box.receive_nowait()[1] is big
+    box.send_nowait(third := padded(3, 0))
+    assert box.receive_nowait()[1] is third
+    box.check_invariants()
+
+
+async def test_parked_senders_are_let_in_in_the_order_they_came() -> None:
+    first = padded(1, 3000)
+    one = estimate_nbytes(first)
+    budget = MemoryBudget(one + one // 2, policy="wait")
+    box = Mailbox("a", 10, budget=budget)
+    box.send_nowait(first)
+    order = [padded(seq, 3000 if seq % 2 else 0) for seq in range(2, 8)]
+    async with trio.open_nursery() as nursery:
+        for message in order:
+            nursery.start_soon(box.send, message)
+            await trio.testing.wait_all_tasks_blocked()  # they park in this order
+        got = [box.receive_nowait()[1]]
+        while len(got) < 7:
+            await trio.testing.wait_all_tasks_blocked()
+            got.append(box.receive_nowait()[1])
+            box.check_invariants()
+    assert got == [first, *order]
+    assert box.nbytes == 0 and budget.in_use == 0
+
+
+async def test_a_cancelled_parked_sender_lets_the_next_one_in() -> None:
+    small, big = padded(1, 0), padded(2, 3000)
+    budget = MemoryBudget(estimate_nbytes(big) + estimate_nbytes(small) // 2, policy="wait")
+    box = Mailbox("a", 10, budget=budget)
+    box.send_nowait(small)
+    async with trio.open_nursery() as nursery:
+        scope = trio.CancelScope()
+        nursery.start_soon(_send_in, scope, box, big)
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.start_soon(box.send, after := padded(3, 0))
+        await trio.testing.wait_all_tasks_blocked()
+        assert box.sent == 1  # `after` waits behind the parked `big`
+        scope.cancel()
+        await trio.testing.wait_all_tasks_blocked()
+        assert box.sent == 2  # `big` gave up its place; `after` fits now
+    assert [box.receive_nowait()[1] for _ in range(2)] == [small, after]
+    box.check_invariants()
+
+
+async def _send_in(scope: trio.CancelScope, box: Mailbox, message: Batch) -> None:
+    with scope:
+        await box.send(message)
+
+
+async def test_closing_breaks_parked_senders_and_releases_their_bytes() -> None:
+    box = Mailbox("a", 1)
+    box.send_nowait(Watermark(1))
+    errors: list[BaseException] = []
+
+    async def send() -> None:
+        try:
+            await box.send(Watermark(2))
+        except trio.BrokenResourceError as exc:
+            errors.append(exc)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(send)
+        await trio.testing.wait_all_tasks_blocked()
+        assert box.nbytes == 2 * estimate_nbytes(Watermark(1))
+        box.close()
+    assert len(errors) == 1
+    assert box.nbytes == estimate_nbytes(Watermark(1))
+    assert box.sent == 1

@@ -2,8 +2,10 @@
 
 Senders and receivers that block run as trio tasks, so the machine also covers
 a sender parked on a full mailbox being let in by a receive, receivers parked
-on an empty one being handed a message, and either being cancelled.  A variant
-runs the mailbox under a :class:`runtime.MemoryBudget`.
+on an empty one being handed a message, and either being cancelled.  Variants
+run the mailbox under a :class:`runtime.MemoryBudget`: senders parked on it
+are let in in the order they came (reserving their bytes in that order), and
+no ``send_nowait`` overtakes a parked sender.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class Sender:
     message: Message
     nbytes: int
     scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
+    reserved: bool = False  # the model's view: its bytes count while it is parked
     done: bool = False  # the model's view
     failed: bool = False  # the model's view
     finished: bool = False  # set by the task
@@ -74,8 +77,9 @@ class MailboxMachine(RuleBasedStateMachine):
         self.seq = 0
         # The model.
         self.buffer: deque[tuple[int, Message, int]] = deque()
-        self.blocked: deque[Sender] = deque()  # parked on a full channel, bytes reserved
-        self.budget_waiter: Sender | None = None  # parked on the budget, nothing reserved
+        # Parked senders in arrival order: those that reserved their bytes (waiting for a
+        # slot) first, then those waiting for memory room (nothing reserved).
+        self.parked: deque[Sender] = deque()
         self.receivers: deque[Receiver] = deque()
         self.senders: list[Sender] = []
         self.all_receivers: list[Receiver] = []
@@ -92,7 +96,7 @@ class MailboxMachine(RuleBasedStateMachine):
 
     @property
     def reserved(self) -> int:
-        return sum(n for _, _, n in self.buffer) + sum(s.nbytes for s in self.blocked)
+        return sum(n for _, _, n in self.buffer) + sum(s.nbytes for s in self.parked if s.reserved)
 
     def _budget_verdict(self, nbytes: int) -> str:
         """'ok', 'fail' (MemoryLimitExceeded) or 'wait' under the budget."""
@@ -116,33 +120,37 @@ class MailboxMachine(RuleBasedStateMachine):
             self.buffer.append((port, message, nbytes))
         self.samples.append(len(self.buffer))
 
-    def _admit(self, sender: Sender) -> None:
-        """``sender`` passed the budget: bytes reserved, then in or parked."""
-        if self.receivers or len(self.buffer) < CAPACITY:
-            sender.done = True
-            self._enter(sender.port, sender.message, sender.nbytes)
-        else:
-            self.blocked.append(sender)
+    def _waiting_for_memory(self) -> bool:
+        """Whether some parked sender waits for memory room (it is then the last)."""
+        return bool(self.parked) and not self.parked[-1].reserved
+
+    def _slot_free(self) -> bool:
+        return bool(self.receivers) or len(self.buffer) < CAPACITY
 
     def _room_made(self) -> None:
-        """Bytes were released: a sender parked on the budget checks again."""
-        waiter = self.budget_waiter
-        if waiter is None:
-            return
-        verdict = self._budget_verdict(waiter.nbytes)
-        if verdict == "ok":
-            self.budget_waiter = None
-            self._admit(waiter)
+        """Bytes or a slot were freed: parked senders go in, in order, while they can."""
+        index = 0
+        while index < len(self.parked):
+            sender = self.parked[index]
+            if not sender.reserved:
+                verdict = self._budget_verdict(sender.nbytes)
+                if verdict == "fail":  # larger than a share: it can never go in
+                    del self.parked[index]
+                    sender.failed = True
+                    continue
+                if verdict == "wait":
+                    return
+                sender.reserved = True
+            if index == 0 and self._slot_free():
+                self.parked.popleft()
+                sender.done = True
+                self._enter(sender.port, sender.message, sender.nbytes)
+                continue
+            index += 1
 
     def _take(self) -> tuple[int, Message]:
         port, message, _ = self.buffer.popleft()
         self.taken.append((port, message))
-        if self.blocked:
-            sender = self.blocked.popleft()
-            sender.done = True
-            self.sent += 1
-            self.buffer.append((sender.port, sender.message, sender.nbytes))
-            self.samples.append(len(self.buffer))
         self._room_made()
         return port, message
 
@@ -151,7 +159,9 @@ class MailboxMachine(RuleBasedStateMachine):
     def send_nowait(self, port: int, pad: int, size: int) -> None:
         message = self._message(pad, size)
         nbytes = nbytes_of(message)
-        verdict = self._budget_verdict(nbytes)
+        # Behind a sender waiting for memory room it waits too, whatever its size; the
+        # budget's verdict is taken when its turn for memory comes (now, otherwise).
+        verdict = "wait" if self._waiting_for_memory() else self._budget_verdict(nbytes)
         if verdict == "fail":
             error = expect_raises(
                 MemoryLimitExceeded, lambda: self.portal.call(lambda: self.box.send_nowait(message))
@@ -159,7 +169,8 @@ class MailboxMachine(RuleBasedStateMachine):
             assert error.actor == "box"
             assert error.requested == nbytes
             return
-        if verdict == "wait" or (not self.receivers and len(self.buffer) >= CAPACITY):
+        if verdict == "wait" or self.parked or not self._slot_free():
+            # Past the budget, it still may not overtake a sender parked for a slot.
             expect_raises(
                 trio.WouldBlock,
                 lambda: self.portal.call(lambda: self.box.send_nowait(message, port)),
@@ -168,7 +179,7 @@ class MailboxMachine(RuleBasedStateMachine):
         self.portal.call(lambda: self.box.send_nowait(message, port))
         self._enter(port, message, nbytes)
 
-    @precondition(lambda self: self.budget_waiter is None and len(self.senders) < 12)
+    @precondition(lambda self: len(self.senders) < 12)
     @rule(port=st.integers(0, 2), pad=st.sampled_from(PADS), size=st.integers(0, 3))
     def send(self, port: int, pad: int, size: int) -> None:
         message = self._message(pad, size)
@@ -186,13 +197,19 @@ class MailboxMachine(RuleBasedStateMachine):
 
         self.portal.start(send)
         self.senders.append(sender)
+        if self._waiting_for_memory():
+            # Someone ahead waits for memory room: this one waits behind it, unreserved.
+            self.parked.append(sender)
+            return
         verdict = self._budget_verdict(sender.nbytes)
         if verdict == "fail":
             sender.failed = True
-        elif verdict == "wait":
-            self.budget_waiter = sender
+        elif verdict == "ok" and not self.parked and self._slot_free():
+            sender.done = True
+            self._enter(sender.port, sender.message, sender.nbytes)
         else:
-            self._admit(sender)
+            sender.reserved = verdict == "ok"
+            self.parked.append(sender)
 
     @rule()
     def receive_nowait(self) -> None:
@@ -221,19 +238,13 @@ class MailboxMachine(RuleBasedStateMachine):
         else:
             self.receivers.append(receiver)
 
-    @precondition(lambda self: bool(self.blocked) or self.budget_waiter is not None)
+    @precondition(lambda self: bool(self.parked))
     @rule(data=st.data())
     def cancel_sender(self, data: st.DataObject) -> None:
-        parked = list(self.blocked)
-        if self.budget_waiter is not None:
-            parked.append(self.budget_waiter)
-        sender = data.draw(st.sampled_from(parked))
+        sender = data.draw(st.sampled_from(list(self.parked)))
         self.portal.call(sender.scope.cancel)
-        if sender is self.budget_waiter:
-            self.budget_waiter = None
-        else:
-            self.blocked.remove(sender)
-            self._room_made()
+        self.parked.remove(sender)
+        self._room_made()
 
     @precondition(lambda self: bool(self.receivers))
     @rule(data=st.data())
@@ -262,6 +273,10 @@ class MailboxMachine(RuleBasedStateMachine):
             assert self.budget.under_pressure == (
                 self.reserved > self.budget.share * self.budget.soft_fraction
             )
+
+    @invariant()
+    def mailbox_checks_itself(self) -> None:
+        self.portal.call(self.box.check_invariants)
 
     @invariant()
     def tasks_agree(self) -> None:
@@ -309,6 +324,7 @@ class MailboxMachine(RuleBasedStateMachine):
 
 class BudgetWaitMachine(MailboxMachine):
     policy = "wait"
+    max_bytes = 3000  # two or three mid-sized messages fill it: senders often park on it
 
 
 class BudgetFailMachine(MailboxMachine):
@@ -329,6 +345,21 @@ class LossyMailboxMachine(MailboxMachine):
     mailbox = LossyMailbox
 
 
+class OvertakingMailbox(Mailbox):
+    """Broken on purpose: ``send_nowait`` goes in ahead of parked senders when it fits."""
+
+    def send_nowait(self, message: Message, port: int = 0) -> None:
+        parked, self._parked = self._parked, deque()
+        try:
+            super().send_nowait(message, port)
+        finally:
+            self._parked = parked
+
+
+class OvertakingMailboxMachine(BudgetWaitMachine):
+    mailbox = OvertakingMailbox
+
+
 def test_mailbox_machine() -> None:
     run_machine(MailboxMachine, settings=machine_settings(steps=40))
 
@@ -345,3 +376,11 @@ def test_mailbox_machine_catches_a_lossy_mailbox() -> None:
     settings = machine_settings(steps=40, phases=[Phase.generate], database=None)
     with pytest.raises(AssertionError):
         run_machine(LossyMailboxMachine, settings=settings)
+
+
+def test_mailbox_machine_catches_a_mailbox_that_lets_send_nowait_overtake() -> None:
+    settings = machine_settings(steps=40, phases=[Phase.generate], database=None)
+    # Caught either way: a send_nowait that went in, or one that raised, where the model
+    # says WouldBlock (it may not overtake).
+    with pytest.raises((AssertionError, MemoryLimitExceeded)):
+        run_machine(OvertakingMailboxMachine, settings=settings)
