@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import linecache
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -501,4 +502,7 @@ def generate(plan: LogicalPlan, sql: str, *, late_update: bool) -> GeneratedCode
         for name in ("process", "route", "route1", "init", "step", "merge", "row")
         if name in namespace
     }
-    return GeneratedCode(source=source, filename=filename, functions=functions)
+    generated = GeneratedCode(source=source, filename=filename, functions=functions)
+    # the source stays in linecache (tracebacks, explain) for as long as the query lives
+    weakref.finalize(generated, linecache.cache.pop, filename, None)
+    return generated

@@ -90,3 +90,15 @@ def test_event_times_below_minus_2_63_are_not_late(window: str, partitions: int)
     result = run_query(sql, records, partitions=partitions)
     assert result.counts.late == 0
     assert sum(r["n"] for r in result.rows) >= 2
+
+
+def test_generated_source_leaves_linecache_with_its_query() -> None:
+    import gc
+    import linecache
+
+    query = compile_query("SELECT x + 1 AS y FROM t")
+    filename = query.code.filename
+    assert filename in linecache.cache
+    del query
+    gc.collect()
+    assert filename not in linecache.cache
