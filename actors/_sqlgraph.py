@@ -288,10 +288,10 @@ async def run_sql(
             (``None``: not given, the query's default).
         supervision: how to run the graph (:class:`runtime.SupervisorOptions`).
         **supervisor_fields: its fields as keywords: ``restart``, ``max_memory``
-            (bytes or ``"256MB"``), ``memory_policy`` (``"fail"`` raises
-            :class:`runtime.MemoryLimitExceeded` inside :class:`runtime.ActorFailed`;
-            ``"wait"`` waits for room), ``on_stats`` (called with
-            :class:`runtime.GraphStats` every ``stats_interval``, default
+            (bytes or ``"256MB"``), ``memory_policy`` (``"wait"``, the default,
+            waits for room and so holds the source back; ``"fail"`` raises
+            :class:`runtime.MemoryLimitExceeded` inside :class:`runtime.ActorFailed`),
+            ``on_stats`` (called with :class:`runtime.GraphStats` every ``stats_interval``, default
             ``"500ms"``, and once at the end).
 
     Returns:

@@ -20,6 +20,7 @@ from ._lifecycle import ActorState as ActorState
 from ._lifecycle import Lifecycle as Lifecycle
 from ._mailbox import Mailbox as Mailbox
 from ._memory import MemoryBudget as MemoryBudget
+from ._memory import MemoryPolicy as MemoryPolicy
 from ._memory import estimate_nbytes as estimate_nbytes
 from ._messages import Barrier as Barrier
 from ._messages import Batch as Batch
@@ -73,6 +74,7 @@ __all__ = [
     "MailboxStats",
     "MemoryBudget",
     "MemoryLimitExceeded",
+    "MemoryPolicy",
     "Message",
     "OnError",
     "PartitaError",

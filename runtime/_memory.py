@@ -3,33 +3,57 @@
 from __future__ import annotations
 
 import sys
-from typing import Literal
+from typing import Literal, TypeAlias
 
 import trio
 
 from ._errors import MemoryLimitExceeded
 from ._messages import Batch, Message
 
-__all__ = ["MemoryBudget", "estimate_nbytes"]
+__all__ = ["MemoryBudget", "MemoryPolicy", "estimate_nbytes"]
+
+MemoryPolicy: TypeAlias = Literal["wait", "fail"]
+"""Past ``max_memory``: ``"wait"`` for room (backpressure; the default), or ``"fail"``."""
 
 _SAMPLES = 8
 _getsizeof = sys.getsizeof
 
 
-def _record_nbytes(record: object) -> int:
-    if not isinstance(record, dict):
-        return _getsizeof(record)
-    size = _getsizeof(record)
-    for key, value in record.items():
-        size += _getsizeof(key) + _getsizeof(value)
+_DEPTH = 6  # containers nested deeper than this count by their own size only
+_WIDTH = 16  # of a larger container, this many items are measured and scaled
+
+
+def _deep_nbytes(value: object, depth: int) -> int:
+    """``value``'s size with what it holds: lists, tuples, sets and dicts measured down
+    to :data:`_DEPTH` levels, at most :data:`_WIDTH` items each (scaled to the whole)."""
+    size = _getsizeof(value)
+    if depth >= _DEPTH:
+        return size
+    if isinstance(value, dict):
+        n = len(value)
+        if n:
+            items = value.items() if n <= _WIDTH else list(value.items())[:_WIDTH]
+            inner = sum(_deep_nbytes(k, depth + 1) + _deep_nbytes(v, depth + 1) for k, v in items)
+            size += inner * n // min(n, _WIDTH)
+    elif isinstance(value, list | tuple | set | frozenset):
+        n = len(value)
+        if n:
+            values = value if n <= _WIDTH else list(value)[:_WIDTH]
+            inner = sum(_deep_nbytes(v, depth + 1) for v in values)
+            size += inner * n // min(n, _WIDTH)
     return size
+
+
+def _record_nbytes(record: object) -> int:
+    return _deep_nbytes(record, 0)
 
 
 def estimate_nbytes(message: Message) -> int:
     """Estimate the bytes a message keeps alive, from the real size of a sample.
 
-    Up to eight records, spread over the batch, are measured (dict, keys and
-    values with ``sys.getsizeof``); the mean is scaled to the batch length.
+    Up to eight records, spread over the batch, are measured (the dict, its keys
+    and values with ``sys.getsizeof``, down through nested lists and dicts); the
+    mean is scaled to the batch length.
 
     Example:
         >>> estimate_nbytes(Batch.from_records([{"a": 1}] * 100)) > 100 * 64
@@ -53,9 +77,10 @@ class MemoryBudget:
     Each mailbox may hold at most its share.  Past ``soft_fraction`` of its
     share the mailbox is *under pressure*: sources shrink their batches and
     hold back until no mailbox is.  A send that would take a mailbox past its
-    share raises :class:`MemoryLimitExceeded` (``policy="fail"``, the default)
-    or waits for room (``policy="wait"``); a message larger than a whole share
-    always raises, since it could never fit.
+    share waits for room (``policy="wait"``, the default: backpressure, so a
+    slow sink holds the source back) or raises :class:`MemoryLimitExceeded`
+    (``policy="fail"``); a message larger than a whole share always raises,
+    since it could never fit.
     """
 
     def __init__(
@@ -63,7 +88,7 @@ class MemoryBudget:
         max_bytes: int,
         *,
         soft_fraction: float = 0.8,
-        policy: Literal["fail", "wait"] = "fail",
+        policy: MemoryPolicy = "wait",
     ) -> None:
         if max_bytes <= 0:
             raise ValueError(f"max_memory must be positive, got {max_bytes}")

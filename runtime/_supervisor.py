@@ -6,7 +6,7 @@ import enum
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any, Literal
+from typing import Any
 
 import attrs
 import trio
@@ -17,7 +17,7 @@ from ._errors import ActorFailed, ConsumerGone, RestartIntensityExceeded
 from ._graph import Graph
 from ._lifecycle import ActorState, Lifecycle
 from ._mailbox import Mailbox
-from ._memory import MemoryBudget
+from ._memory import MemoryBudget, MemoryPolicy
 from ._source import SourceCell
 from ._stats import GraphStats
 from ._units import parse_duration_ms, parse_size
@@ -102,8 +102,9 @@ class SupervisorOptions:
         max_memory: bytes the graph's mailboxes may hold in all, split evenly
             across them (an int, or a size such as ``"256MB"``); see
             :class:`MemoryBudget`.  ``None``: no limit.
-        memory_policy: past the hard limit, ``"fail"`` raises
-            :class:`MemoryLimitExceeded`; ``"wait"`` waits for room.
+        memory_policy: past the hard limit, ``"wait"`` (the default) waits for
+            room: backpressure, so a slow sink holds the source back; ``"fail"``
+            raises :class:`MemoryLimitExceeded`.
         on_stats: called with :class:`GraphStats` every ``stats_interval`` and once
             more with the final stats when the graph has ended.
         stats_interval_ms: the interval of ``on_stats``; construct it with
@@ -119,9 +120,7 @@ class SupervisorOptions:
 
     restart: RestartPolicy | None = attrs.field(default=None, validator=_check_restart)
     max_memory: int | None = attrs.field(default=None, converter=_max_memory)
-    memory_policy: Literal["fail", "wait"] = attrs.field(
-        default="fail", validator=_check_memory_policy
-    )
+    memory_policy: MemoryPolicy = attrs.field(default="wait", validator=_check_memory_policy)
     on_stats: Callable[[GraphStats], None] | None = None
     stats_interval_ms: int = attrs.field(
         default=500, alias="stats_interval", converter=_stats_interval

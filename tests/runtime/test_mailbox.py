@@ -71,7 +71,7 @@ def test_estimate_nbytes() -> None:
 
 
 async def test_budget_is_split_across_mailboxes_and_tracks_pressure() -> None:
-    budget = MemoryBudget(1000, soft_fraction=0.5)
+    budget = MemoryBudget(1000, soft_fraction=0.5, policy="fail")
     a = Mailbox("a", 10, budget=budget)
     Mailbox("b", 10, budget=budget)
     assert budget.share == 500

@@ -124,8 +124,20 @@ async def test_fail_policy_past_the_share() -> None:
         f"bytes would exceed max_memory ({2 * one} of {share} bytes in use)"
     )
     with pytest.raises(ActorFailed, match=f"^{re.escape(message)}$") as info:
-        await run_graph(g, max_memory=FANOUT_MEMORY)
+        await run_graph(g, max_memory=FANOUT_MEMORY, memory_policy="fail")
     assert isinstance(info.value.__cause__, MemoryLimitExceeded)
+
+
+async def test_the_default_holds_back_instead_of_failing(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # issue 8 item 13: a slow sink behind a fan-out must hold the source back, not fail
+    g, sink = fanout_graph()
+    with trio.fail_after(100_000):
+        stats = await run_graph(g, max_memory=FANOUT_MEMORY)
+    assert sink.rows == 600
+    assert sink.peak <= FANOUT_MEMORY // 2
+    assert stats.rows_errored == 0
 
 
 async def test_wait_policy_waits_for_room(autojump_clock: trio.testing.MockClock) -> None:
@@ -136,3 +148,12 @@ async def test_wait_policy_waits_for_room(autojump_clock: trio.testing.MockClock
             assert sup.stats()["sink"].items_buffered == 2
     assert sink.rows == 600
     assert sink.peak <= FANOUT_MEMORY // 2
+
+
+def test_nested_records_are_estimated_by_what_they_hold() -> None:
+    # issue 8 item 13: records holding a list of a 10 KB string (the 10 KB was missed)
+    text = "x" * 10_000
+    batch = Batch.from_records([{"items": [text + str(i)]} for i in range(100)])
+    assert estimate_nbytes(batch) >= 100 * 10_000
+    wide = Batch.from_records([{"v": [{"s": "y" * 1000} for _ in range(500)]}])
+    assert estimate_nbytes(wide) >= 500 * 1000
