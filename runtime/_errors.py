@@ -69,8 +69,13 @@ class ActorFailed(PartitaError):
         self.offset = offset
 
     def __str__(self) -> str:
+        error = self.error
+        if isinstance(error, BadRecord):
+            # The bad record says where it was; say each thing once.
+            stage = error.stage if error.stage not in ("", self.actor) else ""
+            return f"actor {self.actor!r} failed: {error._describe(stage)}"
         where = f" at record offset {self.offset}" if self.offset is not None else ""
-        return f"actor {self.actor!r} failed: {type(self.error).__name__}{where}: {self.error}"
+        return f"actor {self.actor!r} failed: {type(error).__name__}{where}: {error}"
 
 
 class RestartIntensityExceeded(ActorFailed):
@@ -99,9 +104,12 @@ class BadRecord(PartitaError):
         self.stage = stage
 
     def __str__(self) -> str:
+        return self._describe(self.stage)
+
+    def _describe(self, stage: str) -> str:
         where = f" at record offset {self.offset}" if self.offset is not None else ""
-        stage = f"{self.stage}: " if self.stage else ""
-        return f"{stage}bad record{where}: {self.reason}"
+        prefix = f"{stage}: " if stage else ""
+        return f"{prefix}bad record{where}: {self.reason}"
 
 
 class ConsumerGone(PartitaError):

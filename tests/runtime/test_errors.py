@@ -68,10 +68,7 @@ def test_an_actor_error_reaches_the_caller_of_trio_run() -> None:
 
 async def test_the_offset_of_a_bad_record_is_named() -> None:
     g = graph(Strict("strict"))
-    message = (
-        "actor 'strict' failed: BadRecord at record offset 1: "
-        "strict: bad record at record offset 1: x is zero"
-    )
+    message = "actor 'strict' failed: bad record at record offset 1: x is zero"
     with pytest.raises(ActorFailed, match=f"^{re.escape(message)}$") as info:
         await run_graph(g)
     assert info.value.offset == 1
