@@ -84,11 +84,31 @@ class _FileSource(PumpedSource[Any]):
             return path, False
         return io.TextIOWrapper(path, encoding="utf-8", newline=""), False
 
+    def error_reason(self, letter: DeadLetter) -> str:
+        """The kind of a bad line, from its message ("line 3: <message>")."""
+        message = letter.reason.partition(": ")[2]
+        for start, kind in _REASONS:
+            if message.startswith(start):
+                return kind
+        return self._default_reason
+
+    _default_reason = "bad record"
+
     def _bad_line(self, line: int, message: str, raw: object) -> DeadLetter:
         reason = f"line {line}: {message}"
         if self.on_error == "fail":
             raise BadRecord(reason, None, self.name)
         return DeadLetter(record=raw, reason=reason, offset=None, stage=self.name)
+
+
+_REASONS = (
+    ("JSON nested too deeply", "nesting too deep"),
+    ("expected a JSON object", "not a JSON object"),
+    ("'utf-8' codec", "invalid UTF-8"),
+    ("invalid UTF-8", "invalid UTF-8"),
+    ("line longer than", "line too long"),
+    ("expected ", "CSV: wrong number of fields"),
+)
 
 
 @attrs.define(eq=False)
@@ -111,6 +131,8 @@ class JsonLinesSource(_FileSource):
     Raises:
         runtime.BadRecord: with ``on_error="fail"``, at the first malformed line.
     """
+
+    _default_reason = "invalid JSON"
 
     # the start of a line whose end has not been read yet, in pieces: joined once,
     # when its newline arrives (joining on every chunk made long lines quadratic)
@@ -234,6 +256,8 @@ class CsvSource(_FileSource):
         on_error: ``"skip"``, ``"dead-letter"`` or ``"fail"``.
         delimiter: the field separator.
     """
+
+    _default_reason = "CSV: unparseable row"
 
     delimiter: str = attrs.field(default=",", kw_only=True)
     _reader: Any = attrs.field(init=False, default=None)

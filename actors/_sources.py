@@ -111,13 +111,18 @@ class RecordSource(Source):
                 await self.send_with_dead_letters(chunk, letters if start == 0 else ())
             return
         if letters:
-            self.rows_errored += len(letters)
+            for letter in letters:
+                self.count_error(self.error_reason(letter))
             emit_dead_letters(self, letters, self.dead_letter_output, self.dead_letters)
         if n:
             self._emit_records(records, self._data_output())
         elif not letters:
             return
         await self.deliver()
+
+    def error_reason(self, letter: DeadLetter) -> str:
+        """The kind of error ``letter`` is, short and stable, to count it by (stats)."""
+        return "bad record"
 
     def fit(self, records: list[Record]) -> int:
         """How many of ``records`` one batch may hold under the graph's ``max_memory``.

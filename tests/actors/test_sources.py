@@ -429,3 +429,18 @@ async def test_csv_invalid_utf8_is_a_bad_record(tmp_path: Path, policy: str) -> 
     assert rows == [{"a": 1, "b": 2}, {"a": 5, "b": 6}]
     assert stats["src"].rows_errored == 1
     assert [d.reason for d in source.dead_letters] == ["line 3: invalid UTF-8"]
+
+
+async def test_file_sources_count_bad_lines_by_reason(tmp_path: Path) -> None:
+    deep = '{"a": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    lines = [*MIXED, deep, "{also not json", "7"]
+    path = write_lines(tmp_path / "in.jsonl", lines)
+    _, stats = await collect(JsonLinesSource("src", path))
+    assert dict(stats["src"].errors_by_reason) == {
+        "invalid JSON": 2,
+        "not a JSON object": 2,
+        "nesting too deep": 1,
+    }
+    csv_path = write_lines(tmp_path / "in.csv", ["a,b", "1,2", "3", "4,5,6", "7,8"])
+    _, stats = await collect(CsvSource("src", csv_path))
+    assert stats["src"].errors_by_reason == (("CSV: wrong number of fields", 2),)
