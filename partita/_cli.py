@@ -470,7 +470,14 @@ def run(
     async def on_rows(rows: list[dict[str, Any]]) -> None:
         # in a worker thread: a reader that stops reading never blocks the event loop
         # (Ctrl-C still works); cancelling (a second Ctrl-C) abandons the write
-        await trio.to_thread.run_sync(out.write, encode_lines(rows), abandon_on_cancel=True)
+        try:
+            await trio.to_thread.run_sync(out.write, encode_lines(rows), abandon_on_cancel=True)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:  # a full disk, a lost mount: say where
+            raise OSError(
+                exc.errno, f"cannot write output {output_path!r}: {exc.strerror or exc}"
+            ) from None
 
     try:
         outcome = _run_trio(

@@ -252,7 +252,17 @@ def to_epoch_ms(value: Any) -> int:
     if value.__class__ is int:
         return int(value)
     if isinstance(value, str):
-        moment = datetime.fromisoformat(value)
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            hint = (
+                " (digits: send epoch milliseconds as a JSON number, not a string)"
+                if value.strip().lstrip("-").isdigit()
+                else ""
+            )
+            raise ValueError(
+                f"event time {value!r} is text but not an ISO-8601 timestamp{hint}"
+            ) from None
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
         delta = moment - _EPOCH

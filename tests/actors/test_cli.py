@@ -570,3 +570,11 @@ def test_hostile_sql_is_one_line_and_exit_2(trades: Path, query: str) -> None:
     assert "Traceback" not in done.stderr
     assert done.stderr.startswith("partita: SQL error at line 1, column ")
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_full_disk_is_one_line_and_exit_1(trades: Path) -> None:
+    done = partita("run", "--input", str(trades), "--output", "/dev/full", "--sql", WINDOWED)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert "cannot write output '/dev/full': No space left on device" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1

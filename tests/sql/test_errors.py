@@ -285,3 +285,10 @@ def test_deep_expressions_within_the_limit_run(expr: str) -> None:
 def test_an_infinite_literal_is_a_value() -> None:
     rows = run_query("SELECT 1e999 AS a, -1e999 AS b, x + 1e999 AS c FROM t", [{"x": 1}]).rows
     assert rows == [{"a": math.inf, "b": -math.inf, "c": math.inf}]
+
+
+def test_an_epoch_given_as_text_says_so() -> None:
+    # issue 8 item 20: it said "month must be in 1..12"
+    query = "SELECT COUNT(*) AS n FROM t GROUP BY TUMBLE(ts, INTERVAL '1' SECOND)"
+    with pytest.raises(BadRecord, match="send epoch milliseconds as a JSON number"):
+        run_query(query, [{"ts": "1700000000000"}], on_error="fail")
