@@ -57,3 +57,7 @@ class PartitionActor(Actor):
         self.rows_filtered = counts.filtered
         self.rows_late = counts.late
         self.rows_errored = counts.errored
+        if counts.errored:  # only then: the reasons cost nothing on a clean stream
+            reasons = getattr(program, "error_reasons", None)
+            if reasons is not None:
+                self.set_error_reasons(dict(reasons()))

@@ -81,6 +81,10 @@ class RouterActor(Actor):
         counts = stage.counts()
         self.rows_late = counts.late
         self.rows_errored = counts.errored
+        if counts.errored:
+            reasons = getattr(stage, "error_reasons", None)
+            if reasons is not None:
+                self.set_error_reasons(dict(reasons()))
         self.rows_filtered = counts.filtered
 
     def _idle(self) -> None:

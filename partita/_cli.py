@@ -512,10 +512,12 @@ def _warn_dropped(console: Console, stats: GraphStats, policy: str, late: str) -
     if stats.rows_errored and policy == "skip":
         console.print(
             f"partita: skipped {stats.rows_errored:,} bad record(s) "
-            "(--on-error fail or dead-letter:PATH to see them)",
+            "(--on-error fail or dead-letter:PATH to see them):",
             highlight=False,
             soft_wrap=True,
         )
+        for reason, count in stats.errors_by_reason():
+            console.print(f"  {count:,}: {reason}", highlight=False, soft_wrap=True, markup=False)
     if stats.rows_late and late == "drop":
         console.print(
             f"partita: dropped {stats.rows_late:,} late record(s) "

@@ -36,6 +36,7 @@ from ._source import Source as Source
 from ._stats import MAX_ERROR_REASONS as MAX_ERROR_REASONS
 from ._stats import OTHER_REASONS as OTHER_REASONS
 from ._stats import ActorStats as ActorStats
+from ._stats import ErrorReasons as ErrorReasons
 from ._stats import GraphStats as GraphStats
 from ._stats import MailboxStats as MailboxStats
 from ._supervisor import RestartPolicy as RestartPolicy
@@ -66,6 +67,7 @@ __all__ = [
     "DeadLetter",
     "Duration",
     "EndOfStream",
+    "ErrorReasons",
     "Graph",
     "GraphStats",
     "InvalidTransition",

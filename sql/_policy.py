@@ -7,7 +7,7 @@ from typing import Any
 
 import attrs
 
-from partita.runtime import BadRecord, DeadLetter, OnError
+from partita.runtime import BadRecord, DeadLetter, ErrorReasons, OnError
 
 __all__ = ["OnError", "RecordErrors", "describe_error"]
 
@@ -27,7 +27,9 @@ class RecordErrors:
     stage: str
     dead: list[DeadLetter] = attrs.Factory(list)
     errored: int = 0
-    rows_failed: int = 0  # output rows (not input records) that could not be built
+    # output rows (not input records) that could not be built
+    rows_failed: int = 0
+    reasons: ErrorReasons = attrs.Factory(ErrorReasons)  # bounded, for stats
 
     def record_failed(
         self, exc: Exception, record: Any, offsets: Sequence[int], index: int
@@ -38,6 +40,7 @@ class RecordErrors:
         if self.on_error == "fail":
             raise BadRecord(reason, offset, self.stage) from exc
         self.errored += 1
+        self.reasons.add(reason)
         if self.on_error == "dead-letter":
             self.dead.append(DeadLetter(record, reason, offset, self.stage))
 
@@ -54,6 +57,7 @@ class RecordErrors:
         if self.on_error == "fail":
             raise BadRecord(reason, None, self.stage) from exc
         self.rows_failed += 1
+        self.reasons.add(f"output row failed: {describe_error(exc)}")
         if self.on_error == "dead-letter":
             self.dead.append(DeadLetter(what, reason, None, self.stage))
 

@@ -117,6 +117,10 @@ class SqlProgram:
         """Records that failed or were late since the last call."""
         return self._policy.take()
 
+    def error_reasons(self) -> tuple[tuple[str, int], ...]:
+        """This partition's errors by reason (bounded), most frequent first."""
+        return self._policy.reasons.snapshot()
+
     def counts(self) -> ProgramCounts:
         """This partition's counters."""
         return ProgramCounts(

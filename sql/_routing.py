@@ -228,6 +228,10 @@ class SqlRoutingStage:
         self._max_ts += idle_ms
         return self.watermark()
 
+    def error_reasons(self) -> tuple[tuple[str, int], ...]:
+        """The records this stage gave up on, by reason (bounded), most frequent first."""
+        return self._policy.reasons.snapshot()
+
     def counts(self) -> ProgramCounts:
         """Records this stage consumed itself (late or errored); the rest reach programs."""
         return ProgramCounts(rows_in=self._rows_in, late=self._late, errored=self._policy.errored)

@@ -578,3 +578,14 @@ def test_a_full_disk_is_one_line_and_exit_1(trades: Path) -> None:
     assert "Traceback" not in done.stderr
     assert "cannot write output '/dev/full': No space left on device" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_the_summary_groups_bad_records_by_reason(trades: Path, tmp_path: Path) -> None:
+    # issue 8 item 19: a misspelled column said only "skipped 6 bad record(s)"
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(trades.read_text() + "{not json\n", encoding="utf-8")
+    done = partita("run", "--input", str(bad), "--sql", "SELECT nosuch FROM t")
+    assert done.returncode == 0
+    assert "skipped 7 bad record(s)" in done.stderr
+    assert "6: missing field 'nosuch'" in done.stderr
+    assert "1: invalid JSON" in done.stderr
