@@ -75,8 +75,12 @@ class _FileSource(PumpedSource[Any]):
         path = self.path
         if isinstance(path, str | os.PathLike):
             if path == "-":
-                stdin = sys.stdin.buffer if "b" in mode else sys.stdin
-                return stdin, False
+                if "b" in mode:
+                    # unbuffered, our own handle on fd 0: a read of a quiet pipe that a
+                    # cancel abandons holds no lock of sys.stdin's buffer, which the
+                    # interpreter needs to shut down (SIGTERM with a live stdin aborted)
+                    return open(0, "rb", buffering=0, closefd=False), True
+                return sys.stdin, False
             if "b" in mode:
                 return open(path, mode), True
             return open(path, mode, encoding="utf-8", newline=""), True

@@ -410,6 +410,14 @@ def cli() -> None:
     help="Cap on bytes buffered in mailboxes (64MB, 1GiB; K/M/G are 1024-based).",
 )
 @click.option(
+    "--idle-timeout",
+    metavar="DURATION",
+    default=None,
+    callback=_duration_option,
+    help="After this long with no input (a live stdin), event time advances by the time "
+    "idle, so the last windows close (250ms, 5s; bare number = ms).",
+)
+@click.option(
     "--progress/--no-progress",
     default=None,
     help="Live progress on stderr (default: only when stderr is a terminal).",
@@ -427,6 +435,7 @@ def run(
     late: str,
     dead_letter_path: str | None,
     max_memory: int | None,
+    idle_timeout: int | None,
     progress: bool | None,
 ) -> None:
     """Run QUERY over an input; write one JSON object per result row."""
@@ -461,6 +470,10 @@ def run(
         "dead_letter": dead_letter_path or DeadLetterSink("dead-letter", keep=False),
         "max_memory": max_memory,
     }
+    if idle_timeout is not None:
+        if idle_timeout <= 0:
+            _fail(f"--idle-timeout must be more than 0, got {idle_timeout} ms", EXIT_USAGE)
+        options["idle_timeout"] = idle_timeout  # milliseconds, the one unit of bare numbers
     console = _stderr_console()
     show = _want_progress(progress)
     counter = _RowCounter()

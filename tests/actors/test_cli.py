@@ -589,3 +589,21 @@ def test_the_summary_groups_bad_records_by_reason(trades: Path, tmp_path: Path) 
     assert "skipped 7 bad record(s)" in done.stderr
     assert "6: missing field 'nosuch'" in done.stderr
     assert "1: invalid JSON" in done.stderr
+
+
+def test_idle_timeout_closes_the_last_window_of_a_live_stdin(tmp_path: Path) -> None:
+    # issue 8 item 21: with a quiet stdin that stays open, the window only came at the end
+    out = tmp_path / "out.jsonl"
+    proc = _live_run(
+        tmp_path,
+        *("--output", str(out), "--idle-timeout", "50ms"),
+        *("--sql", "SELECT k, COUNT(*) AS n FROM t GROUP BY k, TUMBLE(ts, INTERVAL '1' SECOND)"),
+    )
+    assert proc.stdin is not None
+    proc.stdin.write('{"k": 1, "ts": 100}\n')
+    proc.stdin.flush()  # and then silence: idle ticks move event time on
+    try:
+        assert json.loads(_wait_for_file_line(out, proc)) == {"k": 1, "n": 1}
+    finally:
+        proc.kill()
+        proc.communicate()
