@@ -199,6 +199,20 @@ def _check_options(partitions: int, batch_size: int | None) -> None:
         raise ValueError(f"batch_size must be >= 1 or None, got {batch_size!r}")
 
 
+def _prepare(
+    sql: str | CompiledQuery,
+    source: SourceLike,
+    partitions: int,
+    batch_size: int | None,
+    idle_timeout: Duration | None,
+    compile_options: dict[str, Any],
+    options: SupervisorOptions,
+) -> tuple[CompiledQuery, Source, SupervisorOptions]:
+    """What run_sql and open_sql both start from: checked options, the query, the source."""
+    _check_options(partitions, batch_size)
+    return _compile(sql, compile_options), _source(source, batch_size, idle_timeout), options
+
+
 def build_sql_graph(
     query: CompiledQuery,
     source: Source,
@@ -315,10 +329,12 @@ async def run_sql(
         >>> trio.run(main)
         [{'symbol': 'B'}]
     """
-    _check_options(partitions, batch_size)
-    options = SupervisorOptions.of(supervision, **supervisor_fields)
-    query = _compile(
+    query, actor, options = _prepare(
         sql,
+        source,
+        partitions,
+        batch_size,
+        idle_timeout,
         {
             "allowed_lateness": allowed_lateness,
             "event_time": event_time,
@@ -327,8 +343,8 @@ async def run_sql(
             "watermark": watermark,
             "retention": retention,
         },
+        SupervisorOptions.of(supervision, **supervisor_fields),
     )
-    actor = _source(source, batch_size, idle_timeout)
     out = CollectSink("sink") if sink is None else sink
     graph, dead = build_sql_graph(query, actor, out, partitions=partitions, dead_letter=dead_letter)
     async with open_supervisor(graph, options) as running:
@@ -382,10 +398,12 @@ async def open_sql(
         >>> trio.run(main)
         {'x': 4} CANCELLED
     """
-    _check_options(partitions, batch_size)
-    options = SupervisorOptions.of(supervision, **supervisor_fields)
-    query = _compile(
+    query, actor, options = _prepare(
         sql,
+        source,
+        partitions,
+        batch_size,
+        idle_timeout,
         {
             "allowed_lateness": allowed_lateness,
             "event_time": event_time,
@@ -394,8 +412,8 @@ async def open_sql(
             "watermark": watermark,
             "retention": retention,
         },
+        SupervisorOptions.of(supervision, **supervisor_fields),
     )
-    actor = _source(source, batch_size, idle_timeout)
     send, receive = trio.open_memory_channel[list[Record]](_STREAM_CAPACITY)
     graph, dead = build_sql_graph(
         query, actor, ChannelSink("sink", send), partitions=partitions, dead_letter=dead_letter
