@@ -26,6 +26,7 @@ from typing import Any
 import attrs
 from sqlglot import exp
 
+from ._conventions import KeyedRoute, Processed, SingleRoute
 from ._dialect import WindowBound
 from ._errors import SqlError
 from ._expr import Code, ExprCompiler
@@ -38,6 +39,9 @@ from ._source import SourceLines as _Lines
 __all__ = ["GeneratedCode", "generate"]
 
 _COUNTER = itertools.count(1)
+
+PROCESS_PARAMS = "records, offsets, wms, groups, windows, on_bad, on_session, on_late"
+"""The parameters of the generated ``process`` (see :mod:`sql._conventions`)."""
 
 
 def _offset(offsets: Any, index: int) -> int | None:
@@ -325,13 +329,13 @@ class _Generator:
     def gen_process(self, out: _Lines) -> None:
         plan = self.plan
         window = plan.window
-        out.add(0, "def process(prog, records, offsets, wms):")
+        out.add(0, f"def process({PROCESS_PARAMS}):")
         out.add(1, "out = []", "append = out.append", "nf = 0", "n = len(records)", "i = 0")
         if plan.aggregated:
             if window is None:
-                out.add(1, "groups = prog._groups", "get = groups.get")
+                out.add(1, "get = groups.get")
             elif window.kind != "session":
-                out.add(1, "windows = prog._windows", "cur_ws = None", "get = None")
+                out.add(1, "cur_ws = None", "get = None")
         out.add(1, "while i < n:")
         out.add(2, "try:")
         out.add(3, "for i in range(i, n):")
@@ -342,8 +346,8 @@ class _Generator:
             out.add(4, line)
         out.add(3, "i = n")
         out.add(2, "except Exception as exc:")
-        out.add(3, "prog._bad(exc, records[i], offsets, i)", "i += 1")
-        out.add(1, "prog._filtered += nf", "return out", "")
+        out.add(3, "on_bad(exc, records[i], offsets, i)", "i += 1")
+        out.add(1, "return _Processed(out, nf)", "")
 
     def gen_body(self, out: _Lines) -> None:
         plan = self.plan
@@ -370,7 +374,7 @@ class _Generator:
             self.gen_update(out, 0, None, "None")
             return
         if window.kind == "session":
-            out.add(0, f"rows = prog._session(r, _off(offsets, i), k, t, {args_tuple}, wms[i])")
+            out.add(0, f"rows = on_session(r, _off(offsets, i), k, t, {args_tuple}, wms[i])")
             out.add(0, "if rows: out += rows")
             return
         size, slide = window.size_ms, window.slide_ms
@@ -386,15 +390,14 @@ class _Generator:
             if late:
                 out.add(
                     2,
-                    "out += prog._late_update("
-                    f"r, _off(offsets, i), k, ws, {args_tuple}, wms[i], ws == last)",
+                    f"out += on_late(r, _off(offsets, i), k, ws, {args_tuple}, wms[i], ws == last)",
                 )
             out.add(2, "continue")
         if late and window.kind == "tumble":
             out.add(0, f"if ws + {size!r} <= wms[i]:")
             out.add(
                 1,
-                f"out += prog._late_update(r, _off(offsets, i), k, ws, {args_tuple}, wms[i], True)",
+                f"out += on_late(r, _off(offsets, i), k, ws, {args_tuple}, wms[i], True)",
                 "continue",
             )
         out.add(indent, "if ws != cur_ws:")
@@ -490,6 +493,9 @@ def generate(plan: LogicalPlan, sql: str, *, late_update: bool) -> GeneratedCode
     namespace["_INT_ONLY"] = {int}
     namespace["_partition_of"] = partition_of
     namespace["_INF"] = float("inf")
+    namespace["_Processed"] = Processed
+    namespace["_KeyedRoute"] = KeyedRoute
+    namespace["_SingleRoute"] = SingleRoute
     namespace["_BEFORE_ALL"] = float("-inf")  # the routers' max event time before any
     try:
         code = compile(source, filename, "exec")

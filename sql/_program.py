@@ -16,6 +16,7 @@ import attrs
 
 from partita.runtime import Batch, DeadLetter, Record
 
+from ._conventions import Processed
 from ._interface import ProgramCounts
 from ._plan import LogicalPlan
 from ._policy import OnError, RecordErrors
@@ -76,9 +77,18 @@ class SqlProgram:
         """Run one batch; return the rows it emits now."""
         self._saw_batch = True
         self._rows_in += len(batch.records)
-        rows: list[Record] = self._functions["process"](
-            self, batch.records, batch.offsets, batch.watermarks
+        result: Processed = self._functions["process"](
+            batch.records,
+            batch.offsets,
+            batch.watermarks,
+            self._groups,
+            self._windows,
+            self._bad,
+            self._session,
+            self._late_update,
         )
+        rows = result.rows
+        self._filtered += result.filtered
         if self._pending:  # rows of windows the slow paths closed mid-batch come first
             rows = self._pending + rows
             self._pending = []
@@ -131,7 +141,7 @@ class SqlProgram:
             errored=self._policy.errored + self._policy.rows_failed,
         )
 
-    # -- called by the generated code -------------------------------------------------
+    # -- passed to the generated code (sql._conventions) -----------------------------
 
     def _bad(self, exc: Exception, record: Any, offsets: Sequence[int], index: int) -> None:
         self._policy.record_failed(exc, record, offsets, index)

@@ -32,7 +32,10 @@ class _Generator(Protocol):
     def key_line(self) -> str: ...
 
 
-__all__ = ["gen_route", "gen_route_fast"]
+__all__ = ["ROUTE_PARAMS", "gen_route", "gen_route_fast"]
+
+ROUTE_PARAMS = "records, offsets, nparts, pcache, max_ts, lateness, on_bad"
+"""The parameters of every generated routing function (see :mod:`sql._conventions`)."""
 
 
 def _drops_late(gen: _Generator) -> bool:
@@ -113,7 +116,7 @@ def _route_prologue(
     if partitions_by_key:
         out.add(1, "recs = [[] for _ in range(nparts)]", "radds = [x.append for x in recs]")
         out.add(1, "idx = [[] for _ in range(nparts)]", "adds = [x.append for x in idx]")
-        out.add(1, "pcache = stage._partition_cache", "pget = pcache.get")
+        out.add(1, "pget = pcache.get")
     _skip_and_wm_lists(out, partitions_by_key, per_record_wm)
     _window_prologue(gen, out)
 
@@ -132,26 +135,28 @@ def _skip_and_wm_lists(out: _Lines, partitions_by_key: bool, per_record_wm: bool
 def _window_prologue(gen: _Generator, out: _Lines) -> None:
     """Bind the stage's event-time state (``late``, ``mx``, ``lateness``, ``cut``)."""
     if gen.plan.window is not None:
-        out.add(1, "late = stage._late_indices")
+        out.add(1, "late = []")
         # before any event time, ``mx`` is -inf: below every int, compared exactly
-        out.add(1, "mx = stage._max_ts", "lateness = stage._lateness")
-        out.add(1, "if mx is None: mx = _BEFORE_ALL")
+        out.add(1, "mx = _BEFORE_ALL if max_ts is None else max_ts")
         if _drops_late(gen):
             out.add(1, "if mx == _BEFORE_ALL: cut = _BEFORE_ALL")
             out.add(1, "else:")
             out.add(2, *_cut_lines(gen))
 
 
-def _route_epilogue(
-    gen: _Generator, out: _Lines, partitions_by_key: bool, per_record_wm: bool
+def _route_return(
+    gen: _Generator, out: _Lines, partitions_by_key: bool, per_record_wm: bool, idx: str, keys: str
 ) -> None:
-    if gen.plan.window is not None:
-        out.add(1, "stage._max_ts = None if mx == _BEFORE_ALL else mx")
+    """Return the named result: the split batch, the new max event time, the late records."""
     wl = "wl" if per_record_wm else "None"
-    if partitions_by_key:
-        out.add(1, f"return recs, idx, {wl}, None", "")
+    if gen.plan.window is not None:
+        mx, late = "None if mx == _BEFORE_ALL else mx", "late"
     else:
-        out.add(1, f"return skip, {wl}", "")
+        mx, late = "max_ts", "()"
+    if partitions_by_key:
+        out.add(1, f"return _KeyedRoute(recs, {idx}, {wl}, {keys}, {mx}, {late})", "")
+    else:
+        out.add(1, f"return _SingleRoute(skip, {wl}, {mx}, {late})", "")
 
 
 def gen_route(
@@ -165,7 +170,7 @@ def gen_route(
     and the watermarks of the records it kept (or ``None``).
     """
     window = gen.plan.window
-    out.add(0, f"def {name}(stage, records, offsets, nparts):")
+    out.add(0, f"def {name}({ROUTE_PARAMS}):")
     out.add(1, "n = len(records)", "i = 0")
     _route_prologue(gen, out, partitions_by_key, per_record_wm)
     out.add(1, "while i < n:")
@@ -183,8 +188,8 @@ def gen_route(
     out.add(2, "except Exception as exc:")
     if not partitions_by_key:
         out.add(3, "skip.append(i)")
-    out.add(3, "stage._bad(exc, records[i], offsets, i)", "i += 1")
-    _route_epilogue(gen, out, partitions_by_key, per_record_wm)
+    out.add(3, "on_bad(exc, records[i], offsets, i)", "i += 1")
+    _route_return(gen, out, partitions_by_key, per_record_wm, "idx", "None")
 
 
 def gen_route_fast(
@@ -212,8 +217,8 @@ def gen_route_fast(
     skipped.
     """
     window = gen.plan.window
-    out.add(0, f"def {name}(stage, records, offsets, nparts):")
-    fallback = f"return {careful}(stage, records, offsets, nparts)"
+    out.add(0, f"def {name}({ROUTE_PARAMS}):")
+    fallback = f"return {careful}({ROUTE_PARAMS})"
     if gen.plan.where is not None:
         out.add(1, fallback, "")
         return
@@ -226,7 +231,7 @@ def gen_route_fast(
         out.add(1, "try:", f"    ks = [{key} for r in records]", "    kset = set(ks)")
         out.add(1, "except Exception:", f"    {fallback}")
         out.add(1, "recs = [[] for _ in range(nparts)]", "radds = [x.append for x in recs]")
-        out.add(1, "pcache = stage._partition_cache", "pget = pcache.get", "kp = {}", "amap = {}")
+        out.add(1, "pget = pcache.get", "kp = {}", "amap = {}")
         out.add(1, "for k in kset:", "    p = pget(k)")
         out.add(2, "if p is None: p = _partition_of(pcache, k, nparts)")
         out.add(2, "kp[k] = p", "amap[k] = radds[p]")
@@ -249,14 +254,9 @@ def gen_route_fast(
             out.add(depth, "for i, t in enumerate(tss):")
         for line in body.lines or ["pass"]:
             out.add(depth + 1, line)
-        out.add(1, "stage._max_ts = None if mx == _BEFORE_ALL else mx")
     elif partitions_by_key:
         out.add(1, "for k, r in zip(ks, records): amap[k](r)")
-    wl = "wl" if per_record_wm else "None"
-    if partitions_by_key:
-        out.add(1, f"return recs, None, {wl}, (ks, kp)", "")
-    else:
-        out.add(1, f"return skip, {wl}", "")
+    _route_return(gen, out, partitions_by_key, per_record_wm, "None", "(ks, kp)")
 
 
 def _fast_body(gen: _Generator, partitions_by_key: bool, per_record_wm: bool) -> list[str]:

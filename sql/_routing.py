@@ -14,6 +14,7 @@ import attrs
 
 from partita.runtime import Batch, DeadLetter
 
+from ._conventions import KeyedRoute, LateIndex, SingleRoute
 from ._interface import ProgramCounts, Routed
 from ._policy import OnError, RecordErrors
 from ._query_config import LatePolicy
@@ -128,7 +129,6 @@ class SqlRoutingStage:
     _late_policy: LatePolicy
     _policy: RecordErrors
     _max_ts: int | None = None
-    _late_indices: list[tuple[int, int, int]] = attrs.Factory(list)
     _partition_cache: dict[Any, int] = attrs.Factory(dict)
     _next: int = 0
     _rows_in: int = 0
@@ -186,19 +186,27 @@ class SqlRoutingStage:
         records, offsets = batch.records, batch.offsets
         errored_before = self._policy.errored
         dead_before = len(self._policy.dead)
+        route = self._route
+        args = (records, offsets, self._partitions, self._partition_cache, self._max_ts)
+        late_found: Sequence[LateIndex]
         if self._keyed:
-            recs, idx, wms, keys = self._route(self, records, offsets, self._partitions)
-            late_now = {i for i, _, _ in self._late_indices} if idx is None else set()
+            keyed: KeyedRoute = route(*args, self._lateness, self._bad)
+            recs, idx, wms, keys = keyed.records, keyed.indexes, keyed.watermarks, keyed.keys
+            self._max_ts, late_found = keyed.max_ts, keyed.late
+            late_now = {i for i, _, _ in late_found} if idx is None else set()
             for p, part in enumerate(recs):
                 if part:
-                    index: list[int] | _PartitionIndex = (
-                        idx[p]
-                        if idx is not None
-                        else _PartitionIndex(keys[0], keys[1], p, late_now)
-                    )
+                    index: list[int] | _PartitionIndex
+                    if idx is not None:
+                        index = idx[p]
+                    else:
+                        assert keys is not None
+                        index = _PartitionIndex(keys[0], keys[1], p, late_now)
                     parts[p] = Batch(part, _Remapped(offsets, index), wms[p] if wms else None)
         else:
-            skip, wl = self._route(self, records, offsets, 1)
+            single: SingleRoute = route(*args, self._lateness, self._bad)
+            skip, wl = single.skip, single.watermarks
+            self._max_ts, late_found = single.max_ts, single.late
             if skip:
                 kept: list[Any] = []
                 start = 0
@@ -209,7 +217,7 @@ class SqlRoutingStage:
                 parts[0] = Batch(kept, _Skipping(offsets, skip), wl)
             else:
                 parts[0] = Batch(records, offsets, wl)
-        late = self._take_late(records, offsets)
+        late = self._take_late(late_found, records, offsets)
         self._rows_in += self._policy.errored - errored_before
         dead: list[DeadLetter] = self._policy.dead[dead_before:]
         del self._policy.dead[dead_before:]
@@ -240,16 +248,16 @@ class SqlRoutingStage:
         """Dead letters not yet handed out in a :class:`partita.sql.Routed` (none normally)."""
         return self._policy.take()
 
-    # -- called by the generated code -------------------------------------------------
+    # -- passed to the generated code (sql._conventions) -----------------------------
 
     def _bad(self, exc: Exception, record: Any, offsets: Sequence[int], index: int) -> None:
         self._policy.record_failed(exc, record, offsets, index)
 
-    def _take_late(self, records: list[Any], offsets: Sequence[int]) -> list[DeadLetter]:
-        late = self._late_indices
+    def _take_late(
+        self, late: Sequence[LateIndex], records: list[Any], offsets: Sequence[int]
+    ) -> list[DeadLetter]:
         if not late:
             return []
-        self._late_indices = []
         self._late += len(late)
         self._rows_in += len(late)
         if self._late_policy == "drop":

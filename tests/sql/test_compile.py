@@ -17,8 +17,10 @@ def test_explain_shows_plan_and_code() -> None:
     )
     assert "-- logical plan" in text and "Filter(x > 1)" in text
     assert "-- generated code (<partita-sql:program#" in text
-    assert "def process(prog, records, offsets, wms):" in text
-    assert "def route(stage, records, offsets, nparts):" in text
+    assert (
+        "def process(records, offsets, wms, groups, windows, on_bad, on_session, on_late):" in text
+    )
+    assert "def route(records, offsets, nparts, pcache, max_ts, lateness, on_bad):" in text
     assert "r['x']" in text and "append(rw)" in text
     assert compile_query("SELECT a FROM t").explain().startswith("-- query\nSELECT a FROM t")
 
