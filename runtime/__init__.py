@@ -9,6 +9,8 @@ from ._actor import Sink as Sink
 from ._batching import BatchSizer as BatchSizer
 from ._errors import ActorFailed as ActorFailed
 from ._errors import BadRecord as BadRecord
+from ._errors import CheckpointCorrupt as CheckpointCorrupt
+from ._errors import CheckpointError as CheckpointError
 from ._errors import ConsumerGone as ConsumerGone
 from ._errors import InvalidTransition as InvalidTransition
 from ._errors import MemoryLimitExceeded as MemoryLimitExceeded
@@ -33,6 +35,10 @@ from ._policy import ON_ERROR_CHOICES as ON_ERROR_CHOICES
 from ._policy import OnError as OnError
 from ._policy import check_on_error as check_on_error
 from ._source import Source as Source
+from ._state_codec import MAX_STATE_DEPTH as MAX_STATE_DEPTH
+from ._state_codec import STATE_FORMAT_VERSION as STATE_FORMAT_VERSION
+from ._state_codec import decode_state as decode_state
+from ._state_codec import encode_state as encode_state
 from ._stats import MAX_ERROR_REASONS as MAX_ERROR_REASONS
 from ._stats import OTHER_REASONS as OTHER_REASONS
 from ._stats import ActorStats as ActorStats
@@ -52,8 +58,10 @@ from ._units import parse_size as parse_size
 
 __all__ = [
     "MAX_ERROR_REASONS",
+    "MAX_STATE_DEPTH",
     "ON_ERROR_CHOICES",
     "OTHER_REASONS",
+    "STATE_FORMAT_VERSION",
     "TRANSITIONS",
     "Actor",
     "ActorFailed",
@@ -63,6 +71,8 @@ __all__ = [
     "Barrier",
     "Batch",
     "BatchSizer",
+    "CheckpointCorrupt",
+    "CheckpointError",
     "ConsumerGone",
     "DeadLetter",
     "Duration",
@@ -91,6 +101,8 @@ __all__ = [
     "SupervisorOptions",
     "Watermark",
     "check_on_error",
+    "decode_state",
+    "encode_state",
     "estimate_nbytes",
     "open_supervisor",
     "parse_duration_ms",

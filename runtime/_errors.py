@@ -10,6 +10,8 @@ from __future__ import annotations
 __all__ = [
     "ActorFailed",
     "BadRecord",
+    "CheckpointCorrupt",
+    "CheckpointError",
     "ConsumerGone",
     "InvalidTransition",
     "MemoryLimitExceeded",
@@ -125,3 +127,36 @@ class ConsumerGone(PartitaError):
 
     def __str__(self) -> str:
         return f"the consumer of actor {self.actor!r} went away"
+
+
+class CheckpointError(PartitaError):
+    """A checkpoint, or the store that holds checkpoints, cannot be used as asked.
+
+    Raised when a store file belongs to another job or has a schema this partita
+    does not know, and as the base class of :class:`CheckpointCorrupt`.  ``where``
+    names the file or the piece of state; ``problem`` says what was wrong and what
+    was expected.
+
+    Example:
+        >>> from partita.runtime import CheckpointError
+        >>> print(CheckpointError("ck/job.db", "holds the checkpoints of job 'a', not 'b'"))
+        ck/job.db: holds the checkpoints of job 'a', not 'b'
+    """
+
+    def __init__(self, where: str, problem: str) -> None:
+        super().__init__(where, problem)
+        self.where = where
+        self.problem = problem
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.problem}"
+
+
+class CheckpointCorrupt(CheckpointError):
+    """Bytes that should hold a checkpoint do not: truncated, damaged, or not partita's.
+
+    Raised by ``decode_state`` for anything but what ``encode_state`` wrote, and by a
+    store for a file that is not a store (not a database, or the database of another
+    application) or is damaged.  Nothing is ever reset silently: the caller decides
+    (for example ``--fresh``).
+    """
