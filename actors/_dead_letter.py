@@ -90,7 +90,14 @@ class DeadLetterSink(Sink):
             return
         if self._writer is None:
             self._writer = JsonLinesWriter(self.path)
-        await trio.to_thread.run_sync(self._writer.write, encode_lines(records))
+        try:
+            await trio.to_thread.run_sync(self._writer.write, encode_lines(records))
+        except OSError as exc:
+            raise self._write_error(exc) from None
+
+    def _write_error(self, exc: OSError) -> OSError:
+        where = os.fspath(self.path) if self.path is not None else "?"
+        return OSError(exc.errno, f"cannot write dead letters to {where!r}: {exc.strerror}")
 
     async def flush(self) -> None:
         if self.path is None:
@@ -98,5 +105,8 @@ class DeadLetterSink(Sink):
         if self._writer is None:
             self._writer = JsonLinesWriter(self.path)
         writer = self._writer
-        await trio.to_thread.run_sync(writer.open)
+        try:
+            await trio.to_thread.run_sync(writer.open)
+        except OSError as exc:
+            raise self._write_error(exc) from None
         writer.close()

@@ -2,10 +2,14 @@
 
 Reading happens in a worker thread (``trio.to_thread``) a chunk at a time,
 never a blocking call per record on the event loop; parsing happens per
-chunk.  A malformed line is handled by the ``on_error`` policy and named by
-its 1-based line number: skipped and counted in ``rows_errored``, sent to the
-dead-letter output (reason ``"line 17: Expecting value: ..."``), or the source
-fails with :class:`runtime.BadRecord` naming the line.
+chunk.  Each record's offset (:attr:`runtime.Batch.offsets`, and so
+``BadRecord.offset`` and ``DeadLetter.offset`` downstream) is its 1-based line
+number in the file (for a CSV row spanning lines, its last line), so an error
+anywhere in the graph names the input line.  A malformed line is handled by
+the ``on_error`` policy and named by its 1-based line number: skipped and
+counted in ``rows_errored``, sent to the dead-letter output (reason
+``"line 17: Expecting value: ..."``), or the source fails with
+:class:`runtime.BadRecord` naming the line.
 """
 
 from __future__ import annotations
@@ -88,6 +92,10 @@ class _FileSource(PumpedSource[Any]):
             return path, False
         return io.TextIOWrapper(path, encoding="utf-8", newline=""), False
 
+    def describe_offset(self, offset: int) -> str:
+        """A file source's records carry their 1-based line number as their offset."""
+        return f"at line {offset} of {_describe(self.path)!r}"
+
     def error_reason(self, letter: DeadLetter) -> str:
         """The kind of a bad line, from its message ("line 3: <message>")."""
         message = letter.reason.partition(": ")[2]
@@ -161,7 +169,7 @@ class JsonLinesSource(_FileSource):
         pending = self._line_start
         if not end and not any(b"\n" in item for item in items):
             pending += items  # still inside one line: nothing to parse yet
-            return [], [], None
+            return [], [], None, None
         data = _join([*pending, *items])
         pending.clear()
         lines = data.split(b"\n")
@@ -174,9 +182,7 @@ class JsonLinesSource(_FileSource):
         self._line += len(lines)
         return self._parse_lines(lines, first_line)
 
-    def _parse_lines(
-        self, lines: list[bytes], first_line: int
-    ) -> tuple[list[Record], list[DeadLetter], BadRecord | None]:
+    def _parse_lines(self, lines: list[bytes], first_line: int) -> Parsed:
         loads = json.loads
         try:
             # Decoding the chunk to str once and the decoder's own ``decode`` per
@@ -184,10 +190,11 @@ class JsonLinesSource(_FileSource):
             decode = _DECODER.decode
             records = [decode(text) for text in b"\n".join(lines).decode("utf-8").split("\n")]
             if len(records) == len(lines) and all(type(r) is dict for r in records):
-                return records, [], None
+                return records, [], None, range(first_line, first_line + len(records))
         except (ValueError, RecursionError):  # the careful path says which line and why
             pass
         records = []
+        numbers: list[int] = []
         dead: list[DeadLetter] = []
         for index, line in enumerate(lines):
             if not line.strip():
@@ -202,14 +209,15 @@ class JsonLinesSource(_FileSource):
             else:
                 if type(value) is dict:
                     records.append(value)
+                    numbers.append(number)
                     continue
                 message = f"expected a JSON object, got {type(value).__name__}"
             raw = line.decode("utf-8", "replace").rstrip("\r")
             try:
                 dead.append(self._bad_line(number, message, raw))
             except BadRecord as failure:
-                return records, dead, failure
-        return records, dead, None
+                return records, dead, failure, numbers
+        return records, dead, None, numbers
 
 
 _DECODER = json.JSONDecoder()
@@ -323,6 +331,7 @@ class CsvSource(_FileSource):
     def parse(self, items: list[Any], end: bool) -> Parsed:
         convert = convert_csv_value
         records: list[Record] = []
+        numbers: list[int] = []
         dead: list[DeadLetter] = []
         failure: BadRecord | None = None
         for rows in items:
@@ -334,6 +343,7 @@ class CsvSource(_FileSource):
                     continue
                 elif len(fields) == len(self._header):
                     records.append(dict(zip(self._header, map(convert, fields), strict=True)))
+                    numbers.append(line)
                     continue
                 elif not fields:
                     continue
@@ -346,4 +356,4 @@ class CsvSource(_FileSource):
                     break
             if failure is not None:
                 break
-        return records, dead, failure
+        return records, dead, failure, numbers

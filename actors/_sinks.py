@@ -54,9 +54,20 @@ class JsonLinesSink(Sink):
     Args:
         name: unique within its graph.
         path: the file to create or truncate, or ``"-"`` for stdout.
+
+    Attributes:
+        rows_written: rows in the file so far.
+        reader_gone: whether the reader of stdout went away (the run was then
+            cancelled quietly; a command exits 141, as if SIGPIPE ended it).
+
+    Raises:
+        OSError: a write failed (a full disk, a lost mount); its ``strerror``
+            names the file: ``cannot write output 'out.jsonl': No space left on device``.
     """
 
     path: str | os.PathLike[str] = "-"
+    rows_written: int = attrs.field(init=False, default=0)
+    reader_gone: bool = attrs.field(init=False, default=False)
     _writer: JsonLinesWriter = attrs.field(init=False)
 
     @_writer.default
@@ -71,11 +82,21 @@ class JsonLinesSink(Sink):
         try:
             await trio.to_thread.run_sync(self._writer.write, data, abandon_on_cancel=True)
         except BrokenPipeError as exc:
+            self.reader_gone = True
             raise ConsumerGone(self.name) from exc
+        except OSError as exc:
+            raise self._write_error(exc) from None
+        self.rows_written += len(records)
+
+    def _write_error(self, exc: OSError) -> OSError:
+        return OSError(exc.errno, f"cannot write output {os.fspath(self.path)!r}: {exc.strerror}")
 
     async def flush(self) -> None:
         writer = self._writer
-        await trio.to_thread.run_sync(writer.open)  # an empty result is still a file
+        try:
+            await trio.to_thread.run_sync(writer.open)  # an empty result is still a file
+        except OSError as exc:
+            raise self._write_error(exc) from None
         writer.close()
 
 

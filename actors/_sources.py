@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections import deque
-from collections.abc import AsyncIterable, Iterable, Iterator
+from collections.abc import AsyncIterable, Callable, Iterable, Iterator, Sequence
 from typing import Generic, TypeAlias, TypeVar
 
 import attrs
@@ -84,11 +84,17 @@ class RecordSource(Source):
         sizer: the batch-size controller (default :func:`default_sizer`).
         idle_timeout: seconds of silence before an idle tick (``None``: never).
         dead_letter_output: the output index of the dead-letter sink, if any.
+        on_first_records: called once with the first records read, before they
+            are sent (to look at what the input holds: the CLI warns there when
+            a column the query reads is in none of them).
     """
 
     sizer: BatchSizer = attrs.field(factory=lambda: default_sizer(), kw_only=True)
     idle_timeout: float | None = attrs.field(default=None, kw_only=True, validator=_check_idle)
     dead_letter_output: int | None = attrs.field(default=None, kw_only=True)
+    on_first_records: Callable[[list[Record]], None] | None = attrs.field(
+        default=None, kw_only=True
+    )
     dead_letters: list[DeadLetter] = attrs.field(init=False, factory=list)
 
     def _data_output(self) -> int | None:
@@ -99,26 +105,41 @@ class RecordSource(Source):
         await self.send_with_dead_letters(records, ())
 
     async def send_with_dead_letters(
-        self, records: list[Record], dead: Iterable[DeadLetter]
+        self,
+        records: list[Record],
+        dead: Iterable[DeadLetter],
+        offsets: Sequence[int] | None = None,
     ) -> None:
-        """Send ``records`` and the dead letters found while reading them (one boundary)."""
+        """Send ``records`` and the dead letters found while reading them (one boundary).
+
+        ``offsets`` are the records' own positions in the input (a file source's
+        line numbers); by default they are counted from 0.
+        """
         letters = list(dead)
         n = len(records)
+        if n and self.on_first_records is not None:
+            look, self.on_first_records = self.on_first_records, None
+            look(records)
         per = self.fit(records)
         if per < n:
             for start in range(0, n, per):
                 chunk = records[start : start + per]
-                await self.send_with_dead_letters(chunk, letters if start == 0 else ())
+                where = None if offsets is None else offsets[start : start + per]
+                await self.send_with_dead_letters(chunk, letters if start == 0 else (), where)
             return
         if letters:
             for letter in letters:
                 self.count_error(self.error_reason(letter))
             emit_dead_letters(self, letters, self.dead_letter_output, self.dead_letters)
         if n:
-            self._emit_records(records, self._data_output())
+            self._emit_records(records, self._data_output(), offsets)
         elif not letters:
             return
         await self.deliver()
+
+    def describe_offset(self, offset: int) -> str:
+        """Where the record at ``offset`` is in the input, for an error message."""
+        return f"at record offset {offset}"
 
     def error_reason(self, letter: DeadLetter) -> str:
         """The kind of error ``letter`` is, short and stable, to count it by (stats)."""
@@ -182,8 +203,9 @@ class IterableSource(RecordSource):
             del chunk
 
 
-Parsed: TypeAlias = tuple[list[Record], list[DeadLetter], BadRecord | None]
-"""What :meth:`PumpedSource.parse` makes of some items: records, dead letters, a failure."""
+Parsed: TypeAlias = tuple[list[Record], list[DeadLetter], BadRecord | None, Sequence[int] | None]
+"""What :meth:`PumpedSource.parse` makes of some items: records, dead letters, a failure,
+and the records' positions in the input (``None``: counted from 0)."""
 
 
 @attrs.define(eq=False)
@@ -210,7 +232,9 @@ class PumpedSource(RecordSource, Generic[_T]):
     )
     _held: list[_T] = attrs.field(init=False, factory=list)
     _pump_done: bool = attrs.field(init=False, default=False)
-    _ready: deque[tuple[list[Record], list[DeadLetter]]] = attrs.field(init=False, factory=deque)
+    _ready: deque[tuple[list[Record], list[DeadLetter], Sequence[int] | None]] = attrs.field(
+        init=False, factory=deque
+    )
     _failure: BadRecord | None = attrs.field(init=False, default=None)
     _input_ended: bool = attrs.field(init=False, default=False)
 
@@ -265,8 +289,8 @@ class PumpedSource(RecordSource, Generic[_T]):
     async def _send_ready(self) -> None:
         ready = self._ready
         while ready:
-            records, dead = ready.popleft()
-            await self.send_with_dead_letters(records, dead)
+            records, dead, offsets = ready.popleft()
+            await self.send_with_dead_letters(records, dead, offsets)
             del records
 
     async def _take(self, receive: trio.MemoryReceiveChannel[_T]) -> None:
@@ -289,12 +313,13 @@ class PumpedSource(RecordSource, Generic[_T]):
                 break
             except trio.EndOfChannel:
                 end = True
-        records, dead, failure = self.parse(items, end)
+        records, dead, failure, offsets = self.parse(items, end)
         del items
         self._input_ended = end
         size = min(self.batch_size, self.fit(records))
         for start in range(0, max(len(records), 1 if dead else 0), size):
-            self._ready.append((records[start : start + size], dead if start == 0 else []))
+            where = None if offsets is None else offsets[start : start + size]
+            self._ready.append((records[start : start + size], dead if start == 0 else [], where))
         del records
         self._failure = failure
         await self._send_ready()
@@ -331,7 +356,7 @@ class AsyncIterableSource(PumpedSource[Record]):
             await self.put(send, record)
 
     def parse(self, items: list[Record], end: bool) -> Parsed:
-        return items, [], None
+        return items, [], None, None
 
 
 def default_sizer() -> BatchSizer:

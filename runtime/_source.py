@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import ClassVar, cast
 
 import attrs
@@ -101,15 +102,23 @@ class Source(Actor):
         self._emit_records(records)
         await cast(SourceCell, self._cell).deliver()
 
-    def _emit_records(self, records: list[Record], output: int | None = None) -> None:
-        """Emit ``records`` as one batch at the next source offsets, and count them in."""
+    def _emit_records(
+        self, records: list[Record], output: int | None = None, offsets: Sequence[int] | None = None
+    ) -> None:
+        """Emit ``records`` as one batch and count them in.
+
+        Their offsets are ``offsets`` (positions the source knows, such as line
+        numbers) or else the next source offsets, counted from 0.
+        """
         n = len(records)
         start = self._offset
         self._offset = start + n
         self.rows_in += n
         self.batches_in += 1
         self.last_batch_size = n
-        self.emit_batch(Batch(records, range(start, start + n)), output)
+        self.emit_batch(
+            Batch(records, range(start, start + n) if offsets is None else offsets), output
+        )
 
     async def send_batch(self, batch: Batch) -> None:
         """Send a prepared batch downstream (a batch boundary)."""

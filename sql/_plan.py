@@ -140,6 +140,27 @@ class LogicalPlan:
         """Whether the query keeps group state (GROUP BY, aggregates or a window)."""
         return bool(self.group_keys or self.aggregates or self.window)
 
+    @property
+    def input_columns(self) -> tuple[str, ...]:
+        """The record fields the query reads, in order of first use.
+
+        Those of the event time, WHERE, the group keys and the aggregates'
+        arguments (of the projection too when the query does not aggregate).
+
+        Example:
+            >>> plan_query("SELECT k, SUM(v) AS s FROM t WHERE x > 0 GROUP BY k").input_columns
+            ('x', 'k', 'v')
+        """
+        names = [] if self.window is None else [self.window.time_column]
+        read: list[exp.Expr | None] = [self.where, *self.group_keys]
+        read += [call.arg for call in self.aggregates]
+        if not self.aggregated:
+            read += [column.expr for column in self.outputs]
+        for node in read:
+            if node is not None:
+                names += [column.name for column in node.find_all(exp.Column)]
+        return tuple(dict.fromkeys(names))
+
     def __str__(self) -> str:
         cols = ", ".join(["*"] * self.star + [f"{c.expr.sql()} AS {c.name}" for c in self.outputs])
         lines = [f"Emit({self.emit.upper()})"]

@@ -161,9 +161,14 @@ def test_usage_errors_exit_2(trades: Path, tmp_path: Path) -> None:
     assert "Missing option '--sql'" in no_sql.stderr
 
 
-def test_runtime_failure_exits_1_naming_the_offset(tmp_path: Path) -> None:
+def test_runtime_failure_exits_1_naming_the_input_line(tmp_path: Path) -> None:
+    # issue 8 item 20: a record's error named a 0-based offset of parsed records
+    # (3 here); with two blank lines before it, it is on line 6
     records = [*TRADES[:3], {"symbol": "C", "price": 1.0, "qty": "many", "ts": 2_000}, *TRADES[3:]]
-    path = write_jsonl(tmp_path / "bad.jsonl", records)
+    lines = [json.dumps(r) for r in records]
+    lines[1:1] = ["", "   "]
+    path = tmp_path / "bad.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     done = partita(
         "run",
         "--sql",
@@ -174,8 +179,8 @@ def test_runtime_failure_exits_1_naming_the_offset(tmp_path: Path) -> None:
         "fail",
     )
     assert done.returncode == 1
-    assert done.stderr.startswith("partita: ")
-    assert "offset 3" in done.stderr
+    assert done.stderr.startswith("partita: bad record at line 6 of ")
+    assert "bad.jsonl' (in 'partition-0'): TypeError: " in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
 
 
@@ -607,3 +612,135 @@ def test_idle_timeout_closes_the_last_window_of_a_live_stdin(tmp_path: Path) -> 
     finally:
         proc.kill()
         proc.communicate()
+
+
+# ------------------------------------------------- issue 7 item 6, issue 8 items 1, 12, 19
+def test_the_reader_going_away_exits_141_quietly(tmp_path: Path) -> None:
+    # issue 8 item 12: when the reader of stdout closed, the exit code was 0
+    path = write_jsonl(tmp_path / "in.jsonl", [{"i": i} for i in range(200_000)])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "partita", "run", "--input", str(path), "--sql", "SELECT i FROM t"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == b'{"i": 0}\n'
+    proc.stdout.close()  # `| head -1`
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 141, err
+    assert err == b""
+
+
+def test_stdin_redirected_from_the_output_file_is_refused(tmp_path: Path) -> None:
+    # issue 8 item 1: `--input - < f --output f` truncated f, the input, to nothing
+    path = write_jsonl(tmp_path / "data.jsonl", TRADES)
+    before = path.read_bytes()
+    with path.open("rb") as stdin:
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "partita",
+                "run",
+                "--input",
+                "-",
+                "--output",
+                str(path),
+                "--sql",
+                "SELECT * FROM t",
+            ],
+            stdin=stdin,
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            check=False,
+        )
+    assert done.returncode == 2
+    assert done.stderr == (
+        f"partita: --output {str(path)!r} is the same file as standard input (--input -)\n"
+    )
+    assert path.read_bytes() == before
+
+
+def test_stdout_appending_to_the_input_file_is_refused(tmp_path: Path) -> None:
+    # issue 8 item 1: `--input f >> f` read its own output, forever
+    path = write_jsonl(tmp_path / "data.jsonl", TRADES)
+    before = path.read_bytes()
+    with path.open("ab") as stdout:
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "partita",
+                "run",
+                "--input",
+                str(path),
+                "--sql",
+                "SELECT * FROM t",
+            ],
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+            check=False,
+        )
+    assert done.returncode == 2
+    assert "standard output (--output -) is the same file as --input" in done.stderr
+    assert path.read_bytes() == before
+
+
+def test_a_column_no_record_has_is_named_at_once(tmp_path: Path) -> None:
+    # issue 8 item 19: a misspelled column ran to the end in silence; now a warning
+    # comes while the input is still open, naming the column and the records' columns
+    proc = _live_run(tmp_path, "--sql", "SELECT symbl, qty FROM t WHERE qty > 1")
+    assert proc.stdin is not None
+    assert proc.stderr is not None
+    proc.stdin.write('{"symbol": "A", "qty": 5}\n{"symbol": "B", "qty": 7}\n')
+    proc.stdin.flush()
+    try:
+        line = proc.stderr.readline()
+        assert line == (
+            "partita: warning: the query reads 'symbl', which none of the first 2 record(s) "
+            "has; they have 'symbol', 'qty'\n"
+        )
+    finally:
+        _, err = proc.communicate(timeout=30)  # closes stdin: the end of input
+    assert "2: missing field 'symbl'" in err
+
+
+def test_output_into_a_pipe_is_neither_wrapped_nor_padded(trades: Path) -> None:
+    # issue 7 item 6: rich laid out output into a pipe at 80 columns
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    long_name = "a_column_name_long_enough_to_pass_eighty_columns_on_its_own_" * 2
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "partita",
+            "run",
+            "--input",
+            str(trades),
+            "--progress",
+            "--sql",
+            f"SELECT symbol AS {long_name} FROM t WHERE qty > 50",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**env, "NO_COLOR": "1"},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert lines[0].startswith("partita: completed - 6 records in ")
+    assert lines[0].endswith("4 rows out, 0 late, 0 errored")  # one line, however long
+    assert all(line == line.rstrip() for line in lines)
+    assert any(line.split()[:2] == ["partition-0", "completed"] for line in lines)
+
+
+def test_explain_compiles_the_query_once() -> None:
+    # issue 7 item 6: explain compiled twice and showed the second program's name
+    done = partita("explain", "--sql", "SELECT a + 1 AS b FROM t")
+    assert done.returncode == 0, done.stderr
+    assert "-- generated code (<partita-sql:program#1>)" in done.stdout

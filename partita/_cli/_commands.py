@@ -1,0 +1,253 @@
+"""The ``partita`` command group and its ``run`` and ``explain`` commands.
+
+Exit codes: 0 success; 1 runtime failure (the message names the input line or
+record offset); 2 usage or SQL error (SQL errors name line and column); 130
+interrupted by Ctrl-C; 141 the reader of stdout went away; 143 terminated by
+SIGTERM.  See ``docs/cli.md``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+from rich.console import Console
+from rich.syntax import Syntax
+
+from partita.actors import DeadLetterSink, JsonLinesSink, build_sql_graph
+from partita.runtime import BatchSizer, GraphStats, OnError, SupervisorOptions
+
+from ._columns import warn_missing_columns
+from ._console import console_for, show
+from ._driver import drive
+from ._exit import EXIT_INTERRUPTED, EXIT_READER_GONE, EXIT_TERMINATED, EXIT_USAGE, fail
+from ._parse import compile_or_exit, duration_option, on_error_option, size_option
+from ._paths import check_paths, make_source
+from ._progress import ProgressDisplay, summary_table
+
+__all__ = ["cli", "want_progress"]
+
+
+def want_progress(flag: bool | None) -> bool:
+    """``--progress/--no-progress``; by default only when stderr is a terminal."""
+    return sys.stderr.isatty() if flag is None else flag
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="partita", prog_name="partita")
+def cli() -> None:
+    """partita: streaming SQL on an actor runtime (trio).
+
+    \b
+    partita demo                      a windowed aggregate over generated trades
+    partita run --sql Q --input F     run a query over a JSON-lines (or CSV) file
+    partita explain --sql Q           show the plan and the generated code
+    """
+
+
+@cli.command()
+@click.option("--sql", "query", required=True, metavar="QUERY", help="The SQL query to run.")
+@click.option(
+    "--input",
+    "input_path",
+    required=True,
+    metavar="PATH|-",
+    help="JSON-lines file (one object per line), a .csv file, or - for stdin.",
+)
+@click.option(
+    "--output",
+    "output_path",
+    default="-",
+    show_default=True,
+    metavar="PATH|-",
+    help="Where result rows go, one JSON object per line (- is stdout).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["auto", "jsonl", "csv"]),
+    default="auto",
+    show_default=True,
+    help="Input format; auto picks csv for *.csv, else JSON lines.",
+)
+@click.option("--partitions", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Records per batch (default: adaptive).",
+)
+@click.option(
+    "--event-time",
+    metavar="FIELD",
+    default=None,
+    help="Event-time column when the query does not name one.",
+)
+@click.option(
+    "--allowed-lateness",
+    metavar="DURATION",
+    default="0",
+    show_default=True,
+    callback=duration_option,
+    help="Watermark = max event time - lateness (250ms, 5s, 1m; bare number = ms).",
+)
+@click.option(
+    "--on-error",
+    metavar="skip|fail|dead-letter:PATH",
+    default="skip",
+    show_default=True,
+    callback=on_error_option,
+    help="Bad records (malformed lines, missing fields, wrong types).",
+)
+@click.option(
+    "--late",
+    type=click.Choice(["drop", "dead-letter", "update"]),
+    default="drop",
+    show_default=True,
+    help="Records behind the watermark.",
+)
+@click.option(
+    "--dead-letter",
+    "dead_letter_path",
+    metavar="PATH",
+    default=None,
+    help="Dead-letter file (JSON lines) for --late dead-letter; --on-error dead-letter:PATH "
+    "sets it too.",
+)
+@click.option(
+    "--max-memory",
+    metavar="SIZE",
+    default=None,
+    callback=size_option,
+    help="Cap on bytes buffered in mailboxes (64MB, 1GiB; K/M/G are 1024-based).",
+)
+@click.option(
+    "--idle-timeout",
+    metavar="DURATION",
+    default=None,
+    callback=duration_option,
+    help="After this long with no input (a live stdin), event time advances by the time "
+    "idle, so the last windows close (250ms, 5s; bare number = ms).",
+)
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Live progress on stderr (default: only when stderr is a terminal).",
+)
+def run(
+    query: str,
+    input_path: str,
+    output_path: str,
+    fmt: str,
+    partitions: int,
+    batch_size: int | None,
+    event_time: str | None,
+    allowed_lateness: int,
+    on_error: tuple[OnError, str | None],
+    late: str,
+    dead_letter_path: str | None,
+    max_memory: int | None,
+    idle_timeout: int | None,
+    progress: bool | None,
+) -> None:
+    """Run QUERY over an input; write one JSON object per result row."""
+    policy, error_path = on_error
+    if error_path is not None:
+        if dead_letter_path is not None and dead_letter_path != error_path:
+            fail(
+                "--on-error dead-letter:PATH and --dead-letter PATH name different files",
+                EXIT_USAGE,
+            )
+        dead_letter_path = error_path
+    if late == "dead-letter" and dead_letter_path is None:
+        fail(
+            "--late dead-letter needs a file: --dead-letter PATH (or dead-letter:PATH)", EXIT_USAGE
+        )
+    if max_memory is not None and max_memory <= 0:
+        fail(f"--max-memory must be more than 0 bytes, got {max_memory}", EXIT_USAGE)
+    if idle_timeout is not None and idle_timeout <= 0:
+        fail(f"--idle-timeout must be more than 0, got {idle_timeout} ms", EXIT_USAGE)
+    check_paths(input_path, output_path, dead_letter_path)
+    compiled = compile_or_exit(
+        query,
+        allowed_lateness=allowed_lateness,
+        event_time=event_time,
+        on_error=policy,
+        late=late,
+    )
+    console = console_for(sys.stderr)
+    source = make_source(input_path, fmt, policy)
+    source.on_first_records = warn_missing_columns(compiled, console)
+    if batch_size is not None:
+        source.sizer = BatchSizer.fixed(batch_size)
+    if idle_timeout is not None:
+        source.idle_timeout = idle_timeout / 1000
+    sink = JsonLinesSink("sink", output_path)
+    # with nowhere to write them (--late update's expired records), dead letters are
+    # counted in the stats but never kept: memory must not grow with the stream
+    dead = dead_letter_path or DeadLetterSink("dead-letter", keep=False)
+    graph, _ = build_sql_graph(compiled, source, sink, partitions=partitions, dead_letter=dead)
+    show_progress = want_progress(progress)
+    display = ProgressDisplay(console, {}, lambda: sink.rows_written) if show_progress else None
+    options = SupervisorOptions(max_memory=max_memory)
+    outcome = drive(graph, options, progress=display, console=console, where=source.describe_offset)
+    if sink.reader_gone:
+        # The reader of stdout went away (`| head`): stop quietly, as SIGPIPE would.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(EXIT_READER_GONE)
+    stats = outcome.stats
+    if show_progress and stats is not None:
+        show(console, summary_table(stats, elapsed=outcome.elapsed, rows=sink.rows_written))
+    elif stats is not None:
+        _warn_dropped(console, stats, policy, late)
+    if outcome.terminated:
+        fail(f"terminated (SIGTERM); wrote {sink.rows_written} rows", EXIT_TERMINATED)
+    if outcome.interrupts:
+        fail(f"interrupted; wrote {sink.rows_written} rows", EXIT_INTERRUPTED)
+
+
+def _warn_dropped(console: Console, stats: GraphStats, policy: str, late: str) -> None:
+    """Without progress: one line each when records were skipped or dropped as late."""
+    if stats.rows_errored and policy == "skip":
+        console.print(
+            f"partita: skipped {stats.rows_errored:,} bad record(s) "
+            "(--on-error fail or dead-letter:PATH to see them):",
+            highlight=False,
+            soft_wrap=True,
+        )
+        for reason, count in stats.errors_by_reason():
+            console.print(f"  {count:,}: {reason}", highlight=False, soft_wrap=True, markup=False)
+    if stats.rows_late and late == "drop":
+        console.print(
+            f"partita: dropped {stats.rows_late:,} late record(s) "
+            "(--allowed-lateness, or --late dead-letter / update)",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+@cli.command()
+@click.option("--sql", "query", required=True, metavar="QUERY", help="The SQL query to explain.")
+@click.option("--event-time", metavar="FIELD", default=None)
+@click.option("--allowed-lateness", metavar="DURATION", default="0", callback=duration_option)
+def explain(query: str, event_time: str | None, allowed_lateness: int) -> None:
+    """Print QUERY's logical plan and the Python code it compiles to."""
+    text = compile_or_exit(
+        query, event_time=event_time, allowed_lateness=allowed_lateness
+    ).explain()
+    if not sys.stdout.isatty():
+        click.echo(text.rstrip("\n"))
+        return
+    # In a terminal: the generated Python highlighted.
+    out = console_for(sys.stdout)
+    head, marker, code = text.partition("-- generated code")
+    out.print(head.rstrip("\n"), markup=False, highlight=False, soft_wrap=True)
+    if marker:
+        title, _, body = code.partition("\n")
+        out.print(marker + title, style="bold", markup=False, highlight=False)
+        code_view = Syntax(
+            body.rstrip("\n"), "python", theme="ansi_dark", background_color="default"
+        )
+        out.print(code_view, soft_wrap=True)

@@ -1,0 +1,72 @@
+"""What the user typed, as values: durations, sizes, the error policy, the query.
+
+Every failure here is a usage error (exit 2) that names the option, or the line
+and column of the SQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeAlias
+
+import click
+
+from partita import sql
+from partita.runtime import OnError, parse_duration_ms, parse_size
+
+from ._exit import EXIT_USAGE, fail
+
+__all__ = ["compile_or_exit", "duration_option", "on_error_option", "size_option"]
+
+_OptionCallback: TypeAlias = Callable[[click.Context, click.Parameter, str | None], int | None]
+
+
+def _parsed_option(parse: Callable[[str], int]) -> _OptionCallback:
+    """A click callback that parses the option with ``parse`` (``ValueError``: bad parameter)."""
+
+    def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+        if value is None:
+            return None
+        try:
+            return parse(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), ctx, param) from None
+
+    return callback
+
+
+duration_option = _parsed_option(parse_duration_ms)
+"""``--x DURATION`` in milliseconds: ``250ms``, ``1.5s``, ``2m``; a bare number is ms."""
+
+size_option = _parsed_option(parse_size)
+"""``--x SIZE`` in bytes: ``64MB``, ``1GiB``; K/M/G are 1024-based."""
+
+
+def on_error_option(
+    ctx: click.Context, param: click.Parameter, value: str
+) -> tuple[OnError, str | None]:
+    """``--on-error skip|fail|dead-letter:PATH`` as the policy and the dead-letter path."""
+    if value == "skip":
+        return "skip", None
+    if value == "fail":
+        return "fail", None
+    if value.startswith("dead-letter:") and len(value) > len("dead-letter:"):
+        return "dead-letter", value[len("dead-letter:") :]
+    raise click.BadParameter(
+        f"{value!r} is not one of skip, fail, dead-letter:PATH", ctx, param
+    ) from None
+
+
+def compile_or_exit(query: str, **options: Any) -> sql.CompiledQuery:
+    """Compile ``query`` once; a SQL error is exit 2 naming line and column."""
+    try:
+        return sql.compile_query(query, **options)
+    except sql.SqlError as exc:
+        line = getattr(exc, "line", None)
+        col = getattr(exc, "col", None)
+        message = getattr(exc, "message", None) or str(exc)
+        if line is not None and col is not None:
+            fail(f"SQL error at line {line}, column {col}: {message}", EXIT_USAGE)
+        fail(f"SQL error: {message}", EXIT_USAGE)
+    except (ValueError, TypeError) as exc:
+        fail(f"invalid query options: {exc}", EXIT_USAGE)
