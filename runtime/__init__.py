@@ -35,6 +35,9 @@ from ._policy import ON_ERROR_CHOICES as ON_ERROR_CHOICES
 from ._policy import OnError as OnError
 from ._policy import check_on_error as check_on_error
 from ._source import Source as Source
+from ._sqlite_store import STORE_SCHEMA_VERSION as STORE_SCHEMA_VERSION
+from ._sqlite_store import SqliteCheckpointStore as SqliteCheckpointStore
+from ._sqlite_store import open_sqlite_store as open_sqlite_store
 from ._state_codec import MAX_STATE_DEPTH as MAX_STATE_DEPTH
 from ._state_codec import STATE_FORMAT_VERSION as STATE_FORMAT_VERSION
 from ._state_codec import decode_state as decode_state
@@ -45,6 +48,9 @@ from ._stats import ActorStats as ActorStats
 from ._stats import ErrorReasons as ErrorReasons
 from ._stats import GraphStats as GraphStats
 from ._stats import MailboxStats as MailboxStats
+from ._store import Checkpoint as Checkpoint
+from ._store import CheckpointStore as CheckpointStore
+from ._store import MemoryCheckpointStore as MemoryCheckpointStore
 from ._supervisor import RestartPolicy as RestartPolicy
 from ._supervisor import Strategy as Strategy
 from ._supervisor import Supervisor as Supervisor
@@ -62,6 +68,7 @@ __all__ = [
     "ON_ERROR_CHOICES",
     "OTHER_REASONS",
     "STATE_FORMAT_VERSION",
+    "STORE_SCHEMA_VERSION",
     "TRANSITIONS",
     "Actor",
     "ActorFailed",
@@ -71,8 +78,10 @@ __all__ = [
     "Barrier",
     "Batch",
     "BatchSizer",
+    "Checkpoint",
     "CheckpointCorrupt",
     "CheckpointError",
+    "CheckpointStore",
     "ConsumerGone",
     "DeadLetter",
     "Duration",
@@ -85,6 +94,7 @@ __all__ = [
     "Mailbox",
     "MailboxStats",
     "MemoryBudget",
+    "MemoryCheckpointStore",
     "MemoryLimitExceeded",
     "MemoryPolicy",
     "Message",
@@ -96,6 +106,7 @@ __all__ = [
     "Sink",
     "Size",
     "Source",
+    "SqliteCheckpointStore",
     "Strategy",
     "Supervisor",
     "SupervisorOptions",
@@ -104,6 +115,7 @@ __all__ = [
     "decode_state",
     "encode_state",
     "estimate_nbytes",
+    "open_sqlite_store",
     "open_supervisor",
     "parse_duration_ms",
     "parse_size",
