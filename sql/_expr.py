@@ -7,30 +7,75 @@ evaluated once.  Where only truth matters (WHERE, HAVING, CASE WHEN) :meth:`cond
 cheaper form in which NULL counts as false.
 
 Every identifier and literal reaches the source through ``repr()``; no user text is ever
-spliced in.
+spliced in.  A constant with no literal form (``1e999``, a compiled LIKE pattern) enters
+the module's namespace through :class:`ModuleNames` instead.  Each node type compiles
+through one handler, looked up in a table (:attr:`ExprCompiler.TRANSFORMS`).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from typing import Any, ClassVar
 
 import attrs
 from sqlglot import exp
 
 from ._dialect import node_position
 from ._errors import SqlError
+from ._functions import like_regex
 
-_INF = float("inf")
-
-__all__ = ["SUPPORTED_FUNCTIONS", "Code", "ExprCompiler"]
+__all__ = ["SUPPORTED_FUNCTIONS", "Code", "ExprCompiler", "ModuleNames"]
 
 
 @attrs.frozen
 class Code:
-    """A Python expression and whether it can never be NULL."""
+    """A Python expression and what the generator knows about its value.
+
+    ``nonnull``: it can never be NULL.  ``null``: it is the constant NULL (``None``), so
+    an operator taking it is NULL without evaluating anything.
+    """
 
     src: str
     nonnull: bool = False
+    null: bool = False
+
+
+NULL = Code("None", null=True)
+"""The SQL NULL constant."""
+
+
+@attrs.define
+class ModuleNames:
+    """The names one generated module binds beyond its source text.
+
+    Constants without a literal form (``1e999``, compiled LIKE patterns) enter the
+    module's namespace here, under generated names; :attr:`notes` says what each is, for
+    the source's header.  Temporaries are locals, fresh across the whole module.
+    """
+
+    constants: dict[str, Any] = attrs.Factory(dict)
+    notes: dict[str, str] = attrs.Factory(dict)
+    _temps: int = 0
+
+    def temp(self) -> str:
+        """A fresh temporary local name."""
+        self._temps += 1
+        return f"_t{self._temps}"
+
+    def constant(self, stem: str, value: Any, note: str) -> str:
+        """The namespace name (``_<stem><n>``) bound to ``value``, described by ``note``.
+
+        Equal notes share one name.
+        """
+        for name, known in self.notes.items():
+            if known == note:
+                return name
+        n = sum(1 for name in self.constants if name.rstrip("0123456789") == f"_{stem}")
+        name = f"_{stem}{n}"
+        self.constants[name] = value
+        self.notes[name] = note
+        return name
 
 
 SUPPORTED_FUNCTIONS = (
@@ -65,6 +110,8 @@ _SIMPLE_FUNCS: dict[type[exp.Expr], tuple[str, int]] = {
 _ANON_FUNCS = {"LTRIM": "LEADING", "RTRIM": "TRAILING"}
 
 Resolver = Callable[[exp.Expr], "Code | None"]
+Handler = Callable[["ExprCompiler", Any], Code]
+CondHandler = Callable[["ExprCompiler", Any], str]
 
 
 def _func_name(node: exp.Expr) -> str:
@@ -72,27 +119,41 @@ def _func_name(node: exp.Expr) -> str:
     return str(name).upper()
 
 
+def _lookup(table: dict[type[exp.Expr], Any], node: exp.Expr) -> Any:
+    """The handler of ``node``'s class, or of its nearest base class that has one."""
+    for cls in type(node).__mro__:
+        handler = table.get(cls)
+        if handler is not None:
+            return handler
+    return None
+
+
 @attrs.define
 class ExprCompiler:
     """Compiles expressions for one generated program.
+
+    Each node type has one handler, looked up in :attr:`TRANSFORMS` (values) and
+    :attr:`CONDITIONS` (truth tests), as sqlglot's generator dispatches; a node class
+    without an entry takes its nearest base class's.
 
     Args:
         sql: the query text (for error positions).
         resolve: gives the code of nodes the context owns (columns, aggregates, group
             keys, window bounds) or ``None`` to translate the node normally.
-        prelude: lines the program runs once at load time (constants like LIKE patterns);
-            shared with the caller.
+        names: the generated module's temporaries and namespace constants; shared by
+            every compiler of one module.
     """
 
     sql: str
     resolve: Resolver
-    prelude: list[str] = attrs.Factory(list)
-    _temps: list[int] = attrs.Factory(lambda: [0])
+    names: ModuleNames = attrs.Factory(ModuleNames)
+
+    TRANSFORMS: ClassVar[dict[type[exp.Expr], Handler]]
+    CONDITIONS: ClassVar[dict[type[exp.Expr], CondHandler]]
 
     def temp(self) -> str:
         """A fresh temporary local name."""
-        self._temps[0] += 1
-        return f"_t{self._temps[0]}"
+        return self.names.temp()
 
     def error(self, node: exp.Expr, message: str) -> SqlError:
         """A :class:`SqlError` pointing at ``node``."""
@@ -108,8 +169,8 @@ class ExprCompiler:
         for code in codes:
             if code.nonnull:
                 names.append(f"({code.src})")
-            elif code.src == "None":
-                return Code("None")
+            elif code.null:
+                return NULL
             else:
                 t = self.temp()
                 checks.append(f"({t} := {code.src}) is None")
@@ -126,106 +187,127 @@ class ExprCompiler:
 
     def cond(self, node: exp.Expr) -> str:
         """A Python expression that is truthy exactly when ``node`` is TRUE."""
-        if isinstance(node, exp.Paren):
-            return self.cond(node.this)
-        if isinstance(node, exp.And):
-            return f"({self.cond(node.this)} and {self.cond(node.expression)})"
-        if isinstance(node, exp.Or):
-            return f"({self.cond(node.this)} or {self.cond(node.expression)})"
-        if isinstance(node, exp.Not):
-            inner = self.value(node.this)
-            if inner.nonnull:
-                return f"(not {inner.src})"
-            t = self.temp()
-            return f"(({t} := {inner.src}) is not None and not {t})"
-        if type(node) in _COMPARE and self.resolve(node) is None:
-            op = _COMPARE[type(node)]
-            left, right = self.value(node.this), self.value(node.expression)
-            if op == "==" and (left.nonnull or right.nonnull):
-                return f"({left.src} == {right.src})"
-            checks, names = [], []
-            for code in (left, right):
-                if code.nonnull:
-                    names.append(code.src)
-                else:
-                    t = self.temp()
-                    checks.append(f"({t} := {code.src}) is not None")
-                    names.append(t)
-            return f"({' and '.join([*checks, f'{names[0]} {op} {names[1]}'])})"
-        return self.value(node).src
+        handler: CondHandler | None = _lookup(self.CONDITIONS, node)
+        if handler is None or self.resolve(node) is not None:
+            return self.value(node).src
+        return handler(self, node)
 
     def value(self, node: exp.Expr) -> Code:
         """The Python expression computing ``node`` (``None`` for SQL NULL)."""
         resolved = self.resolve(node)
         if resolved is not None:
             return resolved
-        if isinstance(node, exp.Paren):
-            return self.value(node.this)
-        if isinstance(node, exp.Null):
-            return Code("None")
-        if isinstance(node, exp.Boolean):
-            return Code(repr(bool(node.this)), nonnull=True)
-        if isinstance(node, exp.Literal):
-            if node.is_string:
-                return Code(repr(str(node.this)), nonnull=True)
-            text = str(node.this)
-            try:
-                number: int | float = int(text)
-            except ValueError:
-                number = float(text)
-            if number in (_INF, -_INF):  # 1e999: a value, not text (repr would say ``inf``)
-                return Code("_INF" if number > 0 else "(-_INF)", nonnull=True)
-            return Code(repr(number), nonnull=True)
-        if isinstance(node, exp.Column):
-            raise self.error(node, f"unknown column {node.sql()!r} here")
-        if type(node) in _ARITH:
-            op = _ARITH[type(node)]
-            return self._strict([node.this, node.expression], lambda n: f"{n[0]} {op} {n[1]}")
-        if isinstance(node, exp.Div):
-            return self._call("_div", [node.this, node.expression])
-        if isinstance(node, exp.Mod):
-            return self._call("_mod", [node.this, node.expression])
-        if isinstance(node, exp.Neg):
-            return self._strict([node.this], lambda n: f"-{n[0]}")
-        if type(node) in _COMPARE:
-            op = _COMPARE[type(node)]
-            return self._strict([node.this, node.expression], lambda n: f"{n[0]} {op} {n[1]}")
-        if isinstance(node, exp.And | exp.Or):
-            helper = "_and3" if isinstance(node, exp.And) else "_or3"
-            return Code(f"{helper}({self.value(node.this).src}, {self.value(node.expression).src})")
-        if isinstance(node, exp.Not):
-            return self._strict([node.this], lambda n: f"(not {n[0]})")
-        if isinstance(node, exp.Is):
-            return self._is(node)
-        if isinstance(node, exp.In):
-            return self._in(node)
-        if isinstance(node, exp.Between):
-            return self._between(node)
-        if isinstance(node, exp.Like | exp.ILike):
-            ci = isinstance(node, exp.ILike)
-            return self._negate(node, self._like(node.this, node.expression, None, ci))
-        if isinstance(node, exp.Escape) and isinstance(node.this, exp.Like | exp.ILike):
-            esc = node.expression
-            if not (isinstance(esc, exp.Literal) and esc.is_string and len(str(esc.this)) == 1):
-                raise self.error(esc, "ESCAPE takes a one-character string")
-            ci = isinstance(node.this, exp.ILike)
-            like = self._like(node.this.this, node.this.expression, str(esc.this), ci)
-            return self._negate(node.this, like)
-        if isinstance(node, exp.DPipe):
-            return self._strict(
-                [node.this, node.expression], lambda n: f"_str({n[0]}) + _str({n[1]})"
-            )
-        if isinstance(node, exp.Case):
-            return self._case(node)
-        if isinstance(node, exp.If):
-            return self._case_chain([(node.this, node.args["true"])], node.args.get("false"))
-        if isinstance(node, exp.Cast | exp.TryCast):
-            return self._cast(node)
-        if isinstance(node, exp.Coalesce):
-            return self._coalesce([node.this, *node.expressions])
-        if isinstance(node, exp.Nullif):
-            return self._nullif(node)
-        return self._function(node)
+        handler: Handler | None = _lookup(self.TRANSFORMS, node)
+        if handler is None:
+            return self._unsupported(node)
+        return handler(self, node)
+
+    # -- truth tests ------------------------------------------------------------------
+
+    def _cond_paren(self, node: exp.Paren) -> str:
+        return self.cond(node.this)
+
+    def _cond_and(self, node: exp.And) -> str:
+        return f"({self.cond(node.this)} and {self.cond(node.expression)})"
+
+    def _cond_or(self, node: exp.Or) -> str:
+        return f"({self.cond(node.this)} or {self.cond(node.expression)})"
+
+    def _cond_not(self, node: exp.Not) -> str:
+        inner = self.value(node.this)
+        if inner.nonnull:
+            return f"(not {inner.src})"
+        t = self.temp()
+        return f"(({t} := {inner.src}) is not None and not {t})"
+
+    def _cond_compare(self, node: exp.Binary) -> str:
+        op = _COMPARE[type(node)]
+        left, right = self.value(node.this), self.value(node.expression)
+        if op == "==" and (left.nonnull or right.nonnull):
+            return f"({left.src} == {right.src})"
+        checks, names = [], []
+        for code in (left, right):
+            if code.nonnull:
+                names.append(code.src)
+            else:
+                t = self.temp()
+                checks.append(f"({t} := {code.src}) is not None")
+                names.append(t)
+        return f"({' and '.join([*checks, f'{names[0]} {op} {names[1]}'])})"
+
+    # -- values: atoms and operators --------------------------------------------------
+
+    def _paren(self, node: exp.Paren) -> Code:
+        return self.value(node.this)
+
+    def _null(self, node: exp.Null) -> Code:
+        return NULL
+
+    def _boolean(self, node: exp.Boolean) -> Code:
+        return Code(repr(bool(node.this)), nonnull=True)
+
+    def _literal(self, node: exp.Literal) -> Code:
+        if node.is_string:
+            return Code(repr(str(node.this)), nonnull=True)
+        text = str(node.this)
+        try:
+            number: int | float = int(text)
+        except ValueError:
+            number = float(text)
+        if math.isinf(number):  # 1e999: a value, not text (repr would say ``inf``)
+            name = self.names.constant("inf", math.inf, "float('inf')")
+            return Code(name if number > 0 else f"(-{name})", nonnull=True)
+        return Code(repr(number), nonnull=True)
+
+    def _column(self, node: exp.Column) -> Code:
+        raise self.error(node, f"unknown column {node.sql()!r} here")
+
+    def _arith(self, node: exp.Binary) -> Code:
+        op = _ARITH[type(node)]
+        return self._strict([node.this, node.expression], lambda n: f"{n[0]} {op} {n[1]}")
+
+    def _compare(self, node: exp.Binary) -> Code:
+        op = _COMPARE[type(node)]
+        return self._strict([node.this, node.expression], lambda n: f"{n[0]} {op} {n[1]}")
+
+    def _div(self, node: exp.Div) -> Code:
+        return self._call("_div", [node.this, node.expression])
+
+    def _mod(self, node: exp.Mod) -> Code:
+        return self._call("_mod", [node.this, node.expression])
+
+    def _neg(self, node: exp.Neg) -> Code:
+        return self._strict([node.this], lambda n: f"-{n[0]}")
+
+    def _and_or(self, node: exp.And | exp.Or) -> Code:
+        helper = "_and3" if isinstance(node, exp.And) else "_or3"
+        return Code(f"{helper}({self.value(node.this).src}, {self.value(node.expression).src})")
+
+    def _not(self, node: exp.Not) -> Code:
+        return self._strict([node.this], lambda n: f"(not {n[0]})")
+
+    def _like_node(self, node: exp.Like | exp.ILike) -> Code:
+        ci = isinstance(node, exp.ILike)
+        return self._negate(node, self._like(node.this, node.expression, None, ci))
+
+    def _escape(self, node: exp.Escape) -> Code:
+        like = node.this
+        if not isinstance(like, exp.Like | exp.ILike):
+            return self._unsupported(node)
+        esc = node.expression
+        if not (isinstance(esc, exp.Literal) and esc.is_string and len(str(esc.this)) == 1):
+            raise self.error(esc, "ESCAPE takes a one-character string")
+        ci = isinstance(like, exp.ILike)
+        return self._negate(like, self._like(like.this, like.expression, str(esc.this), ci))
+
+    def _dpipe(self, node: exp.DPipe) -> Code:
+        return self._strict([node.this, node.expression], lambda n: f"_str({n[0]}) + _str({n[1]})")
+
+    def _if(self, node: exp.If) -> Code:
+        return self._case_chain([(node.this, node.args["true"])], node.args.get("false"))
+
+    def _coalesce_node(self, node: exp.Coalesce) -> Code:
+        return self._coalesce([node.this, *node.expressions])
 
     # -- constructs -------------------------------------------------------------------
 
@@ -271,10 +353,10 @@ class ExprCompiler:
         self, value: exp.Expr, pattern: exp.Expr, escape: str | None, ignore_case: bool
     ) -> Code:
         if isinstance(pattern, exp.Literal) and pattern.is_string:
-            name = f"_like{len(self.prelude)}"
-            self.prelude.append(
-                f"{name} = _like_regex({str(pattern.this)!r}, {escape!r}, {ignore_case!r})"
-            )
+            text = str(pattern.this)
+            regex = like_regex(text, escape, ignore_case)
+            note = f"_like_regex({text!r}, {escape!r}, {ignore_case!r})"
+            name = self.names.constant("like", regex, note)
             return self._strict([value], lambda n: f"{name}.fullmatch(_str({n[0]})) is not None")
         return self._strict(
             [value, pattern], lambda n: f"_like({n[0]}, {n[1]}, {escape!r}, {ignore_case!r})"
@@ -331,55 +413,58 @@ class ExprCompiler:
         t, u = self.temp(), self.temp()
         return Code(f"(None if ({t} := {a.src}) is None or ({u} := {b.src}) == {t} else {t})")
 
-    def _function(self, node: exp.Expr) -> Code:
-        if type(node) in _SIMPLE_FUNCS:
-            helper, arity = _SIMPLE_FUNCS[type(node)]
-            args = [a for a in (node.this, node.args.get("expression")) if a is not None]
-            if len(args) != arity or node.expressions:
-                raise self.error(node, f"{_func_name(node)} takes {arity} argument(s)")
-            return self._call(helper, args)
-        if isinstance(node, exp.Upper | exp.Lower):
-            method = "upper" if isinstance(node, exp.Upper) else "lower"
-            return self._strict([node.this], lambda n: f"_str({n[0]}).{method}()")
-        if isinstance(node, exp.Substring):
-            args = [node.this, node.args.get("start") or exp.Literal.number(1)]
-            if node.args.get("length") is not None:
-                args.append(node.args["length"])
-            return self._call("_substr", args)
-        if isinstance(node, exp.Trim):
-            where = str(node.args.get("position") or "BOTH").upper()
-            chars = node.expression
-            if chars is None:
-                return self._strict([node.this], lambda n: f"_trim({n[0]}, None, {where!r})")
-            return self._strict([node.this, chars], lambda n: f"_trim({n[0]}, {n[1]}, {where!r})")
-        if isinstance(node, exp.Round):
-            args = [node.this] + ([node.args["decimals"]] if node.args.get("decimals") else [])
-            return self._call("_round", args)
-        if isinstance(node, exp.Log):
-            args = [node.this] + ([node.expression] if node.expression else [])
-            return self._call("_log", args)
-        if isinstance(node, exp.Replace):
-            args = [
-                node.this,
-                node.expression,
-                node.args.get("replacement") or exp.Literal.string(""),
-            ]
-            return self._call("_replace", args)
-        if isinstance(node, exp.Concat):
-            codes = [self.value(a).src for a in node.expressions]
-            return Code(f"_concat({', '.join(codes)})", nonnull=True)
-        if isinstance(node, exp.Anonymous):
-            name = str(node.this).upper()
-            if name in _ANON_FUNCS and 1 <= len(node.expressions) <= 2:
-                where = _ANON_FUNCS[name]
-                if len(node.expressions) == 1:
-                    return self._strict(
-                        node.expressions, lambda n: f"_trim({n[0]}, None, {where!r})"
-                    )
-                return self._strict(node.expressions, lambda n: f"_trim({n[0]}, {n[1]}, {where!r})")
-            if name == "REPLACE" and len(node.expressions) == 3:
-                return self._call("_replace", list(node.expressions))
-            raise self.error(node, f"unknown function {name}; supported: {SUPPORTED_FUNCTIONS}")
+    def _simple_function(self, node: exp.Func) -> Code:
+        helper, arity = _SIMPLE_FUNCS[type(node)]
+        args = [a for a in (node.this, node.args.get("expression")) if a is not None]
+        if len(args) != arity or node.expressions:
+            raise self.error(node, f"{_func_name(node)} takes {arity} argument(s)")
+        return self._call(helper, args)
+
+    def _upper_lower(self, node: exp.Upper | exp.Lower) -> Code:
+        method = "upper" if isinstance(node, exp.Upper) else "lower"
+        return self._strict([node.this], lambda n: f"_str({n[0]}).{method}()")
+
+    def _substring(self, node: exp.Substring) -> Code:
+        args = [node.this, node.args.get("start") or exp.Literal.number(1)]
+        if node.args.get("length") is not None:
+            args.append(node.args["length"])
+        return self._call("_substr", args)
+
+    def _trim(self, node: exp.Trim) -> Code:
+        where = str(node.args.get("position") or "BOTH").upper()
+        chars = node.expression
+        if chars is None:
+            return self._strict([node.this], lambda n: f"_trim({n[0]}, None, {where!r})")
+        return self._strict([node.this, chars], lambda n: f"_trim({n[0]}, {n[1]}, {where!r})")
+
+    def _round(self, node: exp.Round) -> Code:
+        args = [node.this] + ([node.args["decimals"]] if node.args.get("decimals") else [])
+        return self._call("_round", args)
+
+    def _log(self, node: exp.Log) -> Code:
+        args = [node.this] + ([node.expression] if node.expression else [])
+        return self._call("_log", args)
+
+    def _replace(self, node: exp.Replace) -> Code:
+        args = [node.this, node.expression, node.args.get("replacement") or exp.Literal.string("")]
+        return self._call("_replace", args)
+
+    def _concat(self, node: exp.Concat) -> Code:
+        codes = [self.value(a).src for a in node.expressions]
+        return Code(f"_concat({', '.join(codes)})", nonnull=True)
+
+    def _anonymous(self, node: exp.Anonymous) -> Code:
+        name = str(node.this).upper()
+        if name in _ANON_FUNCS and 1 <= len(node.expressions) <= 2:
+            where = _ANON_FUNCS[name]
+            if len(node.expressions) == 1:
+                return self._strict(node.expressions, lambda n: f"_trim({n[0]}, None, {where!r})")
+            return self._strict(node.expressions, lambda n: f"_trim({n[0]}, {n[1]}, {where!r})")
+        if name == "REPLACE" and len(node.expressions) == 3:
+            return self._call("_replace", list(node.expressions))
+        raise self.error(node, f"unknown function {name}; supported: {SUPPORTED_FUNCTIONS}")
+
+    def _unsupported(self, node: exp.Expr) -> Code:
         if isinstance(node, exp.Func):
             raise self.error(
                 node,
@@ -390,3 +475,50 @@ class ExprCompiler:
         raise self.error(
             node, f"{type(node).__name__} ({node.sql()}) is not supported in expressions"
         )
+
+
+ExprCompiler.CONDITIONS = {
+    exp.Paren: ExprCompiler._cond_paren,
+    exp.And: ExprCompiler._cond_and,
+    exp.Or: ExprCompiler._cond_or,
+    exp.Not: ExprCompiler._cond_not,
+    **dict.fromkeys(_COMPARE, ExprCompiler._cond_compare),
+}
+
+ExprCompiler.TRANSFORMS = {
+    exp.Paren: ExprCompiler._paren,
+    exp.Null: ExprCompiler._null,
+    exp.Boolean: ExprCompiler._boolean,
+    exp.Literal: ExprCompiler._literal,
+    exp.Column: ExprCompiler._column,
+    **dict.fromkeys(_ARITH, ExprCompiler._arith),
+    exp.Div: ExprCompiler._div,
+    exp.Mod: ExprCompiler._mod,
+    exp.Neg: ExprCompiler._neg,
+    **dict.fromkeys(_COMPARE, ExprCompiler._compare),
+    exp.And: ExprCompiler._and_or,
+    exp.Or: ExprCompiler._and_or,
+    exp.Not: ExprCompiler._not,
+    exp.Is: ExprCompiler._is,
+    exp.In: ExprCompiler._in,
+    exp.Between: ExprCompiler._between,
+    exp.Like: ExprCompiler._like_node,
+    exp.ILike: ExprCompiler._like_node,
+    exp.Escape: ExprCompiler._escape,
+    exp.DPipe: ExprCompiler._dpipe,
+    exp.Case: ExprCompiler._case,
+    exp.If: ExprCompiler._if,
+    exp.Cast: ExprCompiler._cast,  # TryCast is a Cast
+    exp.Coalesce: ExprCompiler._coalesce_node,
+    exp.Nullif: ExprCompiler._nullif,
+    **dict.fromkeys(_SIMPLE_FUNCS, ExprCompiler._simple_function),
+    exp.Upper: ExprCompiler._upper_lower,
+    exp.Lower: ExprCompiler._upper_lower,
+    exp.Substring: ExprCompiler._substring,
+    exp.Trim: ExprCompiler._trim,
+    exp.Round: ExprCompiler._round,
+    exp.Log: ExprCompiler._log,
+    exp.Replace: ExprCompiler._replace,
+    exp.Concat: ExprCompiler._concat,
+    exp.Anonymous: ExprCompiler._anonymous,
+}

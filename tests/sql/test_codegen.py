@@ -112,3 +112,41 @@ def test_an_infinite_literal_enters_through_the_namespace() -> None:
     names = {n.id for n in ast.walk(ast.parse(q.code.source)) if isinstance(n, ast.Name)}
     assert "inf" not in names
     assert run_query(q, [{"x": 1}, {"x": None}]).rows == [{"x": 1}]
+
+
+def test_the_variant_is_named_flags_decided_once() -> None:
+    hop = compile_query(
+        "SELECT k, COUNT(*) AS n FROM t GROUP BY k, HOP(ts, 1000, 2000) HAVING COUNT(*) > 1",
+        late="update",
+    ).code.shape
+    assert (hop.aggregated, hop.keyed, hop.windowed, hop.aligned, hop.hop) == (True,) * 5
+    assert (hop.session, hop.emit_changes, hop.has_where, hop.star) == (False,) * 4
+    assert hop.late_update and hop.has_having and hop.per_record_watermark
+    assert not hop.router_drops_late and not hop.in_order_fast_path
+    tumble = compile_query("SELECT COUNT(*) AS n FROM t GROUP BY TUMBLE(ts, 10)").code.shape
+    assert tumble.router_drops_late and tumble.in_order_fast_path
+    assert not tumble.keyed and not tumble.per_record_watermark
+    plain = compile_query("SELECT * FROM t WHERE x > 1").code.shape
+    assert plain.star and plain.has_where and not plain.aggregated and not plain.windowed
+
+
+@pytest.mark.parametrize(("column", "binds_we"), [("window_start", False), ("window_end", True)])
+def test_the_window_end_is_bound_only_when_a_row_reads_it(column: str, binds_we: bool) -> None:
+    """Known from the compiled expressions, not by searching the generated text."""
+    q = compile_query(
+        f"SELECT k AS lower_we, {column} FROM t GROUP BY k, TUMBLE(ts, 1000) EMIT CHANGES"
+    )
+    assert ("we = ws + 1000" in q.code.source) is binds_we
+    rows = run_query(q, [{"k": "a", "ts": 5}]).rows
+    assert rows == [{"lower_we": "a", column: 1000 if binds_we else 0}]
+
+
+def test_a_node_type_without_a_handler_of_its_own_takes_its_base_classes() -> None:
+    from sqlglot import exp
+
+    from partita.sql._expr import ExprCompiler
+
+    assert exp.TryCast not in ExprCompiler.TRANSFORMS
+    assert issubclass(exp.TryCast, exp.Cast) and exp.Cast in ExprCompiler.TRANSFORMS
+    q = compile_query("SELECT TRY_CAST(x AS INTEGER) AS y FROM t")
+    assert run_query(q, [{"x": "7"}]).rows == [{"y": 7}]

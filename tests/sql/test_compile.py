@@ -53,10 +53,17 @@ def test_identifiers_and_literals_go_through_repr(name: str) -> None:
     assert rows == [{name: name, "lit": name}]
 
 
-def test_like_pattern_is_compiled_once_at_load() -> None:
-    q = compile_query("SELECT s FROM t WHERE s LIKE 'a%'")
-    assert "_like0 = _like_regex('a%', None, False)" in q.code.source
+def test_like_pattern_is_compiled_once_and_enters_through_the_namespace() -> None:
+    q = compile_query("SELECT s FROM t WHERE s LIKE 'a%' OR s LIKE 'a%' OR s ILIKE 'b_'")
+    assert "#   _like0 = _like_regex('a%', None, False)" in q.code.source
+    assert "#   _like1 = _like_regex('b_', None, True)" in q.code.source
     assert q.code.source.index("_like0 =") < q.code.source.index("def process")
+    assert "_like0 = " not in q.code.source.replace("#   _like0 = ", "")  # not assigned
+    assert q.code.constants["_like0"].fullmatch("abc")
+    assert run_query(q, [{"s": "abc"}, {"s": "BX"}, {"s": "c"}]).rows == [
+        {"s": "abc"},
+        {"s": "BX"},
+    ]
 
 
 def test_programs_share_the_compiled_code() -> None:
