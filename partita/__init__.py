@@ -41,6 +41,8 @@ from partita.runtime import ActorStats as ActorStats
 from partita.runtime import BadRecord as BadRecord
 from partita.runtime import Batch as Batch
 from partita.runtime import BatchSizer as BatchSizer
+from partita.runtime import CheckpointCorrupt as CheckpointCorrupt
+from partita.runtime import CheckpointError as CheckpointError
 from partita.runtime import ConsumerGone as ConsumerGone
 from partita.runtime import DeadLetter as DeadLetter
 from partita.runtime import Graph as Graph
@@ -79,6 +81,8 @@ __all__ = [
     "Batch",
     "BatchSizer",
     "CallbackSink",
+    "CheckpointCorrupt",
+    "CheckpointError",
     "CollectSink",
     "CompiledQuery",
     "ConsumerGone",

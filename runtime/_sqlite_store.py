@@ -12,11 +12,15 @@ inserts that row, drops parts staged for older ids and prunes old checkpoints in
 one transaction, so a crash (even ``kill -9`` or a power cut) leaves the previous
 checkpoint or the new one, never a mix.
 
-Durability: ``synchronous=FULL``, so a commit that returned survives a power cut,
-not only a crash of the process (it costs one ``fsync`` per commit, a few per
-checkpoint interval).  ``locking_mode=EXCLUSIVE``: while a store is open, no other
-process can open the file, so two runs of one job cannot interleave their
-checkpoints.
+Durability: a commit runs with ``synchronous=FULL``, so a commit that returned
+survives a power cut, not only a crash of the process: its transaction ends with an
+``fsync`` of the write-ahead log.  Staging runs with ``synchronous=NORMAL`` (no
+``fsync``): a staged part need not survive anything until its commit, and the log
+is written in order, so the commit's ``fsync`` makes the parts staged before it
+durable too.  That is one ``fsync`` per checkpoint, not one per actor (measured:
+20 checkpoints of 100 parts, 80 ``fdatasync`` calls instead of 2,080).
+``locking_mode=EXCLUSIVE``: while a store is open, no other process can open the
+file, so two runs of one job cannot interleave their checkpoints.
 
 Threads: the one connection is used from trio's worker threads
 (``trio.to_thread.run_sync``), one call at a time (a :class:`trio.Lock`).  The
@@ -30,8 +34,8 @@ call's back.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Final, TypeVar
 
@@ -92,7 +96,7 @@ class SqliteCheckpointStore:
 
         def commit() -> None:
             check_next_id(checkpoint_id, self._last)
-            with _transaction(self._db):
+            with _durable(self._db), _transaction(self._db):
                 db = self._db
                 db.execute("INSERT INTO checkpoints VALUES (?, ?)", (checkpoint_id, data))
                 db.execute(
@@ -134,7 +138,7 @@ class SqliteCheckpointStore:
 
     async def discard_all(self) -> None:
         def discard_all() -> None:
-            with _transaction(self._db):
+            with _durable(self._db), _transaction(self._db):
                 self._db.execute("DELETE FROM parts")
                 self._db.execute("DELETE FROM checkpoints")
             self._last = None
@@ -227,6 +231,16 @@ class _transaction:
         self._db.execute("COMMIT" if kind is None else "ROLLBACK")
 
 
+@contextmanager
+def _durable(db: sqlite3.Connection) -> Iterator[None]:
+    """The transactions inside end with an ``fsync`` (``synchronous=FULL``)."""
+    db.execute("PRAGMA synchronous = FULL")
+    try:
+        yield
+    finally:
+        db.execute("PRAGMA synchronous = NORMAL")
+
+
 def _open(path: Path, job: str) -> tuple[sqlite3.Connection, int | None]:
     """In a worker thread: connect, check (or create) the schema, drop staged parts."""
     where = str(path)
@@ -264,11 +278,11 @@ def _prepare(db: sqlite3.Connection, where: str, job: str) -> int | None:
         if db.in_transaction:
             db.execute("ROLLBACK")
         raise
-    # WAL, and FULL: a commit that returned is on disk (see the module's docstring).
+    # WAL; NORMAL but for commits (see the module's docstring).
     mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
     if mode != "wal":
         raise CheckpointError(where, f"cannot use a write-ahead log (journal mode {mode!r})")
-    db.execute("PRAGMA synchronous = FULL")
+    db.execute("PRAGMA synchronous = NORMAL")
     (last,) = db.execute("SELECT max(id) FROM checkpoints").fetchone()
     return last if last is None else int(last)
 

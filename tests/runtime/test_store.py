@@ -258,7 +258,7 @@ async def test_bad_arguments() -> None:
             pass
 
 
-async def test_the_file_is_in_wal_mode_with_full_sync(tmp_path: Path) -> None:
+async def test_the_file_is_in_wal_mode_and_marked_as_ours(tmp_path: Path) -> None:
     path = tmp_path / "job.db"
     async with open_sqlite_store(path, job="job") as store:
         assert isinstance(store, SqliteCheckpointStore)
