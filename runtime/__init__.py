@@ -7,6 +7,8 @@ See ``docs/concepts.md``.
 from ._actor import Actor as Actor
 from ._actor import Sink as Sink
 from ._batching import BatchSizer as BatchSizer
+from ._checkpoint import CheckpointCoordinator as CheckpointCoordinator
+from ._checkpoint import Checkpointing as Checkpointing
 from ._errors import ActorFailed as ActorFailed
 from ._errors import BadRecord as BadRecord
 from ._errors import CheckpointCorrupt as CheckpointCorrupt
@@ -45,6 +47,7 @@ from ._state_codec import encode_state as encode_state
 from ._stats import MAX_ERROR_REASONS as MAX_ERROR_REASONS
 from ._stats import OTHER_REASONS as OTHER_REASONS
 from ._stats import ActorStats as ActorStats
+from ._stats import CheckpointInfo as CheckpointInfo
 from ._stats import ErrorReasons as ErrorReasons
 from ._stats import GraphStats as GraphStats
 from ._stats import MailboxStats as MailboxStats
@@ -79,9 +82,12 @@ __all__ = [
     "Batch",
     "BatchSizer",
     "Checkpoint",
+    "CheckpointCoordinator",
     "CheckpointCorrupt",
     "CheckpointError",
+    "CheckpointInfo",
     "CheckpointStore",
+    "Checkpointing",
     "ConsumerGone",
     "DeadLetter",
     "Duration",

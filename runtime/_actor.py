@@ -17,7 +17,7 @@ supervisor reaches it with :func:`cell_of`, never through the user's class.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import ClassVar, cast
+from typing import ClassVar, Literal, cast
 
 import attrs
 
@@ -92,8 +92,43 @@ class Actor:
         self.emit_message(Watermark(ts))
 
     def on_barrier(self, barrier: Barrier) -> None:
-        """Every input delivered ``barrier``.  Default: forward it."""
-        self.emit_message(barrier)
+        """Every input delivered ``barrier``, and :meth:`snapshot_state` was taken.
+
+        The kernel forwards the barrier after this returns (behind whatever this
+        emits).  Default: nothing.
+        """
+
+    def snapshot_state(self) -> object:
+        """This actor's state as plain data, for a checkpoint.
+
+        Called when a checkpoint's barrier has come on every input: the state
+        must reflect exactly the records handled so far.  Return values of
+        ``None``, ``bool``, ``int``, ``float``, ``str``, ``bytes``, and lists,
+        tuples, dicts, sets and frozensets of them (see :func:`encode_state`); it
+        is encoded before this actor handles anything else.  Default: ``None``
+        (a stateless actor).
+
+        Example:
+            >>> import attrs
+            >>> from partita import Actor, Batch
+            >>> @attrs.define(eq=False)
+            ... class Counter(Actor):
+            ...     n: int = 0
+            ...     def on_batch(self, batch: Batch) -> None:
+            ...         self.n += len(batch.records)
+            ...     def snapshot_state(self) -> object:
+            ...         return self.n
+            ...     def restore_state(self, state: object) -> None:
+            ...         assert isinstance(state, int)
+            ...         self.n = state
+        """
+        return None
+
+    def restore_state(self, state: object) -> None:
+        """Take back what :meth:`snapshot_state` returned (recovery, before the graph runs).
+
+        Default: nothing to restore.
+        """
 
     def on_end(self) -> None:
         """Every input ended: emit what is left (final rows)."""
@@ -223,6 +258,7 @@ class Actor:
             restarts=self.restarts,
             batch_size=cell.batch_size(),
             errors_by_reason=self._error_snapshot(),
+            delivery=getattr(self, "delivery", None),
         )
 
     def _error_snapshot(self) -> tuple[tuple[str, int], ...]:
@@ -249,9 +285,16 @@ class Sink(Actor):
     Override :meth:`consume` (one ``await`` per batch, never per record) and,
     if needed, :meth:`flush`.  Raise :class:`ConsumerGone` when the reader of
     the output went away; the supervisor then cancels the graph quietly.
+
+    :attr:`delivery` says what a sink guarantees across a crash and a resume
+    from a checkpoint: ``"exactly-once"`` when its :meth:`snapshot_state` records
+    what it had written at the barrier and :meth:`restore_state` takes back what
+    came after (a file cut back to its committed length); ``"at-least-once"``
+    (the default) when rows written after the last checkpoint are written again.
     """
 
     _cell_type: ClassVar[type[ActorCell]] = _SinkCell
+    delivery: ClassVar[Literal["exactly-once", "at-least-once"]] = "at-least-once"
 
     async def consume(self, batch: Batch) -> None:
         """Write one batch."""

@@ -19,7 +19,7 @@ from typing import Protocol
 import attrs
 import trio
 
-from ._errors import ConsumerGone, InvalidTransition
+from ._errors import CheckpointCorrupt, ConsumerGone, InvalidTransition
 from ._lifecycle import ActorState, Lifecycle
 from ._mailbox import Mailbox
 from ._messages import Barrier, Batch, EndOfStream, Message, Watermark
@@ -29,6 +29,12 @@ __all__ = ["ActorCell", "Handlers"]
 _S = ActorState
 _LIVE_OR_NEW = (_S.CREATED, _S.RUNNING, _S.PAUSED, _S.DRAINING)
 _Pending = tuple[Mailbox, int, Message]  # (target mailbox, its input port, message)
+
+
+class Reporter(Protocol):
+    """Where an actor's snapshots go (the checkpoint coordinator)."""
+
+    def report(self, checkpoint_id: int, actor: str, state: object) -> None: ...
 
 
 class Handlers(Protocol):
@@ -46,6 +52,8 @@ class Handlers(Protocol):
     def on_watermark(self, ts: int) -> None: ...
     def on_barrier(self, barrier: Barrier) -> None: ...
     def on_end(self) -> None: ...
+    def snapshot_state(self) -> object: ...
+    def restore_state(self, state: object) -> None: ...
     async def flush(self) -> None: ...
 
 
@@ -65,6 +73,12 @@ class ActorCell:
     input_wm: dict[int, int] = attrs.Factory(dict)
     wm: int | None = None
     barriers: dict[int, set[int]] = attrs.Factory(dict)
+    # alignment: inputs that delivered a barrier the others have not, and what they
+    # sent behind it, held back until it is aligned (then handled first, in order)
+    blocked: set[int] = attrs.Factory(set)
+    held: deque[tuple[int, Message]] = attrs.Factory(deque)
+    replay: deque[tuple[int, Message]] = attrs.Factory(deque)
+    checkpoints: Reporter | None = None
     pause_requested: bool = False
     resumed: trio.Event | None = None
     eos_queued: bool = False
@@ -163,12 +177,21 @@ class ActorCell:
             return
         actor = self.actor
         n_inputs = self.n_inputs
+        blocked = self.blocked
+        replay = self.replay
         while len(self.ended) < n_inputs:
             await self.pause_point()
             if self.current is None:
-                self.current = await inbox.receive()
-                await self.pause_point()
+                if replay:
+                    self.current = replay.popleft()
+                else:
+                    self.current = await inbox.receive()
+                    await self.pause_point()
             port, message = self.current
+            if blocked and port in blocked:
+                self.held.append(self.current)  # behind a barrier not aligned yet
+                self.current = None
+                continue
             match message:
                 case Batch():
                     await self.take_batch(message)
@@ -213,16 +236,67 @@ class ActorCell:
         seen = self.barriers.setdefault(barrier.checkpoint_id, set())
         seen.add(port)
         if len(seen) >= self.n_inputs - len(self.ended - seen):
-            self.actor.on_barrier(barrier)
             del self.barriers[barrier.checkpoint_id]
+            self.aligned(barrier)
+        else:
+            self.blocked.add(port)
 
     def _release_barriers(self) -> None:
         """An input ended: barriers every remaining input delivered are complete now."""
         for checkpoint_id in sorted(self.barriers):
             seen = self.barriers[checkpoint_id]
             if len(seen) >= self.n_inputs - len(self.ended - seen):
-                self.actor.on_barrier(Barrier(checkpoint_id))
                 del self.barriers[checkpoint_id]
+                self.aligned(Barrier(checkpoint_id))
+
+    def aligned(self, barrier: Barrier) -> None:
+        """Every input delivered ``barrier``: snapshot, tell the actor, forward it.
+
+        Everything before the barrier on every input has been handled and nothing
+        after it, so the snapshot is this actor's part of a consistent cut.  What
+        the blocked inputs sent meanwhile is handled next, before new input.
+        """
+        actor = self.actor
+        if self.checkpoints is not None:
+            saved = {"state": actor.snapshot_state(), "counts": self._counts()}
+            self.checkpoints.report(barrier.checkpoint_id, actor.name, saved)
+        actor.on_barrier(barrier)
+        self.outbox.append((-1, barrier))
+        if self.blocked:
+            self.blocked.clear()
+            held = self.held
+            self.replay.extendleft(reversed(held))
+            held.clear()
+
+    # ----------------------------------------------------------- checkpoints
+    _COUNTERS = ("rows_in", "rows_out", "rows_filtered", "rows_late", "rows_errored", "batches_in")
+
+    def _counts(self) -> list[int]:
+        actor = self.actor
+        return [getattr(actor, name) for name in self._COUNTERS]
+
+    def restore(self, saved: object) -> None:
+        """Take back what :meth:`aligned` reported: the actor's state and its counters.
+
+        Raises:
+            CheckpointCorrupt: ``saved`` is not what a cell reports.
+        """
+        if not isinstance(saved, dict) or set(saved) != {"state", "counts"}:
+            raise CheckpointCorrupt(
+                f"the state of actor {self.actor.name!r}", "not the {state, counts} a cell saves"
+            )
+        counts = saved["counts"]
+        if not (
+            isinstance(counts, list)
+            and len(counts) == len(self._COUNTERS)
+            and all(type(c) is int for c in counts)
+        ):
+            raise CheckpointCorrupt(
+                f"the counters of actor {self.actor.name!r}", f"expected 6 ints, got {counts!r}"
+            )
+        for name, value in zip(self._COUNTERS, counts, strict=True):
+            setattr(self.actor, name, value)
+        self.actor.restore_state(saved["state"])
 
     # ----------------------------------------------------- supervisor's side
     def fail(self) -> None:

@@ -12,7 +12,7 @@ from ._actor import Actor
 from ._batching import BatchSizer
 from ._cell import ActorCell
 from ._memory import MemoryBudget
-from ._messages import Batch, Record, Watermark
+from ._messages import Barrier, Batch, Record, Watermark
 
 __all__ = ["Source", "SourceCell"]
 
@@ -24,6 +24,21 @@ class SourceCell(ActorCell):
     budget: MemoryBudget | None = None
     stop_scope: trio.CancelScope | None = None
     stop_requested: bool = False
+    barrier_due: int | None = None  # a checkpoint's barrier to emit at the next boundary
+    input_done: bool = False  # produce() returned: nothing more, barriers included
+
+    def request_barrier(self, checkpoint_id: int) -> None:
+        """Emit ``Barrier(checkpoint_id)`` at the next batch boundary (the coordinator)."""
+        self.barrier_due = checkpoint_id
+
+    def _emit_due_barrier(self) -> None:
+        """Snapshot the read position and put the barrier behind what was sent."""
+        checkpoint_id = self.barrier_due
+        if checkpoint_id is None:
+            return
+        self.barrier_due = None
+        self.aligned(Barrier(checkpoint_id))
+        self.commit()
 
     def stop(self) -> None:
         """Graceful cancellation: interrupt :meth:`Source.produce`."""
@@ -39,9 +54,13 @@ class SourceCell(ActorCell):
             await self.pause_point()
             await cast("Source", self.actor).produce()
         self.stop_scope = None
+        self._emit_due_barrier()  # asked for while the input ended: before end-of-stream
+        self.input_done = True
 
     async def deliver(self) -> None:
         self.commit()
+        if self.barrier_due is not None:
+            self._emit_due_barrier()
         # A pause asked for while produce() waited for input holds this batch back too.
         await self.pause_point()
         await self.send_pending()
@@ -58,6 +77,11 @@ class SourceCell(ActorCell):
     def batch_size(self) -> int | None:
         return cast("Source", self.actor).sizer.size
 
+    def restore(self, saved: object) -> None:
+        super().restore(saved)
+        source = cast("Source", self.actor)
+        source._offset = source.rows_in  # the next record's offset, as before the crash
+
 
 @attrs.define(eq=False)
 class Source(Actor):
@@ -73,6 +97,11 @@ class Source(Actor):
     :meth:`produce` is called again: keep the read position in ``self`` to go
     on where it stopped.
 
+    Checkpoints: a source whose :meth:`snapshot_state` records its read position
+    at a batch boundary (after everything it sent, before anything it did not)
+    and whose :meth:`restore_state` goes back there sets :attr:`resumable`; a
+    graph with checkpoints refuses a source that is not.
+
     Args:
         name: unique within its graph.
         sizer: the batch-size controller (default adaptive, 256..16384).
@@ -81,6 +110,7 @@ class Source(Actor):
     sizer: BatchSizer = attrs.field(factory=BatchSizer, kw_only=True)
     _offset: int = attrs.field(init=False, default=0)
     _cell_type: ClassVar[type[ActorCell]] = SourceCell
+    resumable: ClassVar[bool] = False
 
     async def produce(self) -> None:
         """Read the input and :meth:`send_records` it.  Return at its end."""

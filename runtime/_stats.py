@@ -14,6 +14,7 @@ __all__ = [
     "NO_REASON",
     "OTHER_REASONS",
     "ActorStats",
+    "CheckpointInfo",
     "ErrorReasons",
     "GraphStats",
     "MailboxStats",
@@ -176,6 +177,23 @@ class MailboxStats:
 
 
 @attrs.frozen
+class CheckpointInfo:
+    """What :meth:`Supervisor.stats` says of the last committed checkpoint.
+
+    Attributes:
+        id: the checkpoint's id.
+        committed_at: when it was committed (``trio.current_time()``).
+        duration: seconds from its barriers to its commit.
+        size: bytes of state it holds.
+    """
+
+    id: int
+    committed_at: float
+    duration: float
+    size: int
+
+
+@attrs.frozen
 class ActorStats:
     """A snapshot of one actor.
 
@@ -205,17 +223,27 @@ class ActorStats:
     restarts: int
     batch_size: int | None
     errors_by_reason: tuple[tuple[str, int], ...] = ()
+    delivery: str | None = None
+    """A sink's guarantee across a crash and a resume: ``"exactly-once"`` or
+    ``"at-least-once"`` (``None``: not a sink)."""
 
 
 @attrs.frozen
 class GraphStats:
-    """A snapshot of a supervised graph: its state and one entry per actor."""
+    """A snapshot of a supervised graph: its state and one entry per actor.
+
+    ``checkpoint`` is the last committed checkpoint (``None``: none yet, or
+    checkpoints are off); ``resumed_from`` the id of the checkpoint this run
+    resumed from (``None``: it started from the beginning).
+    """
 
     state: ActorState
     actors: tuple[ActorStats, ...]
     memory_in_use: int
     max_memory: int | None
     restarts: int
+    checkpoint: CheckpointInfo | None = None
+    resumed_from: int | None = None
 
     def __getitem__(self, name: str) -> ActorStats:
         for actor in self.actors:

@@ -13,12 +13,13 @@ import trio
 
 from ._actor import Actor, cell_of
 from ._cell import ActorCell
-from ._errors import ActorFailed, ConsumerGone, RestartIntensityExceeded
+from ._checkpoint import CheckpointCoordinator, Checkpointing
+from ._errors import ActorFailed, CheckpointError, ConsumerGone, RestartIntensityExceeded
 from ._graph import Graph
 from ._lifecycle import ActorState, Lifecycle
 from ._mailbox import Mailbox
 from ._memory import MemoryBudget, MemoryPolicy
-from ._source import SourceCell
+from ._source import Source, SourceCell
 from ._stats import GraphStats
 from ._units import parse_duration_ms, parse_size
 
@@ -84,6 +85,11 @@ def _check_memory_policy(_inst: Any, _attr: Any, value: Any) -> None:
         raise ValueError(f"memory_policy must be 'fail' or 'wait', got {value!r}")
 
 
+def _check_checkpointing(_inst: Any, _attr: Any, value: Any) -> None:
+    if value is not None and not isinstance(value, Checkpointing):
+        raise TypeError(f"checkpoints must be a Checkpointing or None, got {value!r}")
+
+
 def _check_restart(_inst: Any, _attr: Any, value: Any) -> None:
     if value is not None and not isinstance(value, RestartPolicy):
         raise TypeError(f"restart must be a RestartPolicy or None, got {value!r}")
@@ -110,6 +116,9 @@ class SupervisorOptions:
         stats_interval_ms: the interval of ``on_stats``; construct it with
             ``stats_interval=`` and a duration (``"500ms"``, ``"2s"``, a bare number
             of milliseconds, a ``timedelta``).
+        checkpoints: take aligned-barrier checkpoints into a store and resume
+            from the latest one (:class:`Checkpointing`); ``None`` (the default):
+            no checkpoints, and nothing on the hot path.
 
     Example:
         >>> SupervisorOptions(max_memory="64MB", stats_interval="2s").max_memory
@@ -125,6 +134,7 @@ class SupervisorOptions:
     stats_interval_ms: int = attrs.field(
         default=500, alias="stats_interval", converter=_stats_interval
     )
+    checkpoints: Checkpointing | None = attrs.field(default=None, validator=_check_checkpointing)
 
     @classmethod
     def of(cls, options: SupervisorOptions | None = None, **fields: Any) -> SupervisorOptions:
@@ -188,6 +198,7 @@ class Supervisor:
     _done: trio.Event = attrs.field(init=False, factory=trio.Event)
     _cancelled: bool = attrs.field(init=False, default=False)
     _pause_generation: dict[str | None, int] = attrs.field(init=False, factory=dict)
+    _checkpoints: CheckpointCoordinator | None = attrs.field(init=False, default=None)
 
     # ---------------------------------------------------------------- wiring
     def _wire(self) -> None:
@@ -398,6 +409,38 @@ class Supervisor:
         self._cancel_actors()
         await self._done.wait()
 
+    async def checkpoint(self) -> int:
+        """Take a checkpoint now; return its id once it is committed.
+
+        Raises:
+            CheckpointError: checkpoints are off (no ``checkpoints=`` option), the
+                input has ended, or the graph ended before the checkpoint completed.
+        """
+        if self._checkpoints is None:
+            raise CheckpointError("checkpoint", "checkpoints are off: run with checkpoints=")
+        return await self._checkpoints.checkpoint()
+
+    async def _start_checkpoints(self, options: Checkpointing) -> CheckpointCoordinator:
+        """Make the coordinator; restore every actor from the latest checkpoint, if any."""
+        actors = list(self.graph)
+        for actor in actors:
+            if isinstance(actor, Source) and not type(actor).resumable:
+                raise CheckpointError(
+                    f"source {actor.name!r}",
+                    f"a {type(actor).__name__} cannot resume from a checkpoint: read from a "
+                    "file, or run without checkpoints",
+                )
+        coordinator = CheckpointCoordinator(options, tuple(a.name for a in actors))
+        states = await coordinator.recover()
+        if states is not None:
+            for actor in actors:
+                cell_of(actor).restore(states[actor.name])
+        coordinator.attach(cell_of(a) for a in actors if isinstance(cell_of(a), SourceCell))
+        for actor in actors:
+            cell_of(actor).checkpoints = coordinator
+        self._checkpoints = coordinator
+        return coordinator
+
     async def wait(self) -> GraphStats:
         """Wait until the graph has ended; return its final stats."""
         await self._done.wait()
@@ -407,12 +450,15 @@ class Supervisor:
     def stats(self) -> GraphStats:
         """A frozen snapshot of the graph and every actor in it."""
         actors = tuple(a.stats() for a in self.graph)
+        checkpoints = self._checkpoints
         return GraphStats(
             state=self._life.state,
             actors=actors,
             memory_in_use=sum(a.estimated_memory for a in actors),
             max_memory=None if self.budget is None else self.budget.max_bytes,
             restarts=self._restarts,
+            checkpoint=None if checkpoints is None else checkpoints.last,
+            resumed_from=None if checkpoints is None else checkpoints.restored,
         )
 
 
@@ -458,6 +504,9 @@ async def open_supervisor(
     )
     supervisor = Supervisor(graph, restart=opts.restart, budget=budget)
     supervisor._wire()
+    coordinator = None
+    if opts.checkpoints is not None:
+        coordinator = await supervisor._start_checkpoints(opts.checkpoints)
     on_stats = opts.on_stats
     try:
         async with trio.open_nursery() as nursery:
@@ -466,6 +515,8 @@ async def open_supervisor(
                 nursery.start_soon(_report, supervisor, on_stats, opts.stats_interval_ms / 1000)
             if on_end is not None:
                 nursery.start_soon(_watch, supervisor, on_end)
+            if coordinator is not None:
+                nursery.start_soon(_checkpoint_until_end, supervisor, coordinator)
             yield supervisor
     except BaseExceptionGroup as group:
         error = _single(group, supervisor._failure)
@@ -487,6 +538,20 @@ async def _report(
             return
         on_stats(supervisor.stats())
         deadline += interval
+
+
+async def _checkpoint_until_end(supervisor: Supervisor, coordinator: CheckpointCoordinator) -> None:
+    """Periodic checkpoints while the graph runs; at its end, give up the one in
+    flight, and if it read all its input, commit the checkpoint that says so."""
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(coordinator.run_periodic)
+        await supervisor.wait()
+        nursery.cancel_scope.cancel()
+    coordinator.abort()
+    if supervisor.state is _S.COMPLETED and coordinator.input_exhausted():
+        # a run cancelled short of its input's end keeps its last checkpoint: the same
+        # job run again resumes there
+        await coordinator.complete()
 
 
 async def _watch(supervisor: Supervisor, on_end: Callable[[], None]) -> None:
