@@ -123,6 +123,7 @@ class CheckpointCoordinator:
     restored: int | None = None
     _sources: _Sources = attrs.field(init=False, factory=lambda: _Sources(()))
     _in_flight: _InFlight | None = attrs.field(init=False, default=None)
+    _ended: bool = attrs.field(init=False, default=False)
     _lock: trio.Lock = attrs.field(init=False, factory=trio.Lock)
 
     @property
@@ -208,6 +209,8 @@ class CheckpointCoordinator:
             CheckpointError: the input has ended (the end commits its own checkpoint).
         """
         async with self._lock:
+            if self._ended:
+                raise CheckpointError("checkpoint", "the graph has ended")
             if not self._sources.live():
                 raise CheckpointError(
                     "checkpoint", "the input has ended: the end of the run commits its own"
@@ -239,6 +242,7 @@ class CheckpointCoordinator:
 
     def abort(self) -> None:
         """The graph ended: the checkpoint in flight, if any, will never be aligned."""
+        self._ended = True
         flight = self._in_flight
         if flight is not None and flight.waiting:
             flight.given_up = True
