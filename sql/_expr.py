@@ -414,7 +414,7 @@ class ExprCompiler:
         return Code(f"(None if ({t} := {a.src}) is None or ({u} := {b.src}) == {t} else {t})")
 
     def _simple_function(self, node: exp.Func) -> Code:
-        helper, arity = _SIMPLE_FUNCS[type(node)]
+        helper, arity = _lookup(_SIMPLE_FUNCS, node)
         args = [a for a in (node.this, node.args.get("expression")) if a is not None]
         if len(args) != arity or node.expressions:
             raise self.error(node, f"{_func_name(node)} takes {arity} argument(s)")

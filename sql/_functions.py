@@ -6,6 +6,7 @@ checks for NULL (``None``) before calling, so these stay small.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from datetime import UTC, datetime
@@ -87,35 +88,33 @@ def sql_concat(*values: Any) -> str:
     return "".join(sql_str(v) for v in values if v is not None)
 
 
-_LIKE_CACHE: dict[tuple[str, str | None, bool], re.Pattern[str]] = {}
+LIKE_CACHE_SIZE = 1024
+"""How many compiled LIKE patterns :func:`like_regex` keeps (least recently used go)."""
 
 
+@functools.lru_cache(maxsize=LIKE_CACHE_SIZE)
 def like_regex(
     pattern: str, escape: str | None = None, ignore_case: bool = False
 ) -> re.Pattern[str]:
     """Compile a LIKE pattern (``%`` any run, ``_`` one char).
 
     LIKE is case-sensitive, as in standard SQL, Flink and ksqlDB; ILIKE
-    (``ignore_case``) is not.
+    (``ignore_case``) is not.  A pattern known only at run time (``x LIKE col``)
+    compiles once while it stays among the :data:`LIKE_CACHE_SIZE` most recent.
     """
-    key = (pattern, escape, ignore_case)
-    compiled = _LIKE_CACHE.get(key)
-    if compiled is None:
-        out: list[str] = []
-        chars = iter(pattern)
-        for ch in chars:
-            if escape is not None and ch == escape:
-                out.append(re.escape(next(chars, "")))
-            elif ch == "%":
-                out.append(".*")
-            elif ch == "_":
-                out.append(".")
-            else:
-                out.append(re.escape(ch))
-        flags = re.DOTALL | (re.IGNORECASE if ignore_case else 0)
-        compiled = re.compile("".join(out), flags)
-        _LIKE_CACHE[key] = compiled
-    return compiled
+    out: list[str] = []
+    chars = iter(pattern)
+    for ch in chars:
+        if escape is not None and ch == escape:
+            out.append(re.escape(next(chars, "")))
+        elif ch == "%":
+            out.append(".*")
+        elif ch == "_":
+            out.append(".")
+        else:
+            out.append(re.escape(ch))
+    flags = re.DOTALL | (re.IGNORECASE if ignore_case else 0)
+    return re.compile("".join(out), flags)
 
 
 def sql_like(

@@ -50,17 +50,17 @@ class CompiledQuery:
         Raises:
             ValueError: ``partitions`` is less than 1.
         """
-        plan = self.plan
+        shape = self.code.shape
         mode: RouteMode
         route = None
         keyed = False
-        if not plan.aggregated:
+        if not shape.aggregated:
             mode = "round-robin"
-        elif plan.window is None and (partitions == 1 or not plan.group_keys):
+        elif not shape.windowed and (partitions == 1 or not shape.keyed):
             mode = "first"
         else:
             mode = "per-record"
-            keyed = bool(plan.group_keys) and partitions > 1
+            keyed = shape.keyed and partitions > 1
             route = self.code.functions["route" if keyed else "route1"]
         opts = self.options
         return SqlRoutingStage.create(
