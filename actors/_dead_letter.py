@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from typing import Any, ClassVar, Literal
 
 import attrs
 import trio
@@ -77,6 +78,22 @@ class DeadLetterSink(Sink):
     dead_letters: list[DeadLetter] = attrs.field(init=False, factory=list)
     count: int = attrs.field(init=False, default=0)
     _writer: JsonLinesWriter | None = attrs.field(init=False, default=None)
+
+    delivery: ClassVar[Literal["exactly-once", "at-least-once"]] = "exactly-once"
+
+    def snapshot_state(self) -> object:
+        """The file's length at the barrier (or the letters kept), and the count."""
+        kept = [(d.record, d.reason, d.offset, d.stage) for d in self.dead_letters]
+        length = self._writer.length if self._writer is not None else 0
+        return {"count": self.count, "bytes": length, "kept": kept}
+
+    def restore_state(self, state: object) -> None:
+        saved: Any = state
+        self.count = saved["count"]
+        self.dead_letters = [DeadLetter(*letter) for letter in saved["kept"]]
+        if self.path is not None:
+            self._writer = JsonLinesWriter(self.path)
+            self._writer.resume_at = saved["bytes"]
 
     async def consume(self, batch: Batch) -> None:
         records = batch.records

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import hashlib
 import io
 import json
 import os
@@ -27,7 +28,7 @@ from typing import IO, Any, BinaryIO
 import attrs
 import trio
 
-from partita.runtime import BadRecord, DeadLetter, Record
+from partita.runtime import BadRecord, CheckpointError, DeadLetter, Record
 
 from ._sources import ErrorPolicy, Parsed, PumpedSource, _check_policy
 
@@ -52,14 +53,76 @@ def _describe(path: InputPath) -> str:
     return str(getattr(path, "name", "<stream>"))
 
 
+def _new_digest() -> Any:
+    return hashlib.blake2b(digest_size=16)
+
+
+def _digest_of_prefix(file: IO[bytes], end: int) -> Any:
+    """The digest of the file's first ``end`` bytes (reads them; leaves the file there)."""
+    digest = _new_digest()
+    file.seek(0)
+    left = end
+    while left > 0:
+        chunk = file.read(min(left, _MAX_CHUNK))
+        if not chunk:
+            break
+        digest.update(chunk)
+        left -= len(chunk)
+    return digest
+
+
 @attrs.define(eq=False)
 class _FileSource(PumpedSource[Any]):
     path: InputPath
     on_error: ErrorPolicy = attrs.field(default="skip", kw_only=True, validator=_check_policy)
     _line: int = attrs.field(init=False, default=0)
+    # the read position: bytes and lines turned into records (or bad records) so far
+    _byte: int = attrs.field(init=False, default=0)
     _file: IO[Any] | None = attrs.field(init=False, default=None)
     _owned: bool = attrs.field(init=False, default=False)
     _abandon: bool = attrs.field(init=False, default=False)
+    _resume: dict[str, Any] | None = attrs.field(init=False, default=None)
+    # of every byte read so far: a resumed read checks the file is the one it read
+    _digest: Any = attrs.field(init=False, factory=_new_digest)
+
+    @property
+    def resumable(self) -> bool:  # type: ignore[override]
+        """A named file resumes at a checkpoint's byte offset; stdin and streams cannot."""
+        return isinstance(self.path, str | os.PathLike) and self.path != "-"
+
+    def snapshot_state(self) -> object:
+        """The byte offset and line number reached, and a digest of every byte before it."""
+        return {"byte": self._byte, "line": self._line, "digest": self._digest.hexdigest()}
+
+    def restore_state(self, state: object) -> None:
+        saved: Any = state
+        self._resume = dict(saved)
+        self._byte = saved["byte"]
+        self._line = saved["line"]
+
+    def _seek_to_checkpoint(self, file: IO[Any]) -> None:
+        """Go to the checkpoint's offset, if resuming; the file must be the one it read."""
+        resume = self._resume
+        if resume is None:
+            return
+        self._resume = None
+        where = f"input {_describe(self.path)!r}"
+        size = os.fstat(file.fileno()).st_size
+        offset = resume["byte"]
+        if size < offset:
+            raise CheckpointError(
+                where,
+                f"has {size:,} bytes, fewer than the {offset:,} the checkpoint read: it is "
+                "not the file the checkpoint was taken of (start afresh: --fresh)",
+            )
+        digest = _digest_of_prefix(file, offset)
+        if digest.hexdigest() != resume["digest"]:
+            raise CheckpointError(
+                where,
+                f"changed before byte {offset:,}, where the checkpoint resumes: it is not "
+                "the file the checkpoint was taken of (start afresh: --fresh)",
+            )
+        self._digest = digest  # and the file is at ``offset``
 
     async def _input(self, mode: str) -> IO[Any]:
         """The input, opened once (a restarted source reads on from where it was)."""
@@ -68,6 +131,7 @@ class _FileSource(PumpedSource[Any]):
             self._file, self._owned = file, owned
             # A pipe or a terminal can block forever: let cancellation abandon that read.
             self._abandon = not _is_regular(file)
+            await trio.to_thread.run_sync(self._seek_to_checkpoint, file)
         return self._file
 
     def _close(self) -> None:
@@ -173,11 +237,15 @@ class JsonLinesSource(_FileSource):
         data = _join([*pending, *items])
         pending.clear()
         lines = data.split(b"\n")
-        del data
+        consumed = len(data)
         if not end:
             rest = lines.pop()
+            consumed -= len(rest)
             if rest:
                 pending.append(rest)
+        self._digest.update(memoryview(data)[:consumed])
+        del data
+        self._byte += consumed
         first_line = self._line + 1
         self._line += len(lines)
         return self._parse_lines(lines, first_line)
@@ -251,6 +319,16 @@ def convert_csv_value(text: str) -> Any:
 _Row = tuple[int, list[str] | str]  # (line number, fields or an error message)
 
 
+@attrs.frozen
+class _Rows:
+    """Rows the reader thread read, and where in the file it stopped (bytes, lines)."""
+
+    rows: list[_Row]
+    byte: int
+    line: int
+    digest: Any
+
+
 @attrs.define(eq=False)
 class CsvSource(_FileSource):
     """Reads a CSV file with a header row; values typed sensibly.
@@ -277,9 +355,30 @@ class CsvSource(_FileSource):
     # physical lines read but not yet part of a parsed row that were not UTF-8
     _undecodable: set[int] = attrs.field(init=False, factory=set)
     _row_end: int = attrs.field(init=False, default=0)
+    # what the reader thread has taken from the file: bytes, and the line it resumed at
+    _read_bytes: int = attrs.field(init=False, default=0)
+    _read_digest: Any = attrs.field(init=False, factory=_new_digest)
+    _line_base: int = attrs.field(init=False, default=0)
 
     def drain_limit(self) -> int:
         return 2
+
+    def snapshot_state(self) -> object:
+        """The read position (see :class:`JsonLinesSource`) and the header read."""
+        saved: Any = super().snapshot_state()
+        return {**saved, "header": self._header}
+
+    def restore_state(self, state: object) -> None:
+        super().restore_state(state)
+        saved: Any = state
+        header = saved["header"]
+        self._header = None if header is None else list(header)
+        self._read_bytes = self._byte
+        self._line_base = self._row_end = self._line
+
+    def _seek_to_checkpoint(self, file: IO[Any]) -> None:
+        super()._seek_to_checkpoint(file)
+        self._read_digest = self._digest.copy()
 
     async def pump(self, send: trio.MemorySendChannel[Any]) -> None:
         file = await self._input("rb")
@@ -289,7 +388,7 @@ class CsvSource(_FileSource):
             rows = await trio.to_thread.run_sync(
                 self._read_rows, self.batch_size, abandon_on_cancel=self._abandon
             )
-            if not rows:
+            if not rows.rows:
                 break
             await self.put(send, rows)
             del rows
@@ -298,7 +397,10 @@ class CsvSource(_FileSource):
     def _decoded_lines(self, file: IO[bytes]) -> Iterator[str]:
         """The input's lines as text: a UTF-8 BOM dropped, undecodable lines noted."""
         undecodable = self._undecodable
-        for number, raw in enumerate(file, 1):
+        digest = self._read_digest
+        for number, raw in enumerate(file, self._line_base + 1):
+            self._read_bytes += len(raw)
+            digest.update(raw)
             if number == 1 and raw.startswith(codecs.BOM_UTF8):
                 raw = raw[len(codecs.BOM_UTF8) :]
             try:
@@ -307,7 +409,7 @@ class CsvSource(_FileSource):
                 undecodable.add(number)
                 yield raw.decode("utf-8", "replace")
 
-    def _read_rows(self, n: int) -> list[_Row]:
+    def _read_rows(self, n: int) -> _Rows:
         reader = self._reader
         undecodable = self._undecodable
         rows: list[_Row] = []
@@ -319,14 +421,14 @@ class CsvSource(_FileSource):
                 break
             except csv.Error as exc:
                 fields = str(exc)
-            line = self._row_end = reader.line_num
+            line = self._row_end = self._line_base + reader.line_num
             if undecodable:
                 hit = {n for n in undecodable if start < n <= line}
                 if hit:
                     undecodable -= hit
                     fields = "invalid UTF-8"
             rows.append((line, fields))
-        return rows
+        return _Rows(rows, self._read_bytes, self._row_end, self._read_digest.copy())
 
     def parse(self, items: list[Any], end: bool) -> Parsed:
         convert = convert_csv_value
@@ -334,8 +436,10 @@ class CsvSource(_FileSource):
         numbers: list[int] = []
         dead: list[DeadLetter] = []
         failure: BadRecord | None = None
-        for rows in items:
-            for line, fields in rows:
+        for chunk in items:
+            # the read position after this chunk: a checkpoint taken once it is sent
+            self._byte, self._line, self._digest = chunk.byte, chunk.line, chunk.digest
+            for line, fields in chunk.rows:
                 if isinstance(fields, str):
                     message = fields
                 elif self._header is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import string
+from typing import Any, ClassVar
 
 import attrs
 import trio
@@ -61,6 +62,7 @@ class TradeSource(RecordSource):
     _names: list[str] = attrs.field(init=False, factory=list)
     _prices: list[float] = attrs.field(init=False, factory=list)
     _started: float | None = attrs.field(init=False, default=None)
+    resumable: ClassVar[bool] = True
 
     def __attrs_post_init__(self) -> None:
         if self.rate is not None and self.rate <= 0:
@@ -96,13 +98,36 @@ class TradeSource(RecordSource):
         self._made = start + n
         return out
 
+    def snapshot_state(self) -> object:
+        """How many trades were made, and the generator's state: it resumes exactly."""
+        if self._rng is None:
+            return None
+        return {
+            "made": self._made,
+            "rng": self._rng.getstate(),
+            "names": list(self._names),
+            "prices": list(self._prices),
+        }
+
+    def restore_state(self, state: object) -> None:
+        if state is None:
+            return
+        saved: Any = state
+        rng = random.Random()
+        rng.setstate(saved["rng"])
+        self._rng = rng
+        self._made = saved["made"]
+        self._names = list(saved["names"])
+        self._prices = list(saved["prices"])
+
     async def produce(self) -> None:
         if self._rng is None:
             self._rng = rng = random.Random(self.seed)
             self._names = _symbols(self.symbols, rng)
             self._prices = [rng.uniform(5.0, 500.0) for _ in self._names]
-        if self._started is None:
-            self._started = trio.current_time()
+        if self._started is None:  # (a resumed source is as far along as it was)
+            ahead = self._made / self.rate if self.rate is not None else 0.0
+            self._started = trio.current_time() - ahead
         while self._made < self.records:
             n = min(self.batch_size, self.records - self._made)
             if self.rate is not None:

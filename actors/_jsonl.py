@@ -16,6 +16,7 @@ the careful paths run only for the rows that need them.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -98,9 +99,17 @@ class JsonLinesWriter:
 
     Args:
         path: a file to create or truncate (at the first write), or ``"-"``.
+
+    Attributes:
+        length: bytes in the file (those this writer wrote, after ``resume_at``).
+        resume_at: when set before the file is opened, the file is not truncated
+            but cut back to this many bytes, and writing goes on from there (a
+            resume from a checkpoint); a shorter file is an ``OSError``.
     """
 
     path: str | os.PathLike[str]
+    length: int = attrs.field(init=False, default=0)
+    resume_at: int | None = attrs.field(init=False, default=None)
     _file: IO[bytes] | None = attrs.field(init=False, default=None)
     _fd: int = attrs.field(init=False, default=-1)
 
@@ -111,6 +120,19 @@ class JsonLinesWriter:
         if self.path == "-":
             sys.stdout.flush()
             self._fd = sys.stdout.fileno()
+        elif self.resume_at is not None:
+            self._file = open(self.path, "r+b")  # noqa: SIM115
+            self._fd = self._file.fileno()
+            size = os.fstat(self._fd).st_size
+            if size < self.resume_at:
+                raise OSError(
+                    errno.EINVAL,
+                    f"has {size:,} bytes, fewer than the {self.resume_at:,} the checkpoint "
+                    "wrote: it is not the file the checkpoint was taken of",
+                )
+            os.ftruncate(self._fd, self.resume_at)
+            os.lseek(self._fd, self.resume_at, os.SEEK_SET)
+            self.length = self.resume_at
         else:
             self._file = open(self.path, "wb")  # noqa: SIM115
             self._fd = self._file.fileno()
@@ -122,6 +144,7 @@ class JsonLinesWriter:
         while view:
             written = os.write(self._fd, view)
             view = view[written:]
+            self.length += written
 
     def close(self) -> None:
         """Close the file (never stdout)."""

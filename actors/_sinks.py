@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import os
 from collections.abc import Awaitable, Callable
+from typing import Any, Literal
 
 import attrs
 import trio
@@ -55,6 +56,11 @@ class JsonLinesSink(Sink):
         name: unique within its graph.
         path: the file to create or truncate, or ``"-"`` for stdout.
 
+    Checkpoints: into a file, exactly-once: the checkpoint holds the file's length,
+    and a resumed run cuts the file back to it before writing on (what was
+    written after the checkpoint is written again, once).  Into stdout,
+    at-least-once (rows after the last checkpoint are written again).
+
     Attributes:
         rows_written: rows in the file so far.
         reader_gone: whether the reader of stdout went away (the run was then
@@ -73,6 +79,21 @@ class JsonLinesSink(Sink):
     @_writer.default
     def _make_writer(self) -> JsonLinesWriter:
         return JsonLinesWriter(self.path)
+
+    @property
+    def delivery(self) -> Literal["exactly-once", "at-least-once"]:  # type: ignore[override]
+        """Exactly-once into a file, at-least-once into stdout."""
+        return "at-least-once" if self.path == "-" else "exactly-once"
+
+    def snapshot_state(self) -> object:
+        """What the file holds at the barrier: its length, and the rows in it."""
+        return {"bytes": self._writer.length, "rows": self.rows_written}
+
+    def restore_state(self, state: object) -> None:
+        saved: Any = state
+        self.rows_written = saved["rows"]
+        if self.path != "-":
+            self._writer.resume_at = saved["bytes"]
 
     async def consume(self, batch: Batch) -> None:
         records = batch.records

@@ -96,6 +96,11 @@ class RecordSource(Source):
         default=None, kw_only=True
     )
     dead_letters: list[DeadLetter] = attrs.field(init=False, factory=list)
+    _splitting: bool = attrs.field(init=False, default=False)
+
+    def checkpoint_ready(self) -> bool:
+        """Not while one read is being sent as several batches (memory budget)."""
+        return not self._splitting
 
     def _data_output(self) -> int | None:
         return None if self.dead_letter_output is None else 0
@@ -122,10 +127,15 @@ class RecordSource(Source):
             look(records)
         per = self.fit(records)
         if per < n:
-            for start in range(0, n, per):
-                chunk = records[start : start + per]
-                where = None if offsets is None else offsets[start : start + per]
-                await self.send_with_dead_letters(chunk, letters if start == 0 else (), where)
+            try:
+                for start in range(0, n, per):
+                    chunk = records[start : start + per]
+                    where = None if offsets is None else offsets[start : start + per]
+                    # the last piece is where the read ends: a checkpoint may be taken there
+                    self._splitting = start + per < n
+                    await self.send_with_dead_letters(chunk, letters if start == 0 else (), where)
+            finally:
+                self._splitting = False
             return
         if letters:
             for letter in letters:
@@ -251,6 +261,10 @@ class PumpedSource(RecordSource, Generic[_T]):
     def drain_limit(self) -> int:
         """At most how many items to take at once."""
         return self.batch_size
+
+    def checkpoint_ready(self) -> bool:
+        """Only when everything parsed was sent: the read position names that point."""
+        return not self._ready and not self._splitting
 
     async def put(self, send: trio.MemorySendChannel[_T], item: _T) -> None:
         """Hand ``item`` to the source; kept for a restart until it is in the channel."""

@@ -36,6 +36,7 @@ from partita.runtime import (
 )
 from partita.sql import CompiledQuery, LatePolicy, WatermarkStrategy, compile_query
 
+from ._checkpoints import CheckpointTarget, fingerprint, open_checkpointing
 from ._dead_letter import DeadLetterSink
 from ._merge import MergeActor
 from ._partition import PartitionActor
@@ -278,6 +279,9 @@ async def run_sql(
     late: LatePolicy | None = None,
     watermark: WatermarkStrategy | None = None,
     retention: Duration | None = None,
+    checkpoint: CheckpointTarget = None,
+    checkpoint_interval: Duration | None = None,
+    fresh: bool = False,
     supervision: SupervisorOptions | None = None,
     **supervisor_fields: Any,
 ) -> QueryRun:
@@ -300,6 +304,11 @@ async def run_sql(
         allowed_lateness, event_time, on_error, late, watermark, retention: the
             compile options of :func:`sql.compile_query`, with SQL text only
             (``None``: not given, the query's default).
+        checkpoint: a directory (the job's checkpoints go to ``checkpoints.db`` in
+            it) or a :class:`runtime.CheckpointStore`: aligned-barrier checkpoints
+            every ``checkpoint_interval`` (default ``"5s"``), and a run of the
+            same job resumes from the latest (exactly-once into a file sink;
+            see docs/operations.md).  ``fresh=True`` discards what it holds.
         supervision: how to run the graph (:class:`runtime.SupervisorOptions`).
         **supervisor_fields: its fields as keywords: ``restart``, ``max_memory``
             (bytes or ``"256MB"``), ``memory_policy`` (``"wait"``, the default,
@@ -347,8 +356,14 @@ async def run_sql(
     )
     out = CollectSink("sink") if sink is None else sink
     graph, dead = build_sql_graph(query, actor, out, partitions=partitions, dead_letter=dead_letter)
-    async with open_supervisor(graph, options) as running:
-        pass
+    job = fingerprint(query, partitions, actor) if checkpoint is not None else ""
+    async with open_checkpointing(
+        checkpoint, interval=checkpoint_interval, fresh=fresh, job=job
+    ) as checkpoints:
+        if checkpoints is not None:
+            options = attrs.evolve(options, checkpoints=checkpoints)
+        async with open_supervisor(graph, options) as running:
+            pass
     rows = out.rows if isinstance(out, CollectSink) else []
     letters = dead.dead_letters if dead is not None and dead.path is None else []
     return QueryRun(rows, running.stats(), letters)
@@ -369,6 +384,9 @@ async def open_sql(
     late: LatePolicy | None = None,
     watermark: WatermarkStrategy | None = None,
     retention: Duration | None = None,
+    checkpoint: CheckpointTarget = None,
+    checkpoint_interval: Duration | None = None,
+    fresh: bool = False,
     supervision: SupervisorOptions | None = None,
     **supervisor_fields: Any,
 ) -> AsyncIterator[QueryStream]:
@@ -418,14 +436,20 @@ async def open_sql(
     graph, dead = build_sql_graph(
         query, actor, ChannelSink("sink", send), partitions=partitions, dead_letter=dead_letter
     )
-    # However the graph ends (even cancelled with nothing flowing), the stream ends.
-    async with open_supervisor(graph, options, on_end=send.close) as running:
-        stream = QueryStream(running, query, receive, dead)
-        try:
-            yield stream
-        finally:
-            if not stream._exhausted:
-                # The consumer left before the end: cancel what still runs, now.
-                receive.close()
-                if running.state not in _ENDED:
-                    await running.cancel(graceful=False)
+    job = fingerprint(query, partitions, actor) if checkpoint is not None else ""
+    async with open_checkpointing(
+        checkpoint, interval=checkpoint_interval, fresh=fresh, job=job
+    ) as checkpoints:
+        if checkpoints is not None:
+            options = attrs.evolve(options, checkpoints=checkpoints)
+        # However the graph ends (even cancelled with nothing flowing), the stream ends.
+        async with open_supervisor(graph, options, on_end=send.close) as running:
+            stream = QueryStream(running, query, receive, dead)
+            try:
+                yield stream
+            finally:
+                if not stream._exhausted:
+                    # The consumer left before the end: cancel what still runs, now.
+                    receive.close()
+                    if running.state not in _ENDED:
+                        await running.cancel(graceful=False)

@@ -59,7 +59,7 @@ class SourceCell(ActorCell):
 
     async def deliver(self) -> None:
         self.commit()
-        if self.barrier_due is not None:
+        if self.barrier_due is not None and cast("Source", self.actor).checkpoint_ready():
             self._emit_due_barrier()
         # A pause asked for while produce() waited for input holds this batch back too.
         await self.pause_point()
@@ -114,6 +114,15 @@ class Source(Actor):
 
     async def produce(self) -> None:
         """Read the input and :meth:`send_records` it.  Return at its end."""
+
+    def checkpoint_ready(self) -> bool:
+        """Whether what was sent so far ends at a position :meth:`snapshot_state` can name.
+
+        A checkpoint's barrier waits for a batch boundary where this is true (a
+        source that sends what it read in several batches says no until the last).
+        Default: always.
+        """
+        return True
 
     @property
     def batch_size(self) -> int:

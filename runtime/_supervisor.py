@@ -424,7 +424,7 @@ class Supervisor:
         """Make the coordinator; restore every actor from the latest checkpoint, if any."""
         actors = list(self.graph)
         for actor in actors:
-            if isinstance(actor, Source) and not type(actor).resumable:
+            if isinstance(actor, Source) and not actor.resumable:
                 raise CheckpointError(
                     f"source {actor.name!r}",
                     f"a {type(actor).__name__} cannot resume from a checkpoint: read from a "

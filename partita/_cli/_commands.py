@@ -8,6 +8,7 @@ SIGTERM.  See ``docs/cli.md``.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 
@@ -16,6 +17,7 @@ from rich.console import Console
 from rich.syntax import Syntax
 
 from partita.actors import DeadLetterSink, JsonLinesSink, build_sql_graph
+from partita.actors._checkpoints import fingerprint, open_checkpointing
 from partita.runtime import BatchSizer, GraphStats, OnError, SupervisorOptions
 
 from ._columns import warn_missing_columns
@@ -131,6 +133,27 @@ def cli() -> None:
     "idle, so the last windows close (250ms, 5s; bare number = ms).",
 )
 @click.option(
+    "--checkpoint",
+    "checkpoint_dir",
+    metavar="DIR",
+    default=None,
+    help="Checkpoint the run's state into DIR; the same command after a crash resumes "
+    "from the last checkpoint (exactly-once into --output FILE).",
+)
+@click.option(
+    "--checkpoint-interval",
+    metavar="DURATION",
+    default=None,
+    callback=duration_option,
+    help="Time between checkpoints (default 5s).",
+)
+@click.option(
+    "--fresh",
+    is_flag=True,
+    default=False,
+    help="With --checkpoint: discard what DIR holds and start from the beginning.",
+)
+@click.option(
     "--progress/--no-progress",
     default=None,
     help="Live progress on stderr (default: only when stderr is a terminal).",
@@ -149,6 +172,9 @@ def run(
     dead_letter_path: str | None,
     max_memory: int | None,
     idle_timeout: int | None,
+    checkpoint_dir: str | None,
+    checkpoint_interval: int | None,
+    fresh: bool,
     progress: bool | None,
 ) -> None:
     """Run QUERY over an input; write one JSON object per result row."""
@@ -168,6 +194,12 @@ def run(
         fail(f"--max-memory must be more than 0 bytes, got {max_memory}", EXIT_USAGE)
     if idle_timeout is not None and idle_timeout <= 0:
         fail(f"--idle-timeout must be more than 0, got {idle_timeout} ms", EXIT_USAGE)
+    if checkpoint_dir is None and (checkpoint_interval is not None or fresh):
+        fail("--checkpoint-interval and --fresh need --checkpoint DIR", EXIT_USAGE)
+    if checkpoint_interval is not None and checkpoint_interval <= 0:
+        fail(f"--checkpoint-interval must be more than 0, got {checkpoint_interval} ms", EXIT_USAGE)
+    if checkpoint_dir is not None and input_path == "-":
+        fail("--checkpoint needs an --input file: standard input cannot be read again", EXIT_USAGE)
     check_paths(input_path, output_path, dead_letter_path)
     compiled = compile_or_exit(
         query,
@@ -191,7 +223,23 @@ def run(
     show_progress = want_progress(progress)
     display = ProgressDisplay(console, {}, lambda: sink.rows_written) if show_progress else None
     options = SupervisorOptions(max_memory=max_memory)
-    outcome = drive(graph, options, progress=display, console=console, where=source.describe_offset)
+    checkpoints = None
+    if checkpoint_dir is not None:
+        checkpoints = functools.partial(
+            open_checkpointing,
+            checkpoint_dir,
+            interval=checkpoint_interval,
+            fresh=fresh,
+            job=fingerprint(compiled, partitions, source),
+        )
+    outcome = drive(
+        graph,
+        options,
+        progress=display,
+        console=console,
+        where=source.describe_offset,
+        checkpoints=checkpoints,
+    )
     if sink.reader_gone:
         # The reader of stdout went away (`| head`): stop quietly, as SIGPIPE would.
         devnull = os.open(os.devnull, os.O_WRONLY)

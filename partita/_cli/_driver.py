@@ -9,9 +9,11 @@ blocks the event loop and the signals are always heard.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import signal
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 
 import attrs
 import trio
@@ -21,6 +23,7 @@ from partita.actors._sources import error_leaves
 from partita.runtime import (
     ActorFailed,
     BadRecord,
+    Checkpointing,
     Graph,
     GraphStats,
     PartitaError,
@@ -47,6 +50,9 @@ class Outcome:
 
 Where = Callable[[int], str]
 """Says where a record offset is in the input (``"at line 4 of 'in.jsonl'"``)."""
+
+OpenCheckpoints = Callable[[], AbstractAsyncContextManager[Checkpointing | None]]
+"""Opens the run's checkpoint store, inside ``trio.run`` (``None``: no checkpoints)."""
 
 
 def at_record_offset(offset: int) -> str:
@@ -101,23 +107,44 @@ async def _run(
     progress: ProgressDisplay | None,
     console: Console,
     outcome: Outcome,
+    checkpoints: OpenCheckpoints | None,
 ) -> None:
     started = trio.current_time()
     supervisor: Supervisor | None = None
+    opening = checkpoints() if checkpoints is not None else contextlib.nullcontext(None)
     try:
-        async with open_supervisor(graph, options) as supervisor, trio.open_nursery() as nursery:
-            nursery.start_soon(_watch_signals, supervisor, outcome, console)
-            if progress is not None:
-                progress.capacities = {
-                    a.name: graph.capacity_of(a) for a in graph if graph.inputs_of(a)
-                }
-                nursery.start_soon(progress.run, supervisor)
-            await supervisor.wait()
-            nursery.cancel_scope.cancel()
+        async with opening as checkpointing:
+            if checkpointing is not None:
+                options = attrs.evolve(options, checkpoints=checkpointing)
+            async with open_supervisor(graph, options) as supervisor:
+                await _supervise(supervisor, graph, progress, console, outcome)
     finally:
         outcome.elapsed = trio.current_time() - started
         if supervisor is not None:
             outcome.stats = supervisor.stats()
+
+
+async def _supervise(
+    supervisor: Supervisor,
+    graph: Graph,
+    progress: ProgressDisplay | None,
+    console: Console,
+    outcome: Outcome,
+) -> None:
+    resumed = supervisor.stats().resumed_from
+    if resumed is not None:
+        console.print(
+            f"partita: resuming from checkpoint {resumed}", highlight=False, soft_wrap=True
+        )
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_watch_signals, supervisor, outcome, console)
+        if progress is not None:
+            progress.capacities = {
+                a.name: graph.capacity_of(a) for a in graph if graph.inputs_of(a)
+            }
+            nursery.start_soon(progress.run, supervisor)
+        await supervisor.wait()
+        nursery.cancel_scope.cancel()
 
 
 def drive(
@@ -127,11 +154,12 @@ def drive(
     progress: ProgressDisplay | None,
     console: Console,
     where: Where = at_record_offset,
+    checkpoints: OpenCheckpoints | None = None,
 ) -> Outcome:
     """``trio.run`` the graph to its end; a failure is :class:`CliError` (exit 1)."""
     outcome = Outcome()
     try:
-        trio.run(_run, graph, options, progress, console, outcome)
+        trio.run(_run, graph, options, progress, console, outcome, checkpoints)
     except KeyboardInterrupt:  # Ctrl-C before the signal receiver was in place
         outcome.interrupts = max(outcome.interrupts, 1)
     except BaseException as exc:

@@ -1,0 +1,96 @@
+"""Checkpoints for the graph builders: a store from a path, and what names the job.
+
+``run_sql``, ``open_sql`` and the ``partita run`` command take ``checkpoint=`` as
+a directory (the job's store is the SQLite file ``checkpoints.db`` in it,
+created with the directory if missing) or as a :class:`runtime.CheckpointStore`
+of the caller's.  The job's *fingerprint* (the query, its options, the
+partitions, the source) is written with every checkpoint: the same command
+resumes, a different one is refused with both named.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TypeAlias
+
+import trio
+
+from partita.runtime import (
+    CheckpointError,
+    Checkpointing,
+    CheckpointStore,
+    Duration,
+    Source,
+    open_sqlite_store,
+)
+from partita.sql import CompiledQuery
+
+__all__ = ["STORE_FILE", "CheckpointTarget", "fingerprint", "open_checkpointing"]
+
+CheckpointTarget: TypeAlias = str | os.PathLike[str] | CheckpointStore | None
+
+STORE_FILE = "checkpoints.db"
+"""The job's store file inside a checkpoint directory."""
+
+_JOB = "partita"
+_DEFAULT_INTERVAL = "5s"
+
+
+def fingerprint(query: CompiledQuery, partitions: int, source: Source) -> str:
+    """What a checkpoint of this job is of: a different one must not resume from it.
+
+    Example:
+        >>> from partita import JsonLinesSource, compile_query
+        >>> job = fingerprint(compile_query("SELECT a FROM t"), 2, JsonLinesSource("s", "in.jsonl"))
+        >>> print(job.replace(" | ", "\n"))
+        SELECT a FROM t
+        allowed_lateness_ms=0 watermark=bounded on_error=skip late=drop retention_ms=None
+        partitions=2
+        JsonLinesSource 'in.jsonl'
+    """
+    o = query.options
+    options = (
+        f"allowed_lateness_ms={o.allowed_lateness_ms} watermark={o.watermark} "
+        f"on_error={o.on_error} late={o.late} retention_ms={o.retention_ms}"
+    )
+    path = getattr(source, "path", None)
+    where = type(source).__name__
+    if isinstance(path, str | os.PathLike):
+        where += f" {os.fspath(path)!r}"
+    return f"{' '.join(query.sql.split())} | {options} | partitions={partitions} | {where}"
+
+
+@asynccontextmanager
+async def open_checkpointing(
+    target: CheckpointTarget,
+    *,
+    interval: Duration | None,
+    fresh: bool,
+    job: str,
+) -> AsyncIterator[Checkpointing | None]:
+    """The checkpoint options of a run (``None``: no checkpoints), its store open meanwhile.
+
+    Raises:
+        ValueError: ``interval`` or ``fresh`` without a ``target``.
+        CheckpointError: the store cannot be opened (another job's, damaged, in use).
+    """
+    if target is None:
+        if interval is not None or fresh:
+            raise ValueError("checkpoint_interval and fresh need checkpoint= (a directory)")
+        yield None
+        return
+    every = _DEFAULT_INTERVAL if interval is None else interval
+    if isinstance(target, str | os.PathLike):
+        folder = trio.Path(target)
+        try:
+            await folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CheckpointError(
+                os.fspath(folder), f"cannot be a checkpoint directory: {exc.strerror or exc}"
+            ) from None
+        async with open_sqlite_store(os.fspath(folder / STORE_FILE), job=_JOB) as store:
+            yield Checkpointing(store=store, interval=every, fingerprint=job, fresh=fresh)
+        return
+    yield Checkpointing(store=target, interval=every, fingerprint=job, fresh=fresh)

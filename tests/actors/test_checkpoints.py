@@ -1,0 +1,195 @@
+"""Resumable sources and exactly-once file sinks: a crash, the same job again, the same output."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+import trio
+import trio.testing
+
+from partita.actors import (
+    CsvSource,
+    DeadLetterSink,
+    IterableSource,
+    JsonLinesSink,
+    JsonLinesSource,
+    TradeSource,
+)
+from partita.runtime import (
+    Actor,
+    ActorFailed,
+    Batch,
+    BatchSizer,
+    CheckpointError,
+    Checkpointing,
+    Graph,
+    MemoryCheckpointStore,
+    Source,
+    open_supervisor,
+)
+
+
+@attrs.define(eq=False)
+class CrashOnce(Actor):
+    """Forwards batches; raises once, at the record whose ``i`` is ``at``."""
+
+    at: int | None = None
+
+    def on_batch(self, batch: Batch) -> None:
+        if self.at is not None and any(r.get("i") == self.at for r in batch.records):
+            self.at = None
+            raise RuntimeError("crash")
+        self.emit_batch(batch)
+
+
+def graph_of(source: Source, out: Path, crash_at: int | None, dead: Path | None = None) -> Graph:
+    graph = Graph()
+    graph.add(source)
+    crash = graph.add(CrashOnce("crash", at=crash_at), inputs=[source])
+    graph.add(JsonLinesSink("sink", out), inputs=[crash])
+    if dead is not None:
+        assert hasattr(source, "dead_letter_output")
+        source.dead_letter_output = 1
+        graph.add(DeadLetterSink("dead-letter", dead), inputs=[source])
+    return graph
+
+
+async def crash_then_resume(
+    make_source: Any, tmp_path: Path, crash_at: int, *, dead: bool = False
+) -> tuple[Path, Path]:
+    """The output of an uninterrupted run, and of a run that crashed and resumed."""
+    expected, got = tmp_path / "expected.jsonl", tmp_path / "got.jsonl"
+    dead_expected = tmp_path / "dead-expected.jsonl" if dead else None
+    dead_got = tmp_path / "dead-got.jsonl" if dead else None
+    async with open_supervisor(graph_of(make_source(), expected, None, dead_expected)):
+        pass
+    store = MemoryCheckpointStore()
+    options = Checkpointing(store=store, interval="1ms")
+    with pytest.raises(ActorFailed, match="crash"):
+        async with open_supervisor(
+            graph_of(make_source(), got, crash_at, dead_got), checkpoints=options
+        ):
+            pass
+    assert await store.latest() is not None  # the crash came after a checkpoint
+    options = Checkpointing(store=store.crashed(), interval="1ms")
+    async with open_supervisor(
+        graph_of(make_source(), got, None, dead_got), checkpoints=options
+    ) as sup:
+        assert sup.stats().resumed_from is not None
+    if dead:
+        assert dead_got is not None and dead_expected is not None
+        assert dead_got.read_bytes() == dead_expected.read_bytes()
+    return expected, got
+
+
+def lines(n: int, *, bad_every: int = 0) -> str:
+    out = []
+    for i in range(n):
+        if bad_every and i % bad_every == bad_every - 1:
+            out.append("{not json")
+        out.append(json.dumps({"i": i, "pad": "x" * (i % 7)}))
+    return "\n".join(out) + "\n"
+
+
+async def test_json_lines_resume_at_the_checkpointed_offset(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    path = tmp_path / "in.jsonl"
+    path.write_text(lines(20_000, bad_every=97), encoding="utf-8")
+
+    def source() -> JsonLinesSource:
+        return JsonLinesSource("source", path, on_error="dead-letter", sizer=BatchSizer.fixed(100))
+
+    expected, got = await crash_then_resume(source, tmp_path, crash_at=15_000, dead=True)
+    assert got.read_bytes() == expected.read_bytes()
+    assert len(got.read_text().splitlines()) == 20_000
+
+
+async def test_csv_resumes_with_its_header(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    path = tmp_path / "in.csv"
+    rows = "".join(f"{i},{'y' * (i % 5)}\n" for i in range(5_000))
+    path.write_text("i,pad\n" + rows, encoding="utf-8")
+
+    def source() -> CsvSource:
+        return CsvSource("source", path, sizer=BatchSizer.fixed(50))
+
+    expected, got = await crash_then_resume(source, tmp_path, crash_at=4_000)
+    assert got.read_bytes() == expected.read_bytes()
+
+
+async def test_trades_resume_deterministically(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    counter = iter(range(10**9))
+
+    @attrs.define(eq=False)
+    class Numbered(TradeSource):
+        def _generate(self, n: int) -> list[Any]:
+            out = super()._generate(n)
+            for record in out:  # i: the trade's index, for CrashOnce
+                record["i"] = next(counter) % 3_000
+            return out
+
+    def source() -> TradeSource:
+        return Numbered("source", records=3_000, seed=7, rate=1_000, disorder_ms=5)
+
+    expected = tmp_path / "expected.jsonl"
+    async with open_supervisor(graph_of(source(), expected, None)):
+        pass
+    expected_rows = [
+        {k: v for k, v in json.loads(line).items() if k != "i"}
+        for line in expected.read_text().splitlines()
+    ]
+    counter = iter(range(10**9))
+    _, got = await crash_then_resume(source, tmp_path, crash_at=2_500)
+    got_rows = [
+        {k: v for k, v in json.loads(line).items() if k != "i"}
+        for line in got.read_text().splitlines()
+    ]
+    assert got_rows == expected_rows
+
+
+async def test_an_input_that_changed_is_refused(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    path = tmp_path / "in.jsonl"
+    path.write_text(lines(20_000), encoding="utf-8")
+    store = MemoryCheckpointStore()
+    out = tmp_path / "out.jsonl"
+
+    def source() -> JsonLinesSource:
+        return JsonLinesSource("source", path, sizer=BatchSizer.fixed(100))
+
+    with pytest.raises(ActorFailed):
+        async with open_supervisor(
+            graph_of(source(), out, 19_000), checkpoints=Checkpointing(store=store, interval="1ms")
+        ):
+            pass
+    latest = await store.latest()
+    assert latest is not None
+    path.write_text(lines(20_000).replace('"i": 1,', '"i": 9,'), encoding="utf-8")
+    with pytest.raises(ActorFailed) as failed:
+        async with open_supervisor(
+            graph_of(source(), out, None), checkpoints=Checkpointing(store=store.crashed())
+        ):
+            pass
+    assert isinstance(failed.value.error, CheckpointError)
+    assert "changed before byte" in str(failed.value.error)
+
+
+async def test_an_iterable_cannot_resume(tmp_path: Path) -> None:
+    graph = graph_of(IterableSource("source", [{"i": 1}]), tmp_path / "out.jsonl", None)
+    with pytest.raises(CheckpointError, match="a IterableSource cannot resume"):
+        async with open_supervisor(graph, checkpoints=Checkpointing(store=MemoryCheckpointStore())):
+            pass
+
+
+async def test_stdout_is_at_least_once_a_file_exactly_once(tmp_path: Path) -> None:
+    assert JsonLinesSink("sink", "-").delivery == "at-least-once"
+    assert JsonLinesSink("sink", tmp_path / "out.jsonl").delivery == "exactly-once"
