@@ -121,7 +121,15 @@ class JsonLinesWriter:
             sys.stdout.flush()
             self._fd = sys.stdout.fileno()
         elif self.resume_at is not None:
-            self._file = open(self.path, "r+b")  # noqa: SIM115
+            try:
+                self._file = open(self.path, "r+b")  # noqa: SIM115
+            except FileNotFoundError:
+                if self.resume_at:
+                    raise OSError(
+                        errno.ENOENT,
+                        f"is gone, but the checkpoint had written {self.resume_at:,} bytes to it",
+                    ) from None
+                self._file = open(self.path, "wb")  # noqa: SIM115
             self._fd = self._file.fileno()
             size = os.fstat(self._fd).st_size
             if size < self.resume_at:

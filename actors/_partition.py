@@ -46,6 +46,13 @@ class PartitionActor(Actor):
     def on_end(self) -> None:
         self._emit_rows(self.program.finish())
 
+    def snapshot_state(self) -> object:
+        """The program's state: groups, windows, sessions, watermark, counters."""
+        return self.program.snapshot()
+
+    def restore_state(self, state: object) -> None:
+        self.program.restore(state)
+
     def _emit_rows(self, rows: list[Record]) -> None:
         program = self.program
         if rows:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 import trio
 
@@ -59,6 +61,20 @@ class RouterActor(Actor):
 
     def on_watermark(self, ts: int) -> None:
         self._send_watermark(ts)
+
+    def snapshot_state(self) -> object:
+        """The stage's state (event time, counters) and the watermark sent so far."""
+        return {
+            "stage": self.stage.snapshot(),
+            "watermark": self._watermark,
+            "routed_any": self._routed_any,
+        }
+
+    def restore_state(self, state: object) -> None:
+        saved: Any = state
+        self.stage.restore(saved["stage"])
+        self._watermark = saved["watermark"]
+        self._routed_any = saved["routed_any"]
 
     def on_end(self) -> None:
         if not self._routed_any:

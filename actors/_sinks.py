@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import os
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import attrs
 import trio
@@ -34,8 +34,18 @@ class CollectSink(Sink):
 
     rows: list[Record] = attrs.field(init=False, factory=list)
 
+    delivery: ClassVar[Literal["exactly-once", "at-least-once"]] = "exactly-once"
+
     async def consume(self, batch: Batch) -> None:
         self.rows.extend(batch.records)
+
+    def snapshot_state(self) -> object:
+        """The rows so far (a checkpoint of a collecting run holds its whole output)."""
+        return list(self.rows)
+
+    def restore_state(self, state: object) -> None:
+        assert isinstance(state, list)
+        self.rows = list(state)
 
 
 @attrs.define(eq=False)

@@ -11,7 +11,7 @@ partition's state.  Both are synchronous: they run a whole batch without an
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import attrs
 
@@ -67,6 +67,14 @@ class RoutingStage(Protocol):
 
     def counts(self) -> ProgramCounts: ...
 
+    def snapshot(self) -> object:
+        """Its state as plain data, for a checkpoint (see ``Actor.snapshot_state``)."""
+        ...
+
+    def restore(self, state: Any) -> None:
+        """Take back what :meth:`snapshot` returned."""
+        ...
+
 
 class PartitionProgram(Protocol):
     """One partition's program: owns its state, runs batches synchronously."""
@@ -88,3 +96,11 @@ class PartitionProgram(Protocol):
         ...
 
     def counts(self) -> ProgramCounts: ...
+
+    def snapshot(self) -> object:
+        """Its state as plain data, for a checkpoint (see ``Actor.snapshot_state``)."""
+        ...
+
+    def restore(self, state: Any) -> None:
+        """Take back what :meth:`snapshot` returned."""
+        ...

@@ -31,6 +31,15 @@ class RecordErrors:
     rows_failed: int = 0
     reasons: ErrorReasons = attrs.Factory(ErrorReasons)  # bounded, for stats
 
+    def snapshot(self) -> object:
+        """The counts, for a checkpoint (the dead letters were taken at every batch)."""
+        return [self.errored, self.rows_failed, dict(self.reasons.snapshot())]
+
+    def restore(self, state: Any) -> None:
+        """Take back what :meth:`snapshot` returned."""
+        self.errored, self.rows_failed, reasons = state
+        self.reasons.replace(reasons)
+
     def record_failed(
         self, exc: Exception, record: Any, offsets: Sequence[int], index: int
     ) -> None:

@@ -131,6 +131,41 @@ class SqlProgram:
         """This partition's errors by reason (bounded), most frequent first."""
         return self._policy.reasons.snapshot()
 
+    _STATE = (
+        "_groups",
+        "_windows",
+        "_closed",
+        "_sessions",
+        "_closed_sessions",
+        "_heap",
+        "_due",
+        "_seq",
+        "_wm",
+        "_saw_batch",
+        "_pending",
+        "_rows_in",
+        "_rows_out",
+        "_filtered",
+        "_late",
+    )
+
+    def snapshot(self) -> object:
+        """Everything this partition holds, as plain data, for a checkpoint.
+
+        Groups and their accumulators, open and retained windows, sessions and
+        their schedule, the watermark, rows not yet emitted, the counters.
+        Encoded at once by the checkpoint (the program may change it after).
+        """
+        state = {name[1:]: getattr(self, name) for name in self._STATE}
+        state["errors"] = self._policy.snapshot()
+        return state
+
+    def restore(self, state: Any) -> None:
+        """Take back what :meth:`snapshot` returned (before the first batch)."""
+        for name in self._STATE:
+            setattr(self, name, state[name[1:]])
+        self._policy.restore(state["errors"])
+
     def counts(self) -> ProgramCounts:
         """This partition's counters."""
         return ProgramCounts(

@@ -236,6 +236,24 @@ class SqlRoutingStage:
         self._max_ts += idle_ms
         return self.watermark()
 
+    def snapshot(self) -> object:
+        """Event time so far, the round-robin turn and the counters, for a checkpoint."""
+        return {
+            "max_ts": self._max_ts,
+            "next": self._next,
+            "rows_in": self._rows_in,
+            "late": self._late,
+            "errors": self._policy.snapshot(),
+        }
+
+    def restore(self, state: Any) -> None:
+        """Take back what :meth:`snapshot` returned (before the first batch)."""
+        self._max_ts = state["max_ts"]
+        self._next = state["next"]
+        self._rows_in = state["rows_in"]
+        self._late = state["late"]
+        self._policy.restore(state["errors"])
+
     def error_reasons(self) -> tuple[tuple[str, int], ...]:
         """The records this stage gave up on, by reason (bounded), most frequent first."""
         return self._policy.reasons.snapshot()
