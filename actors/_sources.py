@@ -199,6 +199,21 @@ class IterableSource(RecordSource):
 
     records: Iterable[Record]
     _it: Iterator[Record] | None = attrs.field(init=False, default=None)
+    _taken: int = attrs.field(init=False, default=0)
+
+    @property
+    def resumable(self) -> bool:  # type: ignore[override]
+        """Over a sequence (a list), a checkpoint resumes at the same index: give the
+        resumed run the same list.  A generator or another one-shot iterable cannot."""
+        return isinstance(self.records, Sequence)
+
+    def snapshot_state(self) -> object:
+        return self._taken
+
+    def restore_state(self, state: object) -> None:
+        assert isinstance(state, int)
+        self._taken = state
+        self._it = itertools.islice(iter(self.records), state, None)
 
     async def produce(self) -> None:
         if self._it is None:
@@ -209,6 +224,7 @@ class IterableSource(RecordSource):
             chunk = list(islice(it, self.batch_size))
             if not chunk:
                 return
+            self._taken += len(chunk)
             await self.send_records(chunk)
             del chunk
 

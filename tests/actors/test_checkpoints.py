@@ -183,9 +183,10 @@ async def test_an_input_that_changed_is_refused(
     assert "changed before byte" in str(failed.value.error)
 
 
-async def test_an_iterable_cannot_resume(tmp_path: Path) -> None:
-    graph = graph_of(IterableSource("source", [{"i": 1}]), tmp_path / "out.jsonl", None)
-    with pytest.raises(CheckpointError, match="a IterableSource cannot resume"):
+async def test_a_generator_cannot_resume(tmp_path: Path) -> None:
+    records = ({"i": i} for i in range(3))
+    graph = graph_of(IterableSource("source", records), tmp_path / "out.jsonl", None)
+    with pytest.raises(CheckpointError, match="a IterableSource cannot resume"):  # a generator
         async with open_supervisor(graph, checkpoints=Checkpointing(store=MemoryCheckpointStore())):
             pass
 
