@@ -46,6 +46,23 @@ class CrashOnce(Actor):
         self.emit_batch(batch)
 
 
+@attrs.define(eq=False)
+class TickingJsonLines(JsonLinesSource):
+    """Lets a virtual millisecond pass after each batch: checkpoints (every 1 ms) come
+    between batches whatever the worker threads do."""
+
+    async def send_with_dead_letters(self, records: Any, dead: Any, offsets: Any = None) -> None:
+        await super().send_with_dead_letters(records, dead, offsets)
+        await trio.sleep(0.001)
+
+
+@attrs.define(eq=False)
+class TickingCsv(CsvSource):
+    async def send_with_dead_letters(self, records: Any, dead: Any, offsets: Any = None) -> None:
+        await super().send_with_dead_letters(records, dead, offsets)
+        await trio.sleep(0.001)
+
+
 def graph_of(source: Source, out: Path, crash_at: int | None, dead: Path | None = None) -> Graph:
     graph = Graph()
     graph.add(source)
@@ -117,7 +134,7 @@ async def test_csv_resumes_with_its_header(
     path.write_text("i,pad\n" + rows, encoding="utf-8")
 
     def source() -> CsvSource:
-        return CsvSource("source", path, sizer=BatchSizer.fixed(50))
+        return TickingCsv("source", path, sizer=BatchSizer.fixed(50))
 
     expected, got = await crash_then_resume(source, tmp_path, crash_at=4_000)
     assert got.read_bytes() == expected.read_bytes()
@@ -164,7 +181,7 @@ async def test_an_input_that_changed_is_refused(
     out = tmp_path / "out.jsonl"
 
     def source() -> JsonLinesSource:
-        return JsonLinesSource("source", path, sizer=BatchSizer.fixed(100))
+        return TickingJsonLines("source", path, sizer=BatchSizer.fixed(100))
 
     with pytest.raises(ActorFailed):
         async with open_supervisor(
