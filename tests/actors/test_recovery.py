@@ -202,28 +202,34 @@ def test_sigkill_at_random_moments_then_the_same_command(tmp_path: Path) -> None
     expected, got = tmp_path / "expected.jsonl", tmp_path / "out.jsonl"
     reference = partita_run("--sql", WINDOWED, "--input", str(big), "--output", str(expected))
     assert reference.wait(timeout=300) == 0
-    command = ("--sql", WINDOWED, "--input", str(big), "--output", str(got))
-    command += ("--checkpoint", str(tmp_path / "ck"), "--checkpoint-interval", "250ms")
+    command = ("--sql", WINDOWED, "--input", str(big), "--output", str(got), "--progress")
+    command += ("--checkpoint", str(tmp_path / "ck"), "--checkpoint-interval", "200ms")
     rng = random.Random(0)
-    kills = 0
-    resumed = 0
-    for _ in range(40):
+    for kill in range(3):
         proc = partita_run(*command)
-        try:
-            code = proc.wait(timeout=rng.uniform(1.0, 3.0))  # the kill: a random moment
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            kills += 1
-            assert proc.stderr is not None
-            resumed += b"resuming from checkpoint" in proc.stderr.read()
-            continue
         assert proc.stderr is not None
-        err = proc.stderr.read().decode()
-        assert code == 0, err
-        resumed += "resuming from checkpoint" in err
-        break
-    else:
-        pytest.fail("the job never finished")
-    assert kills >= 2 and resumed >= 2
+        # --progress into a pipe: a status line a second, naming the last checkpoint;
+        # once one is committed, SIGKILL after a random further number of lines and
+        # a random number of rows written (the moment within a checkpoint interval)
+        lines = 0
+        wait_lines = rng.randrange(0, 2)
+        while line := proc.stderr.readline():
+            if kill and lines == 0:
+                assert b"resuming from checkpoint" in line, line
+            lines += 1
+            if line.startswith(b"partita running") and b"checkpoint" in line:
+                if wait_lines == 0:
+                    break
+                wait_lines -= 1
+        assert proc.poll() is None, "the run ended before it could be killed"
+        size = got.stat().st_size if got.exists() else 0
+        for _ in range(rng.randrange(0, 50)):  # a random moment, measured in output
+            if got.exists() and got.stat().st_size > size:
+                break
+        proc.kill()
+        proc.wait()
+    proc = partita_run(*command)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert b"resuming from checkpoint" in err, err
     assert got.read_bytes() == expected.read_bytes()
