@@ -18,3 +18,12 @@ def test_three_actors(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "paused:  PAUSED" in out
     assert "done:    COMPLETED, sink got 50000 records" in out
+
+
+def test_checkpoints(capsys: pytest.CaptureFixture[str]) -> None:
+    namespace = runpy.run_path(str(EXAMPLES / "checkpoints.py"), run_name="example")
+    trio.run(namespace["main"], clock=trio.testing.MockClock(autojump_threshold=0))
+    out = capsys.readouterr().out
+    assert "first run: the process died here" in out
+    assert "second run resumed from checkpoint True" in out
+    assert "rows: 140 distinct: 140" in out  # 20 one-second windows of 7 keys, once each

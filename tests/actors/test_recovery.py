@@ -136,6 +136,8 @@ def test_a_crashed_job_resumed_gives_the_uninterrupted_output(
     query = QUERIES[shape]
     expected, got = folder / "expected.jsonl", folder / "got.jsonl"
 
+    history: list[tuple[int, int | None]] = []  # (crash point, checkpoint in force)
+
     async def main() -> tuple[Any, Any]:
         reference = await run_job(
             query, path, expected, partitions=partitions, crash_at=None, store=None
@@ -148,6 +150,8 @@ def test_a_crashed_job_resumed_gives_the_uninterrupted_output(
                 )
             except ActorFailed as failed:
                 assert isinstance(failed.error, Crash)
+                latest = await store.latest()
+                history.append((crash_at, None if latest is None else latest.id))
                 store = store.crashed()  # what the process leaves behind
             else:
                 break
@@ -159,7 +163,7 @@ def test_a_crashed_job_resumed_gives_the_uninterrupted_output(
         return reference, None
 
     reference, resumed = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
-    assert rows_of(got) == rows_of(expected)
+    assert rows_of(got) == rows_of(expected), history
     if resumed is not None:
         ref, res = reference.stats, resumed.stats
         event("resumed from a checkpoint" if res.resumed_from is not None else "started afresh")
