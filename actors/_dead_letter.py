@@ -93,7 +93,7 @@ class DeadLetterSink(Sink):
         self.dead_letters = [DeadLetter(*letter) for letter in saved["kept"]]
         if self.path is not None:
             self._writer = JsonLinesWriter(self.path)
-            self._writer.resume_at = saved["bytes"]
+            self._writer.resume(saved["bytes"])
 
     async def consume(self, batch: Batch) -> None:
         records = batch.records

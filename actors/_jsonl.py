@@ -113,6 +113,11 @@ class JsonLinesWriter:
     _file: IO[bytes] | None = attrs.field(init=False, default=None)
     _fd: int = attrs.field(init=False, default=-1)
 
+    def resume(self, length: int) -> None:
+        """Go on from a checkpoint: the file holds ``length`` committed bytes (the rest
+        is cut away when it is opened); :attr:`length` says so from now on."""
+        self.resume_at = self.length = length
+
     def open(self) -> None:
         """Create (truncate) the file now, if it is not open yet."""
         if self._fd >= 0:

@@ -103,7 +103,7 @@ class JsonLinesSink(Sink):
         saved: Any = state
         self.rows_written = saved["rows"]
         if self.path != "-":
-            self._writer.resume_at = saved["bytes"]
+            self._writer.resume(saved["bytes"])
 
     async def consume(self, batch: Batch) -> None:
         records = batch.records

@@ -48,8 +48,12 @@ class CrashOnce(Actor):
 
 @attrs.define(eq=False)
 class TickingJsonLines(JsonLinesSource):
-    """Lets a virtual millisecond pass after each batch: checkpoints (every 1 ms) come
-    between batches whatever the worker threads do."""
+    """Parses one 64 KB read at a time and lets a virtual millisecond pass after each
+    batch: checkpoints (every 1 ms) come every few thousand lines, whatever the
+    worker threads do."""
+
+    def drain_limit(self) -> int:
+        return 1
 
     async def send_with_dead_letters(self, records: Any, dead: Any, offsets: Any = None) -> None:
         await super().send_with_dead_letters(records, dead, offsets)
@@ -119,7 +123,7 @@ async def test_json_lines_resume_at_the_checkpointed_offset(
     path.write_text(lines(20_000, bad_every=97), encoding="utf-8")
 
     def source() -> JsonLinesSource:
-        return JsonLinesSource("source", path, on_error="dead-letter", sizer=BatchSizer.fixed(100))
+        return TickingJsonLines("source", path, on_error="dead-letter", sizer=BatchSizer.fixed(100))
 
     expected, got = await crash_then_resume(source, tmp_path, crash_at=15_000, dead=True)
     assert got.read_bytes() == expected.read_bytes()
@@ -211,3 +215,21 @@ async def test_a_generator_cannot_resume(tmp_path: Path) -> None:
 async def test_stdout_is_at_least_once_a_file_exactly_once(tmp_path: Path) -> None:
     assert JsonLinesSink("sink", "-").delivery == "at-least-once"
     assert JsonLinesSink("sink", tmp_path / "out.jsonl").delivery == "exactly-once"
+
+
+async def test_a_checkpoint_before_the_first_write_of_a_resumed_run_keeps_the_file(
+    tmp_path: Path,
+) -> None:
+    # found by test_recovery: a resumed sink reported length 0 to a checkpoint taken
+    # before its first write, and the next resume cut the committed rows away
+    out = tmp_path / "out.jsonl"
+    out.write_bytes(b'{"a": 1}\n{"a": 2}\n')
+    sink = JsonLinesSink("sink", out)
+    sink.restore_state({"bytes": 9, "rows": 1})  # committed: the first row only
+    assert sink.snapshot_state() == {"bytes": 9, "rows": 1}  # before anything is written
+    await sink.consume(Batch([{"a": 3}]))
+    assert out.read_bytes() == b'{"a": 1}\n{"a": 3}\n'
+    assert sink.snapshot_state() == {"bytes": 18, "rows": 2}
+    dead = DeadLetterSink("dead-letter", tmp_path / "dead.jsonl")
+    dead.restore_state({"count": 4, "bytes": 120, "kept": []})
+    assert dead.snapshot_state() == {"count": 4, "bytes": 120, "kept": []}
