@@ -228,7 +228,10 @@ class _transaction:
         self._db.execute(self._begin)
 
     def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
-        self._db.execute("COMMIT" if kind is None else "ROLLBACK")
+        if kind is None:
+            self._db.execute("COMMIT")
+        elif self._db.in_transaction:  # some errors (a full disk) have rolled it back already
+            self._db.execute("ROLLBACK")
 
 
 @contextmanager

@@ -299,6 +299,25 @@ async def test_a_cancel_while_the_transaction_runs_waits_for_it(tmp_path: Path) 
         assert len(latest.parts) == 50
 
 
+async def test_a_commit_that_fails_leaves_the_previous_checkpoint(tmp_path: Path) -> None:
+    async with open_sqlite_store(tmp_path / "job.db", job="job") as store:
+        await store.stage(1, "a", b"1")
+        await store.commit(1, b"m1")
+        await store.stage(2, "a", b"2")
+        # Fault injection (the one private access here): the file may not grow, as on a
+        # full disk, so the commit's large manifest cannot be written.
+        pages = store._db.execute("PRAGMA page_count").fetchone()[0]
+        store._db.execute(f"PRAGMA max_page_count = {pages}")
+        with pytest.raises(
+            CheckpointError, match=r"job\.db: OperationalError: database or disk is full"
+        ):
+            await store.commit(2, b"m" * 100_000)
+        assert await store.latest() == Checkpoint(1, b"m1", {"a": b"1"})
+        store._db.execute("PRAGMA max_page_count = 1073741823")
+        await store.commit(2, b"m2")  # the part staged before is still staged
+        assert await store.latest() == Checkpoint(2, b"m2", {"a": b"2"})
+
+
 def _raw_parts(path: Path) -> list[tuple[int, str]]:
     db = sqlite3.connect(path)
     try:
