@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -206,34 +207,26 @@ def test_sigkill_at_random_moments_then_the_same_command(tmp_path: Path) -> None
     expected, got = tmp_path / "expected.jsonl", tmp_path / "out.jsonl"
     reference = partita_run("--sql", WINDOWED, "--input", str(big), "--output", str(expected))
     assert reference.wait(timeout=300) == 0
-    command = ("--sql", WINDOWED, "--input", str(big), "--output", str(got), "--progress")
-    command += ("--checkpoint", str(tmp_path / "ck"), "--checkpoint-interval", "200ms")
+    command = ("--sql", WINDOWED, "--input", str(big), "--output", str(got))
+    command += ("--checkpoint", str(tmp_path / "ck"), "--checkpoint-interval", "100ms")
     rng = random.Random(0)
-    for kill in range(3):
+    kills = resumed = 0
+    for _ in range(8):
         proc = partita_run(*command)
         assert proc.stderr is not None
-        # --progress into a pipe: a status line a second, naming the last checkpoint;
-        # once one is committed, SIGKILL after a random further number of lines and
-        # a random number of rows written (the moment within a checkpoint interval)
-        lines = 0
-        wait_lines = rng.randrange(0, 2)
-        while line := proc.stderr.readline():
-            if kill and lines == 0:
-                assert b"resuming from checkpoint" in line, line
-            lines += 1
-            if line.startswith(b"partita running") and b"checkpoint" in line:
-                if wait_lines == 0:
-                    break
-                wait_lines -= 1
-        assert proc.poll() is None, "the run ended before it could be killed"
-        size = got.stat().st_size if got.exists() else 0
-        for _ in range(rng.randrange(0, 50)):  # a random moment, measured in output
-            if got.exists() and got.stat().st_size > size:
-                break
-        proc.kill()
-        proc.wait()
-    proc = partita_run(*command)
-    _, err = proc.communicate(timeout=300)
-    assert proc.returncode == 0, err
-    assert b"resuming from checkpoint" in err, err
+        try:  # SIGKILL at a random moment, up to six times; then let it finish
+            code = proc.wait(timeout=rng.uniform(1.0, 1.8) if kills < 6 else 300)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            code = proc.wait()
+        err = proc.stderr.read()
+        resumed += b"resuming from checkpoint" in err
+        if code == 0:
+            break
+        assert code == -signal.SIGKILL, err
+        kills += 1
+    else:
+        pytest.fail("the job never finished")
+    assert kills >= 2
+    assert resumed >= 1  # some kill came after a checkpoint (most do)
     assert got.read_bytes() == expected.read_bytes()
