@@ -11,10 +11,11 @@ resumes, a different one is refused with both named.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TypeAlias
 
+import attrs
 import trio
 
 from partita.runtime import (
@@ -23,11 +24,18 @@ from partita.runtime import (
     CheckpointStore,
     Duration,
     Source,
+    SupervisorOptions,
     open_sqlite_store,
 )
 from partita.sql import CompiledQuery
 
-__all__ = ["STORE_FILE", "CheckpointTarget", "fingerprint", "open_checkpointing"]
+__all__ = [
+    "STORE_FILE",
+    "CheckpointTarget",
+    "checkpointed",
+    "fingerprint",
+    "open_checkpointing",
+]
 
 CheckpointTarget: TypeAlias = str | os.PathLike[str] | CheckpointStore | None
 
@@ -94,3 +102,21 @@ async def open_checkpointing(
             yield Checkpointing(store=store, interval=every, fingerprint=job, fresh=fresh)
         return
     yield Checkpointing(store=target, interval=every, fingerprint=job, fresh=fresh)
+
+
+@asynccontextmanager
+async def checkpointed(
+    options: SupervisorOptions,
+    target: CheckpointTarget,
+    *,
+    interval: Duration | None,
+    fresh: bool,
+    job: Callable[[], str],
+) -> AsyncIterator[SupervisorOptions]:
+    """``options`` with the checkpoints ``target`` asks for (unchanged for ``None``).
+
+    ``job`` makes the fingerprint, only when there are checkpoints.
+    """
+    name = job() if target is not None else ""
+    async with open_checkpointing(target, interval=interval, fresh=fresh, job=name) as checkpoints:
+        yield options if checkpoints is None else attrs.evolve(options, checkpoints=checkpoints)

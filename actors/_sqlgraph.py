@@ -36,7 +36,7 @@ from partita.runtime import (
 )
 from partita.sql import CompiledQuery, LatePolicy, WatermarkStrategy, compile_query
 
-from ._checkpoints import CheckpointTarget, fingerprint, open_checkpointing
+from ._checkpoints import CheckpointTarget, checkpointed, fingerprint
 from ._dead_letter import DeadLetterSink
 from ._merge import MergeActor
 from ._partition import PartitionActor
@@ -356,14 +356,17 @@ async def run_sql(
     )
     out = CollectSink("sink") if sink is None else sink
     graph, dead = build_sql_graph(query, actor, out, partitions=partitions, dead_letter=dead_letter)
-    job = fingerprint(query, partitions, actor) if checkpoint is not None else ""
-    async with open_checkpointing(
-        checkpoint, interval=checkpoint_interval, fresh=fresh, job=job
-    ) as checkpoints:
-        if checkpoints is not None:
-            options = attrs.evolve(options, checkpoints=checkpoints)
-        async with open_supervisor(graph, options) as running:
-            pass
+    async with (
+        checkpointed(
+            options,
+            checkpoint,
+            interval=checkpoint_interval,
+            fresh=fresh,
+            job=lambda: fingerprint(query, partitions, actor),
+        ) as options,
+        open_supervisor(graph, options) as running,
+    ):
+        pass
     rows = out.rows if isinstance(out, CollectSink) else []
     letters = dead.dead_letters if dead is not None and dead.path is None else []
     return QueryRun(rows, running.stats(), letters)
@@ -436,20 +439,23 @@ async def open_sql(
     graph, dead = build_sql_graph(
         query, actor, ChannelSink("sink", send), partitions=partitions, dead_letter=dead_letter
     )
-    job = fingerprint(query, partitions, actor) if checkpoint is not None else ""
-    async with open_checkpointing(
-        checkpoint, interval=checkpoint_interval, fresh=fresh, job=job
-    ) as checkpoints:
-        if checkpoints is not None:
-            options = attrs.evolve(options, checkpoints=checkpoints)
-        # However the graph ends (even cancelled with nothing flowing), the stream ends.
-        async with open_supervisor(graph, options, on_end=send.close) as running:
-            stream = QueryStream(running, query, receive, dead)
-            try:
-                yield stream
-            finally:
-                if not stream._exhausted:
-                    # The consumer left before the end: cancel what still runs, now.
-                    receive.close()
-                    if running.state not in _ENDED:
-                        await running.cancel(graceful=False)
+    # However the graph ends (even cancelled with nothing flowing), the stream ends.
+    async with (
+        checkpointed(
+            options,
+            checkpoint,
+            interval=checkpoint_interval,
+            fresh=fresh,
+            job=lambda: fingerprint(query, partitions, actor),
+        ) as options,
+        open_supervisor(graph, options, on_end=send.close) as running,
+    ):
+        stream = QueryStream(running, query, receive, dead)
+        try:
+            yield stream
+        finally:
+            if not stream._exhausted:
+                # The consumer left before the end: cancel what still runs, now.
+                receive.close()
+                if running.state not in _ENDED:
+                    await running.cancel(graceful=False)

@@ -33,7 +33,7 @@ from ._errors import CheckpointError
 from ._state_codec import decode_state, encode_state
 from ._stats import CheckpointInfo
 from ._store import Checkpoint, CheckpointStore
-from ._units import parse_duration_ms
+from ._units import positive_duration_ms
 
 __all__ = [
     "FORMAT_VERSION",
@@ -46,12 +46,7 @@ FORMAT_VERSION = 1
 
 
 def _interval(value: Any) -> int | None:
-    if value is None:
-        return None
-    ms = parse_duration_ms(value, "checkpoint_interval")
-    if ms <= 0:
-        raise ValueError(f"checkpoint_interval must be > 0, got {value!r}")
-    return ms
+    return None if value is None else positive_duration_ms(value, "checkpoint_interval")
 
 
 @attrs.frozen(kw_only=True)

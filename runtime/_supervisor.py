@@ -21,7 +21,7 @@ from ._mailbox import Mailbox
 from ._memory import MemoryBudget, MemoryPolicy
 from ._source import Source, SourceCell
 from ._stats import GraphStats
-from ._units import parse_duration_ms, parse_size
+from ._units import parse_size, positive_duration_ms
 
 __all__ = [
     "RestartPolicy",
@@ -74,10 +74,7 @@ def _max_memory(value: Any) -> int | None:
 
 
 def _stats_interval(value: Any) -> int:
-    ms = parse_duration_ms(value, "stats_interval")
-    if ms <= 0:
-        raise ValueError(f"stats_interval must be > 0, got {value!r}")
-    return ms
+    return positive_duration_ms(value, "stats_interval")
 
 
 def _check_memory_policy(_inst: Any, _attr: Any, value: Any) -> None:

@@ -14,7 +14,7 @@ import re
 from decimal import Decimal
 from typing import TypeAlias
 
-__all__ = ["Duration", "Size", "parse_duration_ms", "parse_size"]
+__all__ = ["Duration", "Size", "parse_duration_ms", "parse_size", "positive_duration_ms"]
 
 Duration: TypeAlias = "int | float | str | datetime.timedelta"
 Size: TypeAlias = "int | float | str"
@@ -101,3 +101,19 @@ def parse_size(value: object, option: str | None = None) -> int:
     if number is None:
         raise ValueError(f"{_named(option)}{value!r} is not a size ({_SIZE_HINT})")
     return int(number)
+
+
+def positive_duration_ms(value: object, option: str) -> int:
+    """A duration option that must be more than 0, in milliseconds.
+
+    Example:
+        >>> positive_duration_ms("1.5s", "stats_interval")
+        1500
+
+    Raises:
+        ValueError: not a duration, or not more than 0 (naming ``option``).
+    """
+    ms = parse_duration_ms(value, option)
+    if ms <= 0:
+        raise ValueError(f"{option} must be > 0, got {value!r}")
+    return ms
