@@ -39,7 +39,6 @@ from partita.runtime import (
     Checkpointing,
     Graph,
     MemoryCheckpointStore,
-    Record,
     RestartPolicy,
     Sink,
     Source,
@@ -49,6 +48,7 @@ from partita.runtime import (
 )
 from partita.runtime._cell import ActorCell
 
+from ._feed import Feed
 from ._trio_machine import TrioPortal, machine_settings, run_machine
 
 NAMES = ("a", "b", "merge", "sink")
@@ -57,29 +57,6 @@ CAPACITY = 2
 
 class Crash(Exception):
     """The injected error."""
-
-
-@attrs.define(eq=False)
-class Feed:
-    records: list[Record] = attrs.Factory(list)
-    closed: bool = False
-    _changed: trio.Event = attrs.Factory(trio.Event)
-
-    def push(self, records: list[Record]) -> None:
-        self.records.extend(records)
-        self._wake()
-
-    def close(self) -> None:
-        self.closed = True
-        self._wake()
-
-    def _wake(self) -> None:
-        self._changed.set()
-        self._changed = trio.Event()
-
-    async def wait_beyond(self, position: int) -> None:
-        while position >= len(self.records) and not self.closed:
-            await self._changed.wait()
 
 
 @attrs.define(eq=False)

@@ -47,6 +47,7 @@ from partita.runtime import (
 )
 from partita.runtime._actor import cell_of
 
+from ._feed import Feed
 from ._trio_machine import TrioPortal, live_tasks, machine_settings, run_machine
 
 S = ActorState
@@ -83,31 +84,6 @@ def crash_point(actor: Crashable) -> None:
         actor.crash_next = None
         actor.crash_log.entries.append((trio.current_time(), actor.name, error))
         raise error
-
-
-@attrs.define(eq=False)
-class Feed:
-    """What the machine has sent; the source reads it."""
-
-    records: list[Record] = attrs.Factory(list)
-    closed: bool = False
-    _changed: trio.Event = attrs.Factory(trio.Event)
-
-    def push(self, records: list[Record]) -> None:
-        self.records.extend(records)
-        self._wake()
-
-    def close(self) -> None:
-        self.closed = True
-        self._wake()
-
-    def _wake(self) -> None:
-        self._changed.set()
-        self._changed = trio.Event()
-
-    async def wait_beyond(self, position: int) -> None:
-        while position >= len(self.records) and not self.closed:
-            await self._changed.wait()
 
 
 @attrs.define(eq=False)
