@@ -49,6 +49,21 @@ def _interval(value: Any) -> int | None:
     return None if value is None else positive_duration_ms(value, "checkpoint_interval")
 
 
+def _difference(theirs: str, ours: str) -> str:
+    """What differs between two fingerprints (their ``" | "``-separated parts, when
+    the graph builder writes them so), else both whole.
+
+    Example:
+        >>> _difference("q | partitions=2 | in.jsonl", "q | partitions=4 | in.jsonl")
+        "it has 'partitions=2', this one 'partitions=4'"
+    """
+    a, b = theirs.split(" | "), ours.split(" | ")
+    if len(a) == len(b):
+        parts = [(x, y) for x, y in zip(a, b, strict=True) if x != y]
+        return ", ".join(f"it has {x!r}, this one {y!r}" for x, y in parts)
+    return f"it is {theirs!r}, this one is {ours!r}"
+
+
 @attrs.frozen(kw_only=True)
 class Checkpointing:
     """Checkpoint a graph into ``store``: periodically, on demand, and at its end.
@@ -176,8 +191,8 @@ class CheckpointCoordinator:
         if theirs != ours:
             raise CheckpointError(
                 f"checkpoint {checkpoint.id}",
-                f"was taken of another job: it is {theirs!r}, this one is {ours!r}; resume "
-                "with the same job, or start afresh (fresh=True, --fresh)",
+                f"was taken of another job: {_difference(str(theirs), ours)}; resume with the "
+                "same job, or start afresh (fresh=True, --fresh)",
             )
         return meta
 

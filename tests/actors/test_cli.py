@@ -744,3 +744,45 @@ def test_explain_compiles_the_query_once() -> None:
     done = partita("explain", "--sql", "SELECT a + 1 AS b FROM t")
     assert done.returncode == 0, done.stderr
     assert "-- generated code (<partita-sql:program#1>)" in done.stdout
+
+
+# ------------------------------------------------------------------ checkpoints (issue 9)
+def test_a_completed_checkpointed_run_starts_afresh_next_time(trades: Path, tmp_path: Path) -> None:
+    ck = tmp_path / "ck"
+    args = ("run", "--input", str(trades), "--sql", WINDOWED, "--checkpoint", str(ck))
+    first = partita(*args, "--output", str(tmp_path / "a.jsonl"), "--checkpoint-interval", "1ms")
+    assert first.returncode == 0, first.stderr
+    again = partita(*args, "--output", str(tmp_path / "a.jsonl"))
+    assert again.returncode == 0, again.stderr
+    assert "resuming" not in again.stderr  # the first run completed: the same job starts afresh
+
+
+def test_a_damaged_checkpoint_store_is_one_line_and_exit_1(trades: Path, tmp_path: Path) -> None:
+    ck = tmp_path / "ck"
+    ck.mkdir()
+    (ck / "checkpoints.db").write_bytes(b"this is not a database, " * 100)
+    done = partita(
+        "run",
+        "--input",
+        str(trades),
+        "--sql",
+        WINDOWED,
+        "--checkpoint",
+        str(ck),
+        "--output",
+        str(tmp_path / "out.jsonl"),
+    )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert "checkpoints.db" in done.stderr
+    assert done.stderr.startswith("partita: ")
+
+
+def test_checkpoint_options_need_a_directory_and_a_file_input(trades: Path) -> None:
+    no_dir = partita("run", "--input", str(trades), "--sql", WINDOWED, "--fresh")
+    assert no_dir.returncode == 2
+    assert "--checkpoint-interval and --fresh need --checkpoint DIR" in no_dir.stderr
+    stdin = partita("run", "--input", "-", "--sql", WINDOWED, "--checkpoint", "ck", stdin="")
+    assert stdin.returncode == 2
+    assert "standard input cannot be read again" in stdin.stderr

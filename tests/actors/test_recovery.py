@@ -25,7 +25,14 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from partita.actors import JsonLinesSink, JsonLinesSource, run_sql
-from partita.runtime import ActorFailed, Batch, BatchSizer, MemoryCheckpointStore, Record
+from partita.runtime import (
+    ActorFailed,
+    Batch,
+    BatchSizer,
+    CheckpointError,
+    MemoryCheckpointStore,
+    Record,
+)
 from partita.sql import compile_query
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -230,3 +237,19 @@ def test_sigkill_at_random_moments_then_the_same_command(tmp_path: Path) -> None
     assert kills >= 2
     assert resumed >= 1  # some kill came after a checkpoint (most do)
     assert got.read_bytes() == expected.read_bytes()
+
+
+async def test_resuming_with_another_partition_count_is_refused(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    path = tmp_path / "in.jsonl"
+    records = to_records([(i % 5, i, 0) for i in range(300)])
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    store = MemoryCheckpointStore()
+    out = tmp_path / "out.jsonl"
+    query = QUERIES["tumble"]
+    with pytest.raises(ActorFailed):
+        await run_job(query, path, out, partitions=2, crash_at=3, store=store)
+    assert await store.latest() is not None
+    with pytest.raises(CheckpointError, match="it has 'partitions=2', this one 'partitions=3'"):
+        await run_job(query, path, out, partitions=3, crash_at=None, store=store.crashed())

@@ -201,7 +201,7 @@ async def test_another_job_or_graph_is_refused(autojump_clock: trio.testing.Mock
         await trio.sleep(2.5)
         await sup.checkpoint()
         await sup.cancel(graceful=False)
-    with pytest.raises(CheckpointError, match="taken of another job: it is 'job a', this one"):
+    with pytest.raises(CheckpointError, match="taken of another job: it has 'job a', this one"):
         async with open_supervisor(
             make_graph(file), checkpoints=Checkpointing(store=store, fingerprint="job b")
         ):
