@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import attrs
 
-from partita.runtime import Actor, Batch, DeadLetter, Record
-from partita.sql import PartitionProgram
+from partita.runtime import Actor, Batch, DeadLetter
+from partita.sql import PartitionProgram, PartitionResult, PartitionStep
 
 from ._dead_letter import emit_dead_letters
 
@@ -21,7 +21,9 @@ class PartitionActor(Actor):
     they return go to output 0 as one batch, and the program's dead letters to
     :attr:`dead_letter_output` (else they are kept in :attr:`dead_letters`).
     The program's counts show in ``rows_filtered``, ``rows_late`` and
-    ``rows_errored``.  The program survives a restart of the actor, so a
+    ``rows_errored``.  It calls the program through a
+    :class:`partita.sql.PartitionStep`, as ``run_query`` does, and only moves
+    what that returns.  The program survives a restart of the actor, so a
     restarted partition keeps its groups and windows.
 
     Example:
@@ -36,35 +38,37 @@ class PartitionActor(Actor):
     program: PartitionProgram
     dead_letter_output: int | None = attrs.field(default=None, kw_only=True)
     dead_letters: list[DeadLetter] = attrs.field(init=False, factory=list)
+    _step: PartitionStep = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._step = PartitionStep(self.program)
 
     def on_batch(self, batch: Batch) -> None:
-        self._emit_rows(self.program.process(batch))
+        self._send(self._step.process(batch))
 
     def on_watermark(self, ts: int) -> None:
-        self._emit_rows(self.program.advance(ts))
+        self._send(self._step.advance(ts))
 
     def on_end(self) -> None:
-        self._emit_rows(self.program.finish())
+        self._send(self._step.finish())
 
     def snapshot_state(self) -> object:
         """The program's state: groups, windows, sessions, watermark, counters."""
-        return self.program.snapshot()
+        return self._step.snapshot()
 
     def restore_state(self, state: object) -> None:
-        self.program.restore(state)
+        self._step.restore(state)
 
-    def _emit_rows(self, rows: list[Record]) -> None:
-        program = self.program
+    def _send(self, result: PartitionResult) -> None:
+        rows = result.rows
         if rows:
             self.emit_batch(Batch(rows), None if self.dead_letter_output is None else 0)
-        letters = program.take_dead_letters()
-        if letters:
+        if result.dead_letters:
+            letters = list(result.dead_letters)
             emit_dead_letters(self, letters, self.dead_letter_output, self.dead_letters)
-        counts = program.counts()
+        counts = result.counts
         self.rows_filtered = counts.filtered
         self.rows_late = counts.late
         self.rows_errored = counts.errored
-        if counts.errored:  # only then: the reasons cost nothing on a clean stream
-            reasons = getattr(program, "error_reasons", None)
-            if reasons is not None:
-                self.set_error_reasons(dict(reasons()))
+        if result.error_reasons is not None:
+            self.set_error_reasons(dict(result.error_reasons))

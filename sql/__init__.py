@@ -19,14 +19,22 @@ from ._query import explain as explain
 from ._query_config import LatePolicy as LatePolicy
 from ._query_config import QueryOptions as QueryOptions
 from ._query_config import WatermarkStrategy as WatermarkStrategy
+from ._step import PartitionResult as PartitionResult
+from ._step import PartitionStep as PartitionStep
+from ._step import RouteResult as RouteResult
+from ._step import RouteStep as RouteStep
 
 __all__ = [
     "CompiledQuery",
     "LatePolicy",
     "PartitionProgram",
+    "PartitionResult",
+    "PartitionStep",
     "ProgramCounts",
     "QueryOptions",
     "QueryResult",
+    "RouteResult",
+    "RouteStep",
     "Routed",
     "RoutingStage",
     "SqlError",

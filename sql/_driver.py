@@ -1,7 +1,8 @@
 """``run_query``: a synchronous reference driver (no trio) for a compiled query.
 
-It does exactly what the actors layer does, with every program in one loop: route each
-batch, process its parts, advance every program to the batch watermark, finish.
+It drives the same :class:`RouteStep` and :class:`PartitionStep` calls the actors do,
+with every program in one loop: route each batch, process its parts, advance every
+program to the watermark when it advanced, finish.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from partita.runtime import Batch, DeadLetter, Record
 
 from ._interface import ProgramCounts
 from ._query import CompiledQuery, compile_query
+from ._step import PartitionStep, RouteResult, RouteStep
 
 __all__ = ["QueryResult", "run_query"]
 
@@ -92,43 +94,38 @@ def run_query(
         query = compile_query(query, **compile_options)
     elif compile_options:
         raise TypeError("compile options can only be given with SQL text, not a CompiledQuery")
-    stage = query.routing_stage(partitions)
-    programs = [query.new_program() for _ in range(partitions)]
+    router = RouteStep(query.routing_stage(partitions))
+    steps = [PartitionStep(query.new_program()) for _ in range(partitions)]
     rows: list[Record] = []
     dead: list[DeadLetter] = []
     offset = 0
-    chunks: Iterable[list[Record]] = _chunks(records, batch_size)
-    first = True
-    for chunk in chunks:
-        first = False
-        offset = _step(stage, programs, chunk, offset, rows, dead)
-    if first:  # no input at all: still show the programs one (empty) batch
-        _step(stage, programs, [], 0, rows, dead)
-    for program in programs:
-        rows += program.finish()
-        dead += program.take_dead_letters()
-    dead += stage.take_dead_letters()
-    counts = _sum([stage.counts(), *(p.counts() for p in programs)])
-    return QueryResult(rows, dead, counts)
+    for chunk in _chunks(records, batch_size):
+        _deliver(router.route(Batch.from_records(chunk, start=offset)), steps, rows, dead)
+        offset += len(chunk)
+    routed = router.finish()
+    _deliver(routed, steps, rows, dead)
+    counts = [routed.counts]
+    for step in steps:
+        done = step.finish()
+        rows += done.rows
+        dead += done.dead_letters
+        counts.append(done.counts)
+    return QueryResult(rows, dead, _sum(counts))
 
 
-def _step(
-    stage: Any,
-    programs: list[Any],
-    chunk: list[Record],
-    offset: int,
-    rows: list[Record],
-    dead: list[DeadLetter],
-) -> int:
-    routed = stage.route(Batch.from_records(chunk, start=offset))
-    dead += routed.late
-    dead += routed.dead
-    for program, part in zip(programs, routed.parts, strict=True):
+def _deliver(
+    routed: RouteResult, steps: list[PartitionStep], rows: list[Record], dead: list[DeadLetter]
+) -> None:
+    """What the actors do with a routed batch: each part to its partition, then the
+    watermark (when it advanced) to every partition."""
+    dead += routed.dead_letters
+    for step, part in zip(steps, routed.parts, strict=True):
         if part is not None:
-            rows += program.process(part)
-            dead += program.take_dead_letters()
+            done = step.process(part)
+            rows += done.rows
+            dead += done.dead_letters
     if routed.watermark is not None:
-        for program in programs:
-            rows += program.advance(routed.watermark)
-            dead += program.take_dead_letters()
-    return offset + len(chunk)
+        for step in steps:
+            done = step.advance(routed.watermark)
+            rows += done.rows
+            dead += done.dead_letters
