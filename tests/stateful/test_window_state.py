@@ -190,21 +190,16 @@ class WindowStateMachine(RuleBasedStateMachine):
     def no_open_window_behind_the_watermark(self) -> None:
         """Open state never holds a window the advanced watermark has passed.
 
-        The program exposes no accessor for its open windows; this looks at the private
-        state of ``sql._program.SqlProgram`` when it is there (``_windows``: window start
-        -> groups; ``_sessions``: key -> [[start, end, state], ...]) and checks nothing
-        otherwise (the ``advance`` rule checks the same through emitted rows).
+        ``SqlProgram.open_window_ends()`` is the program's self-check accessor (the
+        ends of its open windows or sessions, from its window state); a wrapped
+        program without one checks nothing here (the ``advance`` rule checks the same
+        through emitted rows).
         """
         if self.advanced is None:
             return
-        window = self.REF.window
-        windows = getattr(self.program, "_windows", None)
-        if isinstance(windows, dict) and isinstance(window, Tumble | Hop):
-            ends = [start + window.size_ms for start, groups in windows.items() if groups]
-            assert all(end > self.advanced for end in ends), (ends, self.advanced)
-        sessions = getattr(self.program, "_sessions", None)
-        if isinstance(sessions, dict) and isinstance(window, Session):
-            ends = [s[1] for spans in sessions.values() for s in spans]
+        open_window_ends = getattr(self.program, "open_window_ends", None)
+        if open_window_ends is not None:
+            ends = open_window_ends()
             assert all(end > self.advanced for end in ends), (ends, self.advanced)
 
     @invariant()
