@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import random
 from collections import Counter
 from typing import Any
@@ -368,3 +369,35 @@ def test_one_session_keeps_one_scheduled_close_not_one_per_record() -> None:
     program.process(routed.parts[0])
     assert program.scheduled_closes() <= 2
     assert program.finish() == [{"k": "a", "n": 20_000}]
+
+
+@pytest.mark.parametrize(
+    ("window", "keys"),
+    [
+        ("", {"groups"}),
+        (", TUMBLE(ts, INTERVAL '1' SECOND)", {"windows", "closed"}),
+        (", HOP(ts, INTERVAL '1' SECOND, INTERVAL '2' SECOND)", {"windows", "closed"}),
+        (
+            ", SESSION(ts, INTERVAL '1' SECOND)",
+            {"sessions", "closed_sessions", "heap", "due", "seq"},
+        ),
+    ],
+)
+def test_program_snapshot_is_one_flat_dict_of_the_window_state_and_the_program(
+    window: str, keys: set[str]
+) -> None:
+    # the layout checkpoints were written in before window states had their own module
+    query = compile_query(f"SELECT k, COUNT(*) AS n FROM t GROUP BY k{window}", late="update")
+    program = query.new_program()
+    stage = query.routing_stage(1)
+    routed = stage.route(Batch.from_records([{"k": "a", "ts": 10}, {"k": "b", "ts": 3000}]))
+    assert routed.parts[0] is not None
+    program.process(routed.parts[0])
+    program.advance(2500)
+    state: Any = program.snapshot()
+    program_keys = {"wm", "saw_batch", "rows_in", "rows_out", "filtered", "errors"}
+    assert set(state) == keys | {"late", "pending"} | program_keys
+    again = query.new_program()
+    again.restore(copy.deepcopy(state))  # a snapshot shares the program's dicts
+    assert again.snapshot() == state
+    assert again.finish() == program.finish()
