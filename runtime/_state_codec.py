@@ -27,10 +27,22 @@ Types are matched exactly (``type(x) is ...``): a subclass (``bool`` aside, whic
 its own type), ``bytearray``, ``OrderedDict`` or anything else is a ``TypeError``
 naming the type and where it was.  Tuples stay tuples (as dict keys too), dicts
 keep their order, and nothing is ever imported or called by name while loading.
+
+Encoding takes a fast path for almost every state: one C-level scan of the object
+graph (``gc.get_referents``, level by level) checks that every value has an allowed
+type and that containers nest at most :data:`MAX_STATE_DEPTH` deep, then msgpack's C
+``Packer`` (``strict_types=True``) walks it and calls back into Python only for what
+needs an extension type (tuples, sets, frozensets, big integers).  The output is the
+same format 1 bytes the Python walk writes, except that a dict whose distinct keys
+encode alike stays a map (it loads back with every pair, as the keys load as
+distinct objects).  Anything else -- a type outside the list, a nesting too deep, a
+lone surrogate -- goes through the Python walk, which encodes it or names the
+problem and its path.
 """
 
 from __future__ import annotations
 
+import gc
 import reprlib
 import zlib
 from collections.abc import Callable
@@ -95,6 +107,15 @@ def encode_state(state: object) -> bytes:
           ...
         TypeError: cannot checkpoint a value of type object at state['when']
     """
+    payload = _pack_plain(state) if _is_plain(state) else None
+    if payload is None:
+        payload = _pack_walked(state)
+    header = _MAGIC + bytes([STATE_FORMAT_VERSION]) + zlib.crc32(payload).to_bytes(4, "big")
+    return header + payload
+
+
+def _pack_walked(state: object) -> bytes:
+    """The payload through the Python walk: slow, and names any problem with its path."""
     try:
         tree = _walk(state, 1)
     except _Unsupported as exc:
@@ -104,8 +125,7 @@ def encode_state(state: object) -> bytes:
         where = "state" + "".join(steps)
         raise exc.error(f"{exc.problem} at {where}") from None
     payload: bytes = msgpack.packb(tree, use_bin_type=True)
-    header = _MAGIC + bytes([STATE_FORMAT_VERSION]) + zlib.crc32(payload).to_bytes(4, "big")
-    return header + payload
+    return payload
 
 
 def decode_state(data: bytes, *, what: str = "checkpoint state") -> object:
@@ -157,6 +177,65 @@ def decode_state(data: bytes, *, what: str = "checkpoint state") -> object:
 
 
 # ------------------------------------------------------------------------ encoding
+
+_LEAVES: Final = frozenset({type(None), bool, int, float, str, bytes})
+_CONTAINERS: Final = frozenset({list, tuple, dict, set, frozenset})
+_ALLOWED: Final = _LEAVES | _CONTAINERS
+_EXT_CODES: Final[dict[type, int]] = {tuple: _TUPLE, set: _SET, frozenset: _FROZENSET}
+
+
+def _is_plain(state: object) -> bool:
+    """Whether every value in ``state`` has an allowed type, nested at most the limit.
+
+    One level of the graph at a time, in C: ``gc.get_referents`` yields the items of
+    every list, tuple, set and frozenset and the keys and values of every dict (it
+    skips the leaves, which refer to nothing).  A value reached by two paths is looked
+    at twice, as the walk and the packer would.
+    """
+    level: list[object] = [state]
+    for _ in range(MAX_STATE_DEPTH):
+        kinds = set(map(type, level))
+        if not kinds <= _ALLOWED:
+            return False
+        if kinds <= _LEAVES:
+            return True
+        level = gc.get_referents(*level)
+    return _CONTAINERS.isdisjoint(map(type, level))
+
+
+def _pack_plain(state: object) -> bytes | None:
+    """The payload through msgpack's C packer; ``None`` for the Python walk to decide.
+
+    ``state`` passed :func:`_is_plain`.  Lone surrogates are left to the walk (they
+    need extension type 1, and the packer refuses them).
+    """
+    idle: list[msgpack.Packer] = []
+
+    def extension(
+        obj: Any,
+        codes: dict[type, int] = _EXT_CODES,
+        new: Callable[..., msgpack.ExtType] = tuple.__new__,
+        ext: type[msgpack.ExtType] = msgpack.ExtType,
+    ) -> msgpack.ExtType:
+        code = codes.get(type(obj))
+        if code is None:  # an int beyond 64 bits: nothing else reaches here
+            size = (obj.bit_length() + 8) // 8  # room for the sign bit
+            return new(ext, (_BIGINT, obj.to_bytes(size, "big", signed=True)))
+        # One packer per nesting level in use: a packer is not reentrant.
+        packer = idle.pop() if idle else _packer(extension)
+        data = packer.pack(list(obj))
+        idle.append(packer)
+        return new(ext, (code, data))  # tuple.__new__: ExtType() checks its arguments
+
+    try:
+        payload: bytes = _packer(extension).pack(state)
+    except UnicodeEncodeError:
+        return None
+    return payload
+
+
+def _packer(default: Callable[[Any], object]) -> msgpack.Packer:
+    return msgpack.Packer(use_bin_type=True, strict_types=True, default=default)
 
 
 def _walk(obj: object, depth: int) -> object:

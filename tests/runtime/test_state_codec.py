@@ -115,6 +115,37 @@ def test_every_state_round_trips_exactly(state: object) -> None:
     assert identical(decode_state(data), state)
 
 
+@given(STATES)
+def test_the_fast_path_loads_as_the_walk_does(state: object) -> None:
+    walked = encode_state(None)[:5]
+    walked += zlib.crc32(payload := _state_codec._pack_walked(state)).to_bytes(4, "big") + payload
+    assert identical(decode_state(encode_state(state)), decode_state(walked))
+
+
+def test_python_runs_per_extension_value_not_per_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A plain state never reaches the Python walk, and msgpack's packer calls back
+    # once per tuple, set, frozenset or big int: the cost of the rest is C's.
+    def no_walk(obj: object, depth: int) -> object:
+        raise AssertionError("the Python walk ran")
+
+    calls: list[type] = []
+    packer = _state_codec._packer
+
+    def counting(default: Any) -> msgpack.Packer:
+        def count(obj: object) -> object:
+            calls.append(type(obj))
+            return default(obj)
+
+        return packer(count)
+
+    monkeypatch.setattr(_state_codec, "_walk", no_walk)
+    monkeypatch.setattr(_state_codec, "_packer", counting)
+    state = {f"k{i}": [i, i / 3, "é", None, b"b", {"n": -i}] for i in range(1000)}
+    state["ext"] = [(1, "a"), {2}, frozenset({((3,),)}), 2**70]
+    assert identical(decode_state(encode_state(state)), state)
+    assert sorted(calls, key=str) == sorted([tuple] * 3 + [set, frozenset, int], key=str)
+
+
 @given(st.binary(max_size=64))
 def test_arbitrary_bytes_are_corrupt_or_state(data: bytes) -> None:
     with contextlib.suppress(CheckpointCorrupt):
