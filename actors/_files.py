@@ -243,7 +243,8 @@ class JsonLinesSource(_FileSource):
             consumed -= len(rest)
             if rest:
                 pending.append(rest)
-        self._digest.update(memoryview(data)[:consumed])
+        if self.checkpointing:  # checkpoints off: not a byte hashed
+            self._digest.update(memoryview(data)[:consumed])
         del data
         self._byte += consumed
         first_line = self._line + 1
@@ -397,10 +398,11 @@ class CsvSource(_FileSource):
     def _decoded_lines(self, file: IO[bytes]) -> Iterator[str]:
         """The input's lines as text: a UTF-8 BOM dropped, undecodable lines noted."""
         undecodable = self._undecodable
-        digest = self._read_digest
+        digest = self._read_digest if self.checkpointing else None
         for number, raw in enumerate(file, self._line_base + 1):
             self._read_bytes += len(raw)
-            digest.update(raw)
+            if digest is not None:  # checkpoints off: not a byte hashed
+                digest.update(raw)
             if number == 1 and raw.startswith(codecs.BOM_UTF8):
                 raw = raw[len(codecs.BOM_UTF8) :]
             try:

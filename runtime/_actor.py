@@ -237,6 +237,12 @@ class Actor:
         return self._cell.inbox
 
     # ---------------------------------------------------------------- stats
+    @property
+    def checkpointing(self) -> bool:
+        """Whether this actor's graph takes checkpoints (known once it is wired to run):
+        state a checkpoint alone needs is kept only then."""
+        return self._cell.checkpoints is not None
+
     def stats(self) -> ActorStats:
         """A frozen snapshot of this actor's counters and inbox."""
         cell = self._cell

@@ -117,7 +117,7 @@ class Count(Sink):
         if self.crash_next:
             self.crash_next = False
             raise Crash(self.name)
-        await trio.sleep(0.25)  # slow: mailboxes fill, barriers queue behind data
+        await trio.sleep(0.25)  # virtual time (MockClock): mailboxes fill, barriers queue
         self.rows += len(batch.records)
 
     def snapshot_state(self) -> object:
