@@ -13,6 +13,8 @@ from ._interface import PartitionProgram as PartitionProgram
 from ._interface import ProgramCounts as ProgramCounts
 from ._interface import Routed as Routed
 from ._interface import RoutingStage as RoutingStage
+from ._plan import WindowSpec as WindowSpec
+from ._policy import RecordErrors as RecordErrors
 from ._query import CompiledQuery as CompiledQuery
 from ._query import compile_query as compile_query
 from ._query import explain as explain
@@ -23,8 +25,13 @@ from ._step import PartitionResult as PartitionResult
 from ._step import PartitionStep as PartitionStep
 from ._step import RouteResult as RouteResult
 from ._step import RouteStep as RouteStep
+from ._windows import Aggregation as Aggregation
+from ._windows import WindowRules as WindowRules
+from ._windows import WindowState as WindowState
+from ._windows import new_window_state as new_window_state
 
 __all__ = [
+    "Aggregation",
     "CompiledQuery",
     "LatePolicy",
     "PartitionProgram",
@@ -33,13 +40,18 @@ __all__ = [
     "ProgramCounts",
     "QueryOptions",
     "QueryResult",
+    "RecordErrors",
     "RouteResult",
     "RouteStep",
     "Routed",
     "RoutingStage",
     "SqlError",
     "WatermarkStrategy",
+    "WindowRules",
+    "WindowSpec",
+    "WindowState",
     "compile_query",
     "explain",
+    "new_window_state",
     "run_query",
 ]

@@ -19,7 +19,7 @@ from ._interface import ProgramCounts
 from ._plan import LogicalPlan
 from ._policy import OnError, RecordErrors
 from ._query_config import LatePolicy
-from ._windows import WindowContext, WindowState, new_window_state
+from ._windows import Aggregation, WindowRules, WindowState, new_window_state
 
 __all__ = ["SqlProgram"]
 
@@ -52,7 +52,11 @@ class SqlProgram:
     ) -> SqlProgram:
         """A fresh program with empty state."""
         policy = RecordErrors(on_error, "sql-partition")
-        window = new_window_state(WindowContext(plan, functions, late, retention_ms, policy))
+        window = new_window_state(
+            WindowRules.of_plan(plan, late, retention_ms),
+            Aggregation.of_functions(functions),
+            policy,
+        )
         return cls(functions, policy, window)
 
     # -- partita.sql.PartitionProgram -----------------------------------------------------

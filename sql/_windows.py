@@ -8,6 +8,34 @@ dicts, closes what a watermark passed, applies late updates within the retention
 and evicts what is older, and snapshots itself for a checkpoint.  The program only
 counts and delegates; the generated code gets what it needs from
 :meth:`WindowState.process_args`.
+
+Nothing here is SQL-specific: a state is built from :class:`WindowRules` (the kind of window,
+its size or gap, when rows are emitted, what a late record does, how long closed
+windows are kept) and an :class:`Aggregation` (four plain callables: ``init``,
+``step``, ``merge``, ``row``), so a Python operator can keep its windows in the
+same classes.  The caller assigns records to windows and steps the accumulators
+(the dicts of :meth:`WindowState.process_args`, keyed by window start, then by
+group key); the state closes, re-emits and evicts:
+
+    >>> from partita.sql import (
+    ...     Aggregation, RecordErrors, WindowRules, WindowSpec, new_window_state
+    ... )
+    >>> rules = WindowRules(WindowSpec("tumble", "ts", 10, 10))
+    >>> count = Aggregation(
+    ...     init=lambda: 0,
+    ...     step=lambda acc, record: (acc or 0) + 1,
+    ...     merge=lambda a, b: a + b,
+    ...     row=lambda key, acc, ws, we: {"key": key, "n": acc, "start": ws},
+    ... )
+    >>> state = new_window_state(rules, count, RecordErrors("skip", "counter"))
+    >>> _, windows, _, _ = state.process_args()
+    >>> for key, ts in [("a", 1), ("a", 4), ("b", 12)]:
+    ...     groups = windows.setdefault(ts - ts % 10, {})
+    ...     groups[key] = count.step(groups.get(key), None)
+    >>> state.advance(10)
+    [{'key': 'a', 'n': 2, 'start': 0}]
+    >>> state.finish(saw_batch=True)
+    [{'key': 'b', 'n': 1, 'start': 10}]
 """
 
 from __future__ import annotations
@@ -15,21 +43,23 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import attrs
 
 from partita.runtime import DeadLetter, Record
 
-from ._plan import LogicalPlan
+from ._plan import LogicalPlan, WindowSpec
 from ._policy import RecordErrors
 from ._query_config import LatePolicy
 
 __all__ = [
+    "Aggregation",
     "AlignedWindows",
     "PlainGroups",
     "SessionWindows",
     "WindowContext",
+    "WindowRules",
     "WindowState",
     "new_window_state",
 ]
@@ -81,18 +111,97 @@ class WindowState(Protocol):
 
 
 @attrs.frozen
-class WindowContext:
-    """What a window state needs from its query: the generated helpers and the policies."""
+class WindowRules:
+    """The rules of one kind of window, whoever steps its accumulators.
 
-    plan: LogicalPlan
-    functions: dict[str, Callable[..., Any]]
-    late_policy: LatePolicy
-    retention_ms: int
+    Attributes:
+        window: the kind and size (or gap) of window; ``None`` for plain groups that
+            live until the end of input.
+        emit: ``"final"``, a row per group when its window closes; ``"changes"``, the
+            caller emits on every update and closing emits nothing.
+        late: what a record for a closed window does: ``"drop"`` (counted),
+            ``"dead-letter"`` (counted and dead-lettered) or ``"update"`` (the closed
+            window's group is updated and re-emitted while retained).
+        retention_ms: how long (in event time past a window's end) a closed window is
+            kept for late updates.
+        aggregated: ``False`` for a projection, which keeps no groups.
+        global_group: the groups have no key (SQL's aggregate without GROUP BY): end
+            of input emits one row even when no group was stepped.
+    """
+
+    window: WindowSpec | None
+    emit: Literal["changes", "final"] = "final"
+    late: LatePolicy = "drop"
+    retention_ms: int = 0
+    aggregated: bool = True
+    global_group: bool = False
+
+    @classmethod
+    def of_plan(cls, plan: LogicalPlan, late: LatePolicy, retention_ms: int) -> WindowRules:
+        """The rules of a SQL query's plan."""
+        return cls(
+            window=plan.window,
+            emit=plan.emit,
+            late=late,
+            retention_ms=retention_ms,
+            aggregated=plan.aggregated,
+            global_group=plan.aggregated and not plan.group_keys,
+        )
+
+
+@attrs.frozen
+class Aggregation:
+    """The accumulator of a group, as four plain callables.
+
+    Attributes:
+        init: a fresh accumulator (for the global group of an empty input).
+        step: ``step(acc, args)`` returns the accumulator after one more input;
+            ``acc`` is ``None`` for a group's first input.
+        merge: ``merge(a, b)`` joins two accumulators (sessions that come to touch).
+        row: ``row(key, acc, window_start, window_end)`` returns the output row of a
+            group, or ``None`` for none (SQL's HAVING).
+    """
+
+    init: Callable[[], Any]
+    step: Callable[[Any, Any], Any]
+    merge: Callable[[Any, Any], Any]
+    row: Callable[[Any, Any, int | None, int | None], Record | None]
+
+    @classmethod
+    def of_functions(cls, functions: dict[str, Callable[..., Any]]) -> Aggregation | None:
+        """The generated ``init``, ``step``, ``merge`` and ``row`` of a SQL query
+        (``None`` for a projection, which has none)."""
+        if "step" not in functions:
+            return None
+        return cls(functions["init"], functions["step"], functions["merge"], functions["row"])
+
+
+def _no_aggregation() -> Aggregation:
+    def never(*args: Any) -> Any:  # pragma: no cover - a projection keeps no groups
+        raise AssertionError("a projection has no accumulators")
+
+    return Aggregation(never, never, never, never)
+
+
+@attrs.frozen
+class WindowContext:
+    """What a window state works with: its rules, its accumulator and the error policy."""
+
+    rules: WindowRules
+    aggregation: Aggregation
     policy: RecordErrors
+
+    @property
+    def late_policy(self) -> LatePolicy:
+        return self.rules.late
+
+    @property
+    def retention_ms(self) -> int:
+        return self.rules.retention_ms
 
     def emit(self, groups: Groups, ws: int | None, we: int | None, rows: list[Record]) -> None:
         """Append the rows of ``groups`` (a row that cannot be built goes to the policy)."""
-        make_row = self.functions["row"]
+        make_row = self.aggregation.row
         for key, state in groups.items():
             try:
                 row = make_row(key, state, ws, we)
@@ -126,7 +235,7 @@ class _Base:
         self.late += 1
         if self._ctx.late_policy != "drop":
             self._ctx.policy.dead.append(
-                DeadLetter(record, f"late: {why}", offset, "sql-partition")
+                DeadLetter(record, f"late: {why}", offset, self._ctx.policy.stage)
             )
 
 
@@ -143,13 +252,13 @@ class PlainGroups(_Base):
         return []
 
     def finish(self, saw_batch: bool) -> list[Record]:
-        plan = self._ctx.plan
+        rules = self._ctx.rules
         rows: list[Record] = []
-        if plan.aggregated:
-            if plan.emit == "final":
+        if rules.aggregated:
+            if rules.emit == "final":
                 groups = self._groups
-                if not groups and not plan.group_keys and saw_batch:
-                    groups = {(): self._ctx.functions["init"]()}
+                if not groups and rules.global_group and saw_batch:
+                    groups = {(): self._ctx.aggregation.init()}
                 self._ctx.emit(groups, None, None, rows)
             self._groups = {}
         return rows
@@ -205,14 +314,14 @@ class AlignedWindows(_Base):
         self._pending = state["pending"]
 
     def _size(self) -> int:
-        window = self._ctx.plan.window
+        window = self._ctx.rules.window
         assert window is not None
         return window.size_ms
 
     def _close_until(self, watermark: float) -> list[Record]:
         ctx = self._ctx
         rows: list[Record] = []
-        final = ctx.plan.emit == "final"
+        final = ctx.rules.emit == "final"
         keep = ctx.late_policy == "update"
         size = self._size()
         for ws in sorted(w for w in self._windows if w + size <= watermark):
@@ -256,7 +365,7 @@ class AlignedWindows(_Base):
                 )
             return rows
         retained = self._closed.setdefault(ws, {})
-        state = self._ctx.functions["step"](retained.get(key), args)
+        state = self._ctx.aggregation.step(retained.get(key), args)
         retained[key] = state
         if count:
             self.late += 1
@@ -318,7 +427,7 @@ class SessionWindows(_Base):
         self._pending = state["pending"]
 
     def _gap(self) -> int:
-        window = self._ctx.plan.window
+        window = self._ctx.rules.window
         assert window is not None
         return window.size_ms
 
@@ -328,7 +437,7 @@ class SessionWindows(_Base):
         """Add a record at event time ``t`` to the sessions of ``key``."""
         ctx = self._ctx
         gap = self._gap()
-        step, merge = ctx.functions["step"], ctx.functions["merge"]
+        step, merge = ctx.aggregation.step, ctx.aggregation.merge
         rows: list[Record] = []
         sessions = self._sessions.get(key)
         if sessions and any(s[1] <= wm for s in sessions):
@@ -353,7 +462,7 @@ class SessionWindows(_Base):
         kept.sort(key=lambda s: s[0])
         self._sessions[key] = kept
         self._schedule(key, kept[0][1] if len(kept) == 1 else min(s[1] for s in kept))
-        if ctx.plan.emit == "changes":
+        if ctx.rules.emit == "changes":
             ctx.emit({key: state}, start, end, rows)
         return rows
 
@@ -389,7 +498,7 @@ class SessionWindows(_Base):
             gap = self._gap()
             for closed in self._closed_sessions.get(key, ()):
                 if closed[0] <= t + gap and t <= closed[1] and closed[1] > horizon:
-                    closed[2] = ctx.functions["step"](closed[2], args)
+                    closed[2] = ctx.aggregation.step(closed[2], args)
                     self.late += 1
                     ctx.emit({key: closed[2]}, closed[0], closed[1], rows)
                     return rows
@@ -419,7 +528,7 @@ class SessionWindows(_Base):
         still_open = []
         for session in sessions:
             if session[1] <= watermark:
-                if ctx.plan.emit == "final":
+                if ctx.rules.emit == "final":
                     ctx.emit({key: session[2]}, session[0], session[1], rows)
                 if ctx.late_policy == "update":
                     self._closed_sessions.setdefault(key, []).append(session)
@@ -449,9 +558,20 @@ _KINDS: dict[str, type[AlignedWindows] | type[SessionWindows]] = {
 }
 
 
-def new_window_state(ctx: WindowContext) -> WindowState:
-    """The window state of ``ctx.plan``'s kind of window (chosen here, once per program)."""
-    window = ctx.plan.window
-    if window is None:
+def new_window_state(
+    rules: WindowRules, aggregation: Aggregation | None, policy: RecordErrors
+) -> WindowState:
+    """The window state of ``rules``' kind of window (chosen here, once per program).
+
+    ``aggregation`` is ``None`` only for a projection (``rules.aggregated`` false);
+    ``policy`` takes the rows that cannot be built and the late records' dead letters
+    (named after its ``stage``).
+    """
+    if aggregation is None:
+        if rules.aggregated:
+            raise ValueError("an aggregating window state needs an Aggregation")
+        aggregation = _no_aggregation()
+    ctx = WindowContext(rules, aggregation, policy)
+    if rules.window is None:
         return PlainGroups(ctx)
-    return _KINDS[window.kind](ctx)
+    return _KINDS[rules.window.kind](ctx)
