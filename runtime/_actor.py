@@ -265,6 +265,8 @@ class Actor:
             batch_size=cell.batch_size(),
             errors_by_reason=self._error_snapshot(),
             delivery=getattr(self, "delivery", None),
+            watermark=cell.wm,
+            occupancy_counts=box.occupancy_counts if box else (),
         )
 
     def _error_snapshot(self) -> tuple[tuple[str, int], ...]:

@@ -263,6 +263,7 @@ class Mailbox:
             occupancy_p99=hist.percentile(0.99),
             sent=self.sent,
             received=self.received,
+            occupancy_counts=tuple(hist.counts),
         )
 
 

@@ -174,6 +174,8 @@ class MailboxStats:
     occupancy_p99: int
     sent: int
     received: int
+    occupancy_counts: tuple[int, ...] = ()
+    """How many sends found the mailbox holding 0, 1, ... ``capacity`` items."""
 
 
 @attrs.frozen
@@ -226,6 +228,12 @@ class ActorStats:
     delivery: str | None = None
     """A sink's guarantee across a crash and a resume: ``"exactly-once"`` or
     ``"at-least-once"`` (``None``: not a sink)."""
+    watermark: int | None = None
+    """The watermark over all the actor's inputs (event time, epoch ms; ``None``: none
+    has arrived yet, or the actor is a source)."""
+    occupancy_counts: tuple[int, ...] = ()
+    """The inbox's occupancy histogram: how many sends found it holding 0, 1, ...
+    ``capacity`` items (empty for sources)."""
 
 
 @attrs.frozen

@@ -332,6 +332,11 @@ class Supervisor:
         COMPLETED, FAILED or CANCELLED."""
         return self._life.state
 
+    @property
+    def failure(self) -> ActorFailed | None:
+        """The error the graph failed with (``None``: it has not failed)."""
+        return self._failure
+
     def _targets(self, actor: str | None) -> list[ActorCell]:
         if actor is None:
             return [cell_of(a) for a in self.graph]

@@ -11,6 +11,7 @@ from partita.runtime import (
     MAX_ERROR_REASONS,
     OTHER_REASONS,
     Actor,
+    ActorFailed,
     ActorState,
     ActorStats,
     Batch,
@@ -86,12 +87,37 @@ async def test_live_stats_of_a_stalled_graph() -> None:
             assert box.estimated_memory > 0
             # Sampled at each send: 0 (handed to the waiting sink), then 1, 2, 3, 4.
             assert (box.occupancy_p50, box.occupancy_p99) == (2, 4)
+            assert box.occupancy_counts == (1, 1, 1, 1, 1)  # one send at each occupancy
+            assert stats["src"].occupancy_counts == ()  # a source has no inbox
             assert stats.memory_in_use == box.estimated_memory
             assert stats.max_memory == 10**9
             with pytest.raises(attrs.exceptions.FrozenInstanceError):
                 stats.state = S.FAILED  # type: ignore[misc]
             sink.gate.set()
     assert sup.stats().state is S.COMPLETED
+
+
+async def test_watermarks_in_stats_and_the_failure_of_the_graph() -> None:
+    class Boom(Sink):
+        async def consume(self, batch: Batch) -> None:
+            if batch.records[0]["i"] >= 20:
+                raise ZeroDivisionError("boom")
+
+    g = chain(
+        Counter("src", limit=100, watermarks=True, sizer=BatchSizer.fixed(10)),
+        Actor("mid"),
+        Boom("sink"),
+        capacity=2,
+    )
+    with pytest.raises(ActorFailed) as failed:
+        async with open_supervisor(g) as sup:
+            assert sup.failure is None
+    stats = sup.stats()
+    assert stats["src"].watermark is None  # a source sends watermarks, it has no input
+    assert stats["mid"].watermark is not None
+    assert stats["mid"].watermark >= 20
+    assert sup.failure is failed.value
+    assert sup.failure.actor == "sink"
 
 
 def test_occupancy_histogram_percentiles() -> None:
