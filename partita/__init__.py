@@ -68,6 +68,8 @@ from partita.sql import explain as explain
 from partita.sql import run_query as run_query
 
 from ._metadata import fixup_module_metadata
+from ._ui import UiServer as UiServer
+from ._ui import serve_ui as serve_ui
 
 __version__ = "0.1.0"
 
@@ -112,6 +114,7 @@ __all__ = [
     "Strategy",
     "Supervisor",
     "TradeSource",
+    "UiServer",
     "Watermark",
     "compile_query",
     "explain",
@@ -120,6 +123,7 @@ __all__ = [
     "run_graph",
     "run_query",
     "run_sql",
+    "serve_ui",
 ]
 
 fixup_module_metadata(__name__, globals(), __all__)

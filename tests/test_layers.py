@@ -20,6 +20,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = {
     "partita": ROOT / "partita",
+    "partita._cli": ROOT / "partita" / "_cli",
+    "partita._ui": ROOT / "partita" / "_ui",
     "partita.runtime": ROOT / "runtime",
     "partita.actors": ROOT / "actors",
     "partita.sql": ROOT / "sql",

@@ -24,7 +24,7 @@ from ._columns import warn_missing_columns
 from ._console import console_for, show
 from ._driver import drive
 from ._exit import EXIT_INTERRUPTED, EXIT_READER_GONE, EXIT_TERMINATED, EXIT_USAGE, fail
-from ._parse import compile_or_exit, duration_option, on_error_option, size_option
+from ._parse import compile_or_exit, duration_option, on_error_option, size_option, ui_option
 from ._paths import check_paths, make_source
 from ._progress import ProgressDisplay, summary_table
 
@@ -158,6 +158,14 @@ def cli() -> None:
     default=None,
     help="Live progress on stderr (default: only when stderr is a terminal).",
 )
+@click.option(
+    "--ui",
+    metavar="[HOST:]PORT",
+    default=None,
+    callback=ui_option,
+    help="Serve the web view and Prometheus /metrics while the run lasts (host "
+    "127.0.0.1 unless given; the URL with its control token goes to stderr).",
+)
 def run(
     query: str,
     input_path: str,
@@ -176,6 +184,7 @@ def run(
     checkpoint_interval: int | None,
     fresh: bool,
     progress: bool | None,
+    ui: tuple[str, int] | None,
 ) -> None:
     """Run QUERY over an input; write one JSON object per result row."""
     policy, error_path = on_error
@@ -239,6 +248,7 @@ def run(
         console=console,
         where=source.describe_offset,
         checkpoints=checkpoints,
+        ui=ui,
     )
     if sink.reader_gone:
         # The reader of stdout went away (`| head`): stop quietly, as SIGPIPE would.

@@ -19,7 +19,7 @@ from partita.runtime import Record, SupervisorOptions
 from ._console import console_for, show
 from ._driver import drive
 from ._exit import EXIT_INTERRUPTED, EXIT_USAGE, fail
-from ._parse import compile_or_exit, duration_option
+from ._parse import compile_or_exit, duration_option, ui_option
 from ._progress import ProgressDisplay, records_read, summary_table
 
 __all__ = ["DEMO_SQL", "demo", "demo_sql"]
@@ -134,6 +134,13 @@ class _LastRows:
 )
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--progress/--no-progress", default=None)
+@click.option(
+    "--ui",
+    metavar="[HOST:]PORT",
+    default=None,
+    callback=ui_option,
+    help="Serve the web view and Prometheus /metrics (the URL with its token goes to stderr).",
+)
 def demo(
     records: int,
     rate: float | None,
@@ -144,6 +151,7 @@ def demo(
     allowed_lateness: int,
     seed: int,
     progress: bool | None,
+    ui: tuple[str, int] | None,
 ) -> None:
     """Generated trades through a per-symbol tumbling-window aggregate, live."""
     if window <= 0:
@@ -163,7 +171,7 @@ def demo(
     out.print(f"[bold]partita demo[/]: {records:,} generated trades, {partitions} partitions")
     out.print(query, style="cyan", highlight=False)
     graph, _ = build_sql_graph(compiled, source, CallbackSink("sink", last), partitions=partitions)
-    outcome = drive(graph, SupervisorOptions(), progress=display, console=console)
+    outcome = drive(graph, SupervisorOptions(), progress=display, console=console, ui=ui)
     stats = outcome.stats
     if stats is not None:
         if show_progress:

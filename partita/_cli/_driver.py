@@ -19,6 +19,7 @@ import attrs
 import trio
 from rich.console import Console
 
+from partita._ui import serve_ui
 from partita.actors._sources import error_leaves
 from partita.runtime import (
     ActorFailed,
@@ -101,6 +102,20 @@ async def _watch_signals(supervisor: Supervisor, outcome: Outcome, console: Cons
                     return
 
 
+async def _serve(
+    supervisor: Supervisor,
+    address: tuple[str, int],
+    console: Console,
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """``--ui``: the web view until the run ends; its URL, token and all, on stderr."""
+    async with serve_ui(supervisor, address) as ui:
+        console.print(f"partita: web view at {ui.url}", highlight=False, soft_wrap=True)
+        task_status.started()
+        await trio.sleep_forever()
+
+
 async def _run(
     graph: Graph,
     options: SupervisorOptions,
@@ -108,6 +123,7 @@ async def _run(
     console: Console,
     outcome: Outcome,
     checkpoints: OpenCheckpoints | None,
+    ui: tuple[str, int] | None = None,
 ) -> None:
     started = trio.current_time()
     supervisor: Supervisor | None = None
@@ -117,7 +133,7 @@ async def _run(
             if checkpointing is not None:
                 options = attrs.evolve(options, checkpoints=checkpointing)
             async with open_supervisor(graph, options) as supervisor:
-                await _supervise(supervisor, graph, progress, console, outcome)
+                await _supervise(supervisor, graph, progress, console, outcome, ui)
     finally:
         outcome.elapsed = trio.current_time() - started
         if supervisor is not None:
@@ -130,6 +146,7 @@ async def _supervise(
     progress: ProgressDisplay | None,
     console: Console,
     outcome: Outcome,
+    ui: tuple[str, int] | None = None,
 ) -> None:
     resumed = supervisor.stats().resumed_from
     if resumed is not None:
@@ -138,6 +155,8 @@ async def _supervise(
         )
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_watch_signals, supervisor, outcome, console)
+        if ui is not None:
+            await nursery.start(_serve, supervisor, ui, console)
         if progress is not None:
             progress.capacities = {
                 a.name: graph.capacity_of(a) for a in graph if graph.inputs_of(a)
@@ -155,11 +174,15 @@ def drive(
     console: Console,
     where: Where = at_record_offset,
     checkpoints: OpenCheckpoints | None = None,
+    ui: tuple[str, int] | None = None,
 ) -> Outcome:
-    """``trio.run`` the graph to its end; a failure is :class:`CliError` (exit 1)."""
+    """``trio.run`` the graph to its end; a failure is :class:`CliError` (exit 1).
+
+    With ``ui`` (host, port), the web view serves the run (see ``partita.serve_ui``).
+    """
     outcome = Outcome()
     try:
-        trio.run(_run, graph, options, progress, console, outcome, checkpoints)
+        trio.run(_run, graph, options, progress, console, outcome, checkpoints, ui)
     except KeyboardInterrupt:  # Ctrl-C before the signal receiver was in place
         outcome.interrupts = max(outcome.interrupts, 1)
     except BaseException as exc:

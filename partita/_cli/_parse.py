@@ -12,11 +12,12 @@ from typing import Any, TypeAlias
 import click
 
 from partita import sql
+from partita._ui import parse_address
 from partita.runtime import OnError, parse_duration_ms, parse_size
 
 from ._exit import EXIT_USAGE, fail
 
-__all__ = ["compile_or_exit", "duration_option", "on_error_option", "size_option"]
+__all__ = ["compile_or_exit", "duration_option", "on_error_option", "size_option", "ui_option"]
 
 _OptionCallback: TypeAlias = Callable[[click.Context, click.Parameter, str | None], int | None]
 
@@ -40,6 +41,18 @@ duration_option = _parsed_option(parse_duration_ms)
 
 size_option = _parsed_option(parse_size)
 """``--x SIZE`` in bytes: ``64MB``, ``1GiB``; K/M/G are 1024-based."""
+
+
+def ui_option(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> tuple[str, int] | None:
+    """``--ui [HOST:]PORT`` as ``(host, port)``; the host defaults to 127.0.0.1."""
+    if value is None:
+        return None
+    try:
+        return parse_address(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
 
 
 def on_error_option(
