@@ -26,7 +26,7 @@ from trio_util import periodic
 
 from partita.runtime import ActorState, Supervisor
 
-from ._metrics import GraphCollector, metrics_text
+from ._metrics import GraphCollector, format_metrics
 from ._snapshot import graph_view, stats_view
 
 __all__ = ["STATIC", "TOKEN_HEADER", "make_app"]
@@ -90,7 +90,10 @@ def make_app(
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
 
     async def metrics(request: Request) -> Response:
-        return Response(metrics_text(collector), media_type=CONTENT_TYPE_LATEST)
+        families = list(collector.collect())  # the stats, read in trio's thread
+        # formatting is most of a scrape: in a worker thread, so the actors keep going
+        text = await trio.to_thread.run_sync(format_metrics, families)
+        return Response(text, media_type=CONTENT_TYPE_LATEST)
 
     async def api_graph(request: Request) -> Response:
         return JSONResponse(graph_view(supervisor, job, trio.current_time()))

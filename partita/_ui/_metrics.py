@@ -2,7 +2,9 @@
 
 Nothing is counted on the hot path: :class:`GraphCollector` calls
 ``supervisor.stats()`` when Prometheus scrapes and turns the snapshot into metric
-families; ``prometheus-client`` writes the exposition format.
+families (in trio's thread: the stats are read where the actors run);
+``prometheus-client`` writes the exposition format, which is most of a scrape's
+cost, and may do it in a worker thread (:func:`format_metrics`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,13 @@ from prometheus_client.registry import Collector
 
 from partita.runtime import ActorState, ActorStats, GraphStats, Supervisor
 
-__all__ = ["GraphCollector", "metrics_text", "occupancy_buckets", "watermark_lag_ms"]
+__all__ = [
+    "GraphCollector",
+    "format_metrics",
+    "metrics_text",
+    "occupancy_buckets",
+    "watermark_lag_ms",
+]
 
 _COUNTERS = (
     ("rows_in", "Records the actor handled."),
@@ -229,8 +237,24 @@ def _counter(name: str, doc: str, job: str, value: float) -> CounterMetricFamily
     return family
 
 
+class _Collected(Collector):
+    """Metric families collected already (formatting them needs no stats)."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self._families)
+
+
+def format_metrics(families: list[Metric]) -> bytes:
+    """The Prometheus text exposition of collected families; touches no graph, so it
+    may run in a worker thread."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Collected(families))
+    return generate_latest(registry)
+
+
 def metrics_text(collector: GraphCollector) -> bytes:
     """The Prometheus text exposition of one scrape of ``collector``."""
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(collector)
-    return generate_latest(registry)
+    return format_metrics(list(collector.collect()))
