@@ -53,6 +53,7 @@ def _browser() -> Any:
 def _drive(live: Live, stats: Callable[[], GraphStats]) -> None:
     """The browser's side, in a worker thread; ``stats`` reads the graph's stats in trio."""
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
     names = [a.name for a in live.supervisor.graph]
@@ -63,6 +64,10 @@ def _drive(live: Live, stats: Callable[[], GraphStats]) -> None:
         for name in names:
             wait.until(lambda b, n=name: b.find_elements(By.ID, f"node-{n}"))
         node = browser.find_element(By.ID, "node-source")
+
+        def click(element: Any) -> None:
+            # the page enables a button once its latest update says the action applies
+            wait.until(ec.element_to_be_clickable(element)).click()
 
         def shown_rows(b: Any) -> int:
             return int(node.find_element(By.CLASS_NAME, "rows").text.replace(",", "") or 0)
@@ -78,7 +83,7 @@ def _drive(live: Live, stats: Callable[[], GraphStats]) -> None:
         def server_time(b: Any) -> float:
             return float(b.execute_script("return view.last.time"))
 
-        browser.find_element(By.ID, "pause-graph").click()
+        click(browser.find_element(By.ID, "pause-graph"))
         wait.until(lambda b: b.find_element(By.ID, "graph-state").text.lower() == "paused")
         assert stats().state is ActorState.PAUSED
         assert stats()["source"].state is ActorState.PAUSED
@@ -91,19 +96,19 @@ def _drive(live: Live, stats: Callable[[], GraphStats]) -> None:
         assert stats()["source"].rows_out == held
         assert browser.find_element(By.ID, "pause-graph").get_attribute("disabled")
 
-        browser.find_element(By.ID, "resume-graph").click()
+        click(browser.find_element(By.ID, "resume-graph"))
         wait.until(lambda b: stats()["source"].rows_out > held)
         assert stats().state is ActorState.RUNNING
 
         part = browser.find_element(By.ID, "node-partition-0")
-        part.find_element(By.CSS_SELECTOR, "button.pause").click()
+        click(part.find_element(By.CSS_SELECTOR, "button.pause"))
         wait.until(lambda b: stats()["partition-0"].state is ActorState.PAUSED)
         assert stats()["partition-1"].state is ActorState.RUNNING
         wait.until(lambda b: "state-paused" in (part.get_attribute("class") or ""))
-        part.find_element(By.CSS_SELECTOR, "button.resume").click()
+        click(part.find_element(By.CSS_SELECTOR, "button.resume"))
         wait.until(lambda b: stats()["partition-0"].state is ActorState.RUNNING)
 
-        browser.find_element(By.ID, "cancel-graph").click()
+        click(browser.find_element(By.ID, "cancel-graph"))
         wait.until(lambda b: b.find_element(By.ID, "graph-state").text.lower() == "completed")
         logs = [
             entry

@@ -109,7 +109,7 @@ async def test_the_stream_sends_stats_at_least_twice_a_second() -> None:
         def read_events() -> tuple[str, list[dict[str, object]]]:
             with urllib.request.urlopen(live.url("/api/stream"), timeout=10) as response:
                 events = []
-                while len(events) < 3:
+                while len(events) < 5:
                     line = response.readline().decode()
                     if line.startswith("data: "):
                         events.append(json.loads(line[len("data: ") :]))
@@ -119,7 +119,9 @@ async def test_the_stream_sends_stats_at_least_twice_a_second() -> None:
         assert kind.startswith("text/event-stream")
         assert all(e["state"] == "running" for e in events)
         times = [float(str(e["time"])) for e in events]
-        assert max(b - a for a, b in itertools.pairwise(times)) < 0.5
+        assert all(b > a for a, b in itertools.pairwise(times))
+        # four a second, on trio's clock (two a second promised: room for a busy machine)
+        assert (times[-1] - times[0]) / (len(times) - 1) < 0.5
 
 
 async def test_control_needs_the_token_and_nothing_happens_without_it() -> None:
