@@ -11,6 +11,8 @@ from ._flow import FlowStream as FlowStream
 from ._generator import TradeSource as TradeSource
 from ._merge import MergeActor as MergeActor
 from ._partition import PartitionActor as PartitionActor
+from ._postgres_errors import PostgresError as PostgresError
+from ._postgres_source import PostgresSource as PostgresSource
 from ._router import RouterActor as RouterActor
 from ._sinks import CallbackSink as CallbackSink
 from ._sinks import CollectSink as CollectSink
@@ -37,6 +39,8 @@ __all__ = [
     "JsonLinesSource",
     "MergeActor",
     "PartitionActor",
+    "PostgresError",
+    "PostgresSource",
     "QueryRun",
     "QueryStream",
     "RecordSource",

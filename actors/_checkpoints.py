@@ -67,6 +67,9 @@ def fingerprint(query: CompiledQuery, partitions: int, source: Source) -> str:
     where = type(source).__name__
     if isinstance(path, str | os.PathLike):
         where += f" {os.fspath(path)!r}"
+    describe_input = getattr(source, "describe_input", None)
+    if callable(describe_input):  # a source that names its input itself (a database query)
+        where += f" {describe_input()}"
     return f"{' '.join(query.sql.split())} | {options} | partitions={partitions} | {where}"
 
 

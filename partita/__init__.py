@@ -28,6 +28,8 @@ from partita.actors import FlowStream as FlowStream
 from partita.actors import IterableSource as IterableSource
 from partita.actors import JsonLinesSink as JsonLinesSink
 from partita.actors import JsonLinesSource as JsonLinesSource
+from partita.actors import PostgresError as PostgresError
+from partita.actors import PostgresSource as PostgresSource
 from partita.actors import QueryRun as QueryRun
 from partita.actors import QueryStream as QueryStream
 from partita.actors import RecordSource as RecordSource
@@ -101,6 +103,8 @@ __all__ = [
     "JsonLinesSource",
     "MemoryLimitExceeded",
     "PartitaError",
+    "PostgresError",
+    "PostgresSource",
     "QueryResult",
     "QueryRun",
     "QueryStream",
