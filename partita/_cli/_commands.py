@@ -16,7 +16,7 @@ import click
 from rich.console import Console
 from rich.syntax import Syntax
 
-from partita.actors import DeadLetterSink, JsonLinesSink, build_sql_graph
+from partita.actors import DeadLetterSink, JsonLinesSink, RecordSource, build_sql_graph
 from partita.actors._checkpoints import fingerprint, open_checkpointing
 from partita.runtime import BatchSizer, GraphStats, OnError, SupervisorOptions
 
@@ -26,6 +26,7 @@ from ._driver import drive
 from ._exit import EXIT_INTERRUPTED, EXIT_READER_GONE, EXIT_TERMINATED, EXIT_USAGE, fail
 from ._parse import compile_or_exit, duration_option, on_error_option, size_option, ui_option
 from ._paths import check_paths, make_source
+from ._postgres import is_postgres_url, postgres_source
 from ._progress import ProgressDisplay, summary_table
 
 __all__ = ["cli", "want_progress"]
@@ -55,7 +56,16 @@ def cli() -> None:
     "input_path",
     required=True,
     metavar="PATH|-",
-    help="JSON-lines file (one object per line), a .csv file, or - for stdin.",
+    help="JSON-lines file (one object per line), a .csv file, - for stdin, or a "
+    "postgres://user@host:port/db URL (with --query).",
+)
+@click.option(
+    "--query",
+    "pg_query",
+    metavar="SELECT",
+    default=None,
+    help="With --input postgres://...: the query whose rows are the input (or ?query= in "
+    "the URL; ?order_by=KEY makes it resumable for --checkpoint).",
 )
 @click.option(
     "--output",
@@ -169,6 +179,7 @@ def cli() -> None:
 def run(
     query: str,
     input_path: str,
+    pg_query: str | None,
     output_path: str,
     fmt: str,
     partitions: int,
@@ -218,7 +229,12 @@ def run(
         late=late,
     )
     console = console_for(sys.stderr)
-    source = make_source(input_path, fmt, policy)
+    if is_postgres_url(input_path):
+        source: RecordSource = postgres_source(input_path, pg_query, policy)
+    elif pg_query is not None:
+        fail("--query is for a postgres:// --input; the streaming query is --sql", EXIT_USAGE)
+    else:
+        source = make_source(input_path, fmt, policy)
     source.on_first_records = warn_missing_columns(compiled, console)
     if batch_size is not None:
         source.sizer = BatchSizer.fixed(batch_size)
