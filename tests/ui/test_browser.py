@@ -1,10 +1,13 @@
 """The page in a real browser: Debian's headless Chromium driven by Selenium against a
 running pipeline.  Every actor's node shows, the counters rise, the pause button
 stops the source (checked through ``stats()``), resume starts it again; the
-screenshot of the page goes to ``docs/images/ui.png`` for the docs."""
+screenshot of the page goes to ``$PARTITA_SCREENSHOT`` when that is set (``docs/images/ui.png``
+for the docs: ``PARTITA_SCREENSHOT=docs/images/ui.png pytest tests/ui/test_browser.py``),
+else to the test's temp dir, so a test run leaves the checkout clean."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +22,6 @@ from ._pipeline import Live, live_pipeline
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "images" / "ui.png"
 
 pytestmark = [
     pytest.mark.slow,
@@ -50,7 +52,7 @@ def _browser() -> Any:
     return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
 
 
-def _drive(live: Live, stats: Callable[[], GraphStats]) -> None:
+def _drive(live: Live, stats: Callable[[], GraphStats], tmp_path: Path) -> None:
     """The browser's side, in a worker thread; ``stats`` reads the graph's stats in trio."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
@@ -77,8 +79,9 @@ def _drive(live: Live, stats: Callable[[], GraphStats]) -> None:
         wait.until(lambda b: b.find_element(By.ID, "graph-state").text.lower() == "running")
         # a few seconds of the throughput plot for the picture
         wait.until(lambda b: b.execute_script("return view.history.length") >= 12)
-        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-        browser.save_screenshot(str(SCREENSHOT))
+        screenshot = Path(os.environ.get("PARTITA_SCREENSHOT") or tmp_path / "ui.png")
+        screenshot.parent.mkdir(parents=True, exist_ok=True)
+        browser.save_screenshot(str(screenshot))
 
         def server_time(b: Any) -> float:
             return float(b.execute_script("return view.last.time"))
@@ -120,12 +123,12 @@ def _drive(live: Live, stats: Callable[[], GraphStats]) -> None:
         browser.quit()
 
 
-async def test_the_page_shows_the_graph_and_pauses_it_in_a_real_browser() -> None:
+async def test_the_page_shows_the_graph_and_pauses_it_in_a_real_browser(tmp_path: Path) -> None:
     async with live_pipeline(partitions=3) as live:
 
         def stats() -> GraphStats:
             return trio.from_thread.run_sync(live.supervisor.stats)
 
         with trio.fail_after(60):
-            await trio.to_thread.run_sync(_drive, live, stats)
+            await trio.to_thread.run_sync(_drive, live, stats, tmp_path)
         assert live.supervisor.state is ActorState.COMPLETED
