@@ -12,6 +12,7 @@ from ._generator import TradeSource as TradeSource
 from ._merge import MergeActor as MergeActor
 from ._partition import PartitionActor as PartitionActor
 from ._postgres_errors import PostgresError as PostgresError
+from ._postgres_sink import PostgresSink as PostgresSink
 from ._postgres_source import PostgresSource as PostgresSource
 from ._router import RouterActor as RouterActor
 from ._sinks import CallbackSink as CallbackSink
@@ -40,6 +41,7 @@ __all__ = [
     "MergeActor",
     "PartitionActor",
     "PostgresError",
+    "PostgresSink",
     "PostgresSource",
     "QueryRun",
     "QueryStream",

@@ -29,6 +29,7 @@ from partita.actors import IterableSource as IterableSource
 from partita.actors import JsonLinesSink as JsonLinesSink
 from partita.actors import JsonLinesSource as JsonLinesSource
 from partita.actors import PostgresError as PostgresError
+from partita.actors import PostgresSink as PostgresSink
 from partita.actors import PostgresSource as PostgresSource
 from partita.actors import QueryRun as QueryRun
 from partita.actors import QueryStream as QueryStream
@@ -104,6 +105,7 @@ __all__ = [
     "MemoryLimitExceeded",
     "PartitaError",
     "PostgresError",
+    "PostgresSink",
     "PostgresSource",
     "QueryResult",
     "QueryRun",

@@ -16,7 +16,13 @@ import click
 from rich.console import Console
 from rich.syntax import Syntax
 
-from partita.actors import DeadLetterSink, JsonLinesSink, RecordSource, build_sql_graph
+from partita.actors import (
+    DeadLetterSink,
+    JsonLinesSink,
+    PostgresSink,
+    RecordSource,
+    build_sql_graph,
+)
 from partita.actors._checkpoints import fingerprint, open_checkpointing
 from partita.runtime import BatchSizer, GraphStats, OnError, SupervisorOptions
 
@@ -26,7 +32,7 @@ from ._driver import drive
 from ._exit import EXIT_INTERRUPTED, EXIT_READER_GONE, EXIT_TERMINATED, EXIT_USAGE, fail
 from ._parse import compile_or_exit, duration_option, on_error_option, size_option, ui_option
 from ._paths import check_paths, make_source
-from ._postgres import is_postgres_url, postgres_source
+from ._postgres import is_postgres_url, postgres_sink, postgres_source
 from ._progress import ProgressDisplay, summary_table
 
 __all__ = ["cli", "want_progress"]
@@ -73,7 +79,8 @@ def cli() -> None:
     default="-",
     show_default=True,
     metavar="PATH|-",
-    help="Where result rows go, one JSON object per line (- is stdout).",
+    help="Where result rows go, one JSON object per line (- is stdout), or a Postgres "
+    "table: postgres://user@host:port/db?table=T[&key=K1,K2] (key: upsert).",
 )
 @click.option(
     "--format",
@@ -240,7 +247,11 @@ def run(
         source.sizer = BatchSizer.fixed(batch_size)
     if idle_timeout is not None:
         source.idle_timeout = idle_timeout / 1000
-    sink = JsonLinesSink("sink", output_path)
+    sink: JsonLinesSink | PostgresSink = (
+        postgres_sink(output_path)
+        if is_postgres_url(output_path)
+        else JsonLinesSink("sink", output_path)
+    )
     # with nowhere to write them (--late update's expired records), dead letters are
     # counted in the stats but never kept: memory must not grow with the stream
     dead = dead_letter_path or DeadLetterSink("dead-letter", keep=False)
@@ -266,7 +277,7 @@ def run(
         checkpoints=checkpoints,
         ui=ui,
     )
-    if sink.reader_gone:
+    if isinstance(sink, JsonLinesSink) and sink.reader_gone:
         # The reader of stdout went away (`| head`): stop quietly, as SIGPIPE would.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())

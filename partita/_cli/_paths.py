@@ -46,6 +46,8 @@ def check_paths(input_path: str, output_path: str, dead_letter_path: str | None)
         ("--input", input_path, 0, "standard input"),
         ("--output", output_path, 1, "standard output"),
     ):
+        if "://" in path:  # a server (postgres://...), not a file
+            continue
         if path != "-":
             named.append((f"{flag} {path!r}", _identity_of_path(path)))
         elif (identity := _identity_of_fd(fd)) is not None:

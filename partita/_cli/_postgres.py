@@ -1,4 +1,4 @@
-"""``--input postgres://...``: a Postgres query as the run's input.
+"""``--input postgres://...``: a Postgres query as the run's input; ``--output`` a table.
 
 The query comes from ``--query "SELECT ..."`` or the URL's ``query=``
 parameter; ``order_by=a,b`` (the key to resume after, for ``--checkpoint``),
@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from partita.actors import PostgresSource
+from partita.actors import PostgresSink, PostgresSource
 from partita.runtime import OnError
 
 from ._exit import EXIT_USAGE, fail
 
-__all__ = ["is_postgres_url", "postgres_source"]
+__all__ = ["is_postgres_url", "postgres_sink", "postgres_source"]
 
 _OWN = ("query", "order_by", "numeric", "timestamps")
 
@@ -59,3 +59,28 @@ def postgres_source(url: str, query: str | None, on_error: OnError) -> PostgresS
         )
     except ValueError as exc:
         fail(f"--input {parts.scheme}://...: {exc}", EXIT_USAGE)
+
+
+def postgres_sink(url: str) -> PostgresSink:
+    """The sink ``--output postgres://...?table=T[&key=K]`` asks for (exit 2 if unusable)."""
+    parts = urlsplit(url)
+    ours: dict[str, str] = {}
+    rest: list[tuple[str, str]] = []
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        if name in ("table", "key"):
+            ours[name] = value
+        else:
+            rest.append((name, value))
+    table = ours.get("table")
+    if not table:
+        fail(
+            "--output postgres://... needs the table: ?table=NAME (&key=K for upserts)", EXIT_USAGE
+        )
+    key = ours.get("key")
+    dsn = urlunsplit(parts._replace(query=urlencode(rest)))
+    try:
+        return PostgresSink(
+            "sink", dsn, table, key=None if not key else [c.strip() for c in key.split(",")]
+        )
+    except ValueError as exc:
+        fail(f"--output {parts.scheme}://...: {exc}", EXIT_USAGE)

@@ -69,3 +69,26 @@ def test_postgres_input_usage_errors(postgres: PostgresServer, tmp_path: Path) -
     )  # fmt: skip
     assert done.returncode != 0
     assert "PostgresSource cannot resume" in done.stderr
+
+
+def test_a_group_by_upserted_into_a_postgres_table(postgres: PostgresServer) -> None:
+    postgres.execute(
+        "DROP TABLE IF EXISTS src_u, out_cli; CREATE TABLE src_u AS SELECT i, "
+        "'k' || (i % 3) AS k FROM generate_series(1, 30) i; "
+        "CREATE TABLE out_cli (k text PRIMARY KEY, n bigint)"
+    )
+    done = partita(
+        "run", "--sql", "SELECT k, COUNT(*) AS n FROM t GROUP BY k EMIT CHANGES",
+        "--input", postgres.dsn, "--query", "SELECT i, k FROM src_u",
+        "--output", f"{postgres.dsn}?table=out_cli&key=k",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert postgres.execute("SELECT k, n FROM out_cli ORDER BY k") == [
+        ("k0", 10), ("k1", 10), ("k2", 10),
+    ]  # fmt: skip
+    done = partita(
+        "run", "--sql", "SELECT * FROM t", "--input", postgres.dsn, "--query", "SELECT 1 AS a",
+        "--output", postgres.dsn,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "needs the table" in done.stderr
