@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from copy import deepcopy
@@ -11,6 +12,7 @@ import attrs
 
 from partita.runtime import (
     Actor,
+    Duration,
     Graph,
     GraphStats,
     Record,
@@ -21,6 +23,7 @@ from partita.runtime import (
     open_supervisor,
 )
 
+from ._checkpoints import CheckpointTarget, checkpointed
 from ._merge import MergeActor
 from ._operators import (
     FilterActor,
@@ -29,6 +32,7 @@ from ._operators import (
     KeyFn,
     MapActor,
     StatefulActor,
+    qualname,
 )
 
 __all__ = ["Flow", "FlowStream"]
@@ -44,7 +48,7 @@ class Flow:
 
     Example:
         >>> import trio
-        >>> from actors import CollectSink, IterableSource
+        >>> from partita import CollectSink, IterableSource
         >>> def total(state: dict, r: dict) -> list[dict]:
         ...     state["n"] = state.get("n", 0) + r["x"]
         ...     return [{"k": r["k"], "total": state["n"]}]
@@ -69,6 +73,8 @@ class Flow:
     capacity: int = attrs.field(default=8, validator=attrs.validators.ge(1))
     graph: Graph = attrs.field(init=False, factory=Graph)
     _count: int = attrs.field(init=False, default=0)
+    # what fingerprint() says of each step, in the order they were added
+    _steps: list[str] = attrs.field(init=False, factory=list)
 
     def _name(self, kind: str, name: str | None) -> str:
         self._count += 1
@@ -77,37 +83,93 @@ class Flow:
     def _add(self, actor: Actor, inputs: Iterable[Actor]) -> Actor:
         return self.graph.add(actor, inputs=inputs, capacity=self.capacity)
 
+    def _step(self, text: str) -> None:
+        self._steps.append(text)
+
     def source(self, source: Source) -> FlowStream:
         """Start a chain at ``source`` (any :class:`runtime.Source`)."""
         self.graph.add(source)
+        self._step(f"source {_describe_io(source)}")
         return FlowStream(self, [source])
 
-    async def run(self, options: SupervisorOptions | None = None, /, **fields: Any) -> GraphStats:
+    def fingerprint(self) -> str:
+        """What a checkpoint of this flow is of: its steps in order, each with its
+        name and the ``module.qualname`` of the user's function (``key_by`` with its
+        partitions, sources and sinks with their files).  A checkpoint of another
+        fingerprint does not resume this flow: the error names both."""
+        return " | ".join(self._steps)
+
+    async def run(
+        self,
+        options: SupervisorOptions | None = None,
+        /,
+        *,
+        checkpoint: CheckpointTarget = None,
+        checkpoint_interval: Duration | None = None,
+        fresh: bool = False,
+        **fields: Any,
+    ) -> GraphStats:
         """Run the graph to its end; return the final stats.
 
         Args:
             options: how to run it (:class:`runtime.SupervisorOptions`).
-            **fields: its fields as keywords (``restart=``, ``max_memory=``,
+            checkpoint: a directory (its ``checkpoints.db``) or a
+                :class:`runtime.CheckpointStore`: the flow checkpoints its sources'
+                positions, every :meth:`FlowStream.stateful` operator's per-key
+                states and its sinks' output, and run again after a crash it
+                resumes from the last checkpoint with the output of an
+                uninterrupted run (with resumable sources and exactly-once sinks,
+                such as the file ones).  Its states must hold only plain data
+                (``None``, ``bool``, ``int``, ``float``, ``str``, ``bytes`` and lists,
+                tuples, dicts, sets and frozensets of them).
+            checkpoint_interval: a duration between checkpoints (default ``"5s"``).
+            fresh: ignore (and discard) the checkpoints there, start over.
+            **fields: the options' fields as keywords (``restart=``, ``max_memory=``,
                 ``memory_policy=``, ``on_stats=``, ``stats_interval=``).
 
         Raises:
             runtime.ActorFailed: an actor failed (an operator's exception is
                 a :class:`runtime.BadRecord` naming the record offset).
+            runtime.CheckpointError: the checkpoint is of another flow (both named),
+                or a source cannot resume.
+            ValueError: ``checkpoint_interval`` or ``fresh`` without ``checkpoint``.
         """
-        async with self.open(options, **fields) as supervisor:
+        async with self.open(
+            options,
+            checkpoint=checkpoint,
+            checkpoint_interval=checkpoint_interval,
+            fresh=fresh,
+            **fields,
+        ) as supervisor:
             pass
         return supervisor.stats()
 
     @asynccontextmanager
     async def open(
-        self, options: SupervisorOptions | None = None, /, **fields: Any
+        self,
+        options: SupervisorOptions | None = None,
+        /,
+        *,
+        checkpoint: CheckpointTarget = None,
+        checkpoint_interval: Duration | None = None,
+        fresh: bool = False,
+        **fields: Any,
     ) -> AsyncIterator[Supervisor]:
         """Run the graph for the duration of the block; yields its supervisor.
 
         Leaving the block waits for the graph to end (like a nursery); call
         ``supervisor.cancel()`` to stop it sooner.  Options as for :meth:`run`.
         """
-        async with open_supervisor(self.graph, options, **fields) as supervisor:
+        async with (
+            checkpointed(
+                SupervisorOptions.of(options, **fields),
+                checkpoint,
+                interval=checkpoint_interval,
+                fresh=fresh,
+                job=self.fingerprint,
+            ) as supervision,
+            open_supervisor(self.graph, supervision) as supervisor,
+        ):
             yield supervisor
 
 
@@ -147,19 +209,26 @@ class FlowStream:
         flow = self.flow
         return [flow._add(MergeActor(flow._name("merge", None)), stream._tails)]
 
+    def _operator(self, kind: str, name: str | None, fn: object, extra: str = "") -> str:
+        name = self.flow._name(kind, name)
+        self.flow._step(f"{kind} {name} {qualname(fn)}{extra}")
+        return name
+
     def map(self, fn: Callable[[Record], Record], *, name: str | None = None) -> FlowStream:
         """Replace each record by ``fn(record)``."""
-        return self._per_lane(self.flow._name("map", name), lambda n: MapActor(n, fn))
+        return self._per_lane(self._operator("map", name, fn), lambda n: MapActor(n, fn))
 
     def filter(self, predicate: Callable[[Record], Any], *, name: str | None = None) -> FlowStream:
         """Keep the records for which ``predicate(record)`` is true."""
-        return self._per_lane(self.flow._name("filter", name), lambda n: FilterActor(n, predicate))
+        return self._per_lane(
+            self._operator("filter", name, predicate), lambda n: FilterActor(n, predicate)
+        )
 
     def flat_map(
         self, fn: Callable[[Record], Iterable[Record]], *, name: str | None = None
     ) -> FlowStream:
         """Replace each record by the records of ``fn(record)`` (zero or more)."""
-        return self._per_lane(self.flow._name("flat_map", name), lambda n: FlatMapActor(n, fn))
+        return self._per_lane(self._operator("flat_map", name, fn), lambda n: FlatMapActor(n, fn))
 
     def key_by(self, key: KeyFn, *, partitions: int = 1, name: str | None = None) -> FlowStream:
         """Partition by ``key(record)``: hash it across ``partitions`` lanes.
@@ -173,7 +242,7 @@ class FlowStream:
         if partitions < 1:
             raise ValueError(f"partitions must be >= 1, got {partitions}")
         inputs = self._single()
-        actor = KeyByActor(self.flow._name("key_by", name), key)
+        actor = KeyByActor(self._operator("key_by", name, key, f" partitions={partitions}"), key)
         self.flow._add(actor, inputs)
         return FlowStream(self.flow, [actor], actor, partitions, key)
 
@@ -194,17 +263,31 @@ class FlowStream:
         ``copy=copy.copy`` is cheaper for flat states.
         """
         key = self._key
-        return self._per_lane(
-            self.flow._name("stateful", name), lambda n: StatefulActor(n, fn, init, key, copy)
-        )
+        step = self._operator("stateful", name, fn, f" init={qualname(init)}")
+        return self._per_lane(step, lambda n: StatefulActor(n, fn, init, key, copy))
 
     def via(self, actor: Actor) -> FlowStream:
         """Send the stream through ``actor`` (any :class:`runtime.Actor`); lanes merge first."""
         inputs = self._single()
         self.flow._add(actor, inputs)
+        self.flow._step(f"via {_describe_io(actor)}")
         return FlowStream(self.flow, [actor], None, 1, None)
 
     def sink(self, sink: Sink) -> Flow:
         """End the chain at ``sink`` (lanes merge first); returns the :class:`Flow`."""
         self.flow._add(sink, self._single())
+        # a sink's name and file, not its class: a subclass (a wrapper) writes alike
+        self.flow._step(f"sink {_describe_io(sink, kind=False)}")
         return self.flow
+
+
+def _describe_io(actor: Actor, *, kind: bool = True) -> str:
+    """An actor's class (unless ``kind`` is false) and name, and its file or input."""
+    text = f"{type(actor).__name__} {actor.name}" if kind else actor.name
+    path = getattr(actor, "path", None)
+    if isinstance(path, str | os.PathLike):
+        text += f" {os.fspath(path)!r}"
+    describe_input = getattr(actor, "describe_input", None)
+    if callable(describe_input):
+        text += f" {describe_input()}"
+    return text

@@ -15,9 +15,10 @@ from typing import Any, NoReturn
 
 import attrs
 
-from partita.runtime import Actor, BadRecord, Batch, Record
+from partita.runtime import Actor, BadRecord, Batch, Record, decode_state, encode_state
 
 __all__ = [
+    "STATE_TYPES",
     "FilterActor",
     "FlatMapActor",
     "KeyByActor",
@@ -26,6 +27,18 @@ __all__ = [
 ]
 
 KeyFn = Callable[[Record], Hashable]
+
+STATE_TYPES = (
+    "None, bool, int, float, str, bytes and lists, tuples, dicts, sets and frozensets of them"
+)
+"""What a checkpointed state may hold (the state codec's types)."""
+
+
+def qualname(fn: object) -> str:
+    """``module.qualname`` of a user's function (what names it in fingerprints and errors)."""
+    module = getattr(fn, "__module__", None) or "?"
+    name = getattr(fn, "__qualname__", None) or type(fn).__qualname__
+    return f"{module}.{name}"
 
 
 def _fail(actor: Actor, batch: Batch, index: int, exc: Exception) -> NoReturn:
@@ -185,3 +198,34 @@ class StatefulActor(Actor):
             _fail(self, batch, index, exc)
         states.update(touched)
         self.emit(out)
+
+    def snapshot_state(self) -> object:
+        """Every key's state, encoded at once (one C-level pass in the usual case).
+
+        Raises:
+            TypeError: a key or a state holds a value the checkpoint cannot; one line
+                naming this operator, the user's function and the key.
+            ValueError: a state nests too deep (or refers to itself); named the same way.
+        """
+        try:
+            return encode_state(self.states)
+        except (TypeError, ValueError):
+            pass
+        for key, state in self.states.items():  # find the key to name
+            for what, value in (("key", key), ("state", state)):
+                try:
+                    encode_state(value)
+                except (TypeError, ValueError) as exc:
+                    where = f"key {key!r}" if what == "state" else "a key"
+                    raise type(exc)(
+                        f"operator {self.name!r} (function {qualname(self.fn)}), {where}: "
+                        f"{exc}; a checkpointed state holds only {STATE_TYPES}"
+                    ) from None
+        raise AssertionError("the states encode one by one but not together")  # pragma: no cover
+
+    def restore_state(self, state: object) -> None:
+        """Take back the states :meth:`snapshot_state` encoded."""
+        assert isinstance(state, bytes)
+        states = decode_state(state)
+        assert isinstance(states, dict)
+        self.states = states

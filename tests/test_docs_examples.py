@@ -27,3 +27,14 @@ def test_checkpoints(capsys: pytest.CaptureFixture[str]) -> None:
     assert "first run: the process died here" in out
     assert "second run resumed from checkpoint True" in out
     assert "rows: 140 distinct: 140" in out  # 20 one-second windows of 7 keys, once each
+
+
+def test_flow_checkpoints(capsys: pytest.CaptureFixture[str]) -> None:
+    namespace = runpy.run_path(str(EXAMPLES / "flow_checkpoints.py"), run_name="example")
+    trio.run(namespace["main"], clock=trio.testing.MockClock(autojump_threshold=0))
+    out = capsys.readouterr().out
+    assert "first run: the process died here" in out
+    assert "second run resumed from checkpoint True" in out
+    # every record once: one row each, and key-0's last row counts its 4,000 records
+    assert "rows: 20000 distinct: 20000" in out
+    assert f"key-0 last: {{'k': 'key-0', 'n': 4000, 'sum': {sum(range(0, 20000, 5))}}}" in out
