@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 import attrs
 
 from partita.runtime import Actor, BadRecord, Batch, Record, decode_state, encode_state
+from partita.sql._hashing import partition_of  # the SQL router's process-stable hash
 
 __all__ = [
     "STATE_TYPES",
@@ -102,10 +103,18 @@ class KeyByActor(Actor):
     """Hash-partitions records by ``key(record)`` across its outputs.
 
     Records of one key always go to one output, in order.  Watermarks and
-    barriers go to every output.
+    barriers go to every output.  When the graph takes checkpoints, a key's
+    output comes from a hash that does not depend on the process (the SQL
+    router's; ``hash()`` of a ``str`` does), so a run resumed in a new process
+    sends each key to the lane that holds its restored state.
     """
 
     key: KeyFn
+    _lanes: dict[Hashable, int] = attrs.field(init=False, factory=dict)
+
+    def _lane(self, key: Hashable, n: int) -> int:
+        lane = self._lanes.get(key)
+        return partition_of(self._lanes, key, n) if lane is None else lane
 
     def on_batch(self, batch: Batch) -> None:
         n = self.outputs
@@ -118,6 +127,9 @@ class KeyByActor(Actor):
         if n <= 1:
             self.emit_batch(batch)
             return
+        if self.checkpointing:
+            lane = self._lane
+            keys = [lane(key, n) for key in keys]  # a lane i < n: hash(i) % n == i
         buckets: list[list[Record]] = [[] for _ in range(n)]
         appends = [b.append for b in buckets]
         offsets = batch.offsets

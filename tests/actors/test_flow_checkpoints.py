@@ -28,6 +28,7 @@ from partita.runtime import (
     MemoryCheckpointStore,
     Record,
 )
+from partita.sql._hashing import stable_hash
 from tests.actors.test_recovery import Crash, CrashingSink, TickingSource
 
 
@@ -197,11 +198,13 @@ async def test_a_state_the_codec_cannot_hold_fails_with_one_clear_line(
     ) in message
 
 
-async def test_checkpoint_options_need_a_checkpoint(autojump_clock: trio.testing.MockClock) -> None:
+async def test_checkpoint_options_need_a_checkpoint(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
     flow = Flow()
     # a generator can be read once only: its source cannot resume
     numbers = IterableSource("numbers", ({"x": i} for i in range(3)))
-    flow.source(numbers).sink(JsonLinesSink("sink", "unused"))
+    flow.source(numbers).sink(JsonLinesSink("sink", tmp_path / "unused.jsonl"))
     with pytest.raises(ValueError, match="checkpoint_interval and fresh need checkpoint="):
         await flow.run(fresh=True)
     with pytest.raises(CheckpointError, match="a IterableSource cannot resume"):
@@ -218,3 +221,23 @@ def test_the_fingerprint_names_the_flow(tmp_path: Path) -> None:
         f"stateful tally {__name__}.tally init=builtins.dict",
         f"sink sink {str(tmp_path / 'out.jsonl')!r}",
     ]
+
+
+def test_with_checkpoints_keys_take_lanes_that_do_not_depend_on_the_process(
+    tmp_path: Path,
+) -> None:
+    # hash() of a str changes with the process (PYTHONHASHSEED): a resumed process
+    # must send each key to the lane whose restored state holds it
+    path = tmp_path / "in.jsonl"
+    raw = [(i % 6, i) for i in range(60)]
+    write(path, raw)
+    flow = build(path, tmp_path / "out.jsonl", partitions=3)
+
+    async def main() -> GraphStats:
+        return await flow.run(checkpoint=MemoryCheckpointStore(), checkpoint_interval="1ms")
+
+    stats = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    expected = [0, 0, 0]
+    for k, _ in raw:
+        expected[stable_hash(f"key-{k}") % 3] += 1
+    assert [stats[f"tally[{i}]"].rows_in for i in range(3)] == expected
