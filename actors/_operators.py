@@ -15,8 +15,16 @@ from typing import Any, NoReturn
 
 import attrs
 
-from partita.runtime import Actor, BadRecord, Batch, Record, decode_state, encode_state
-from partita.sql._hashing import partition_of  # the SQL router's process-stable hash
+from partita.runtime import (
+    Actor,
+    BadRecord,
+    Batch,
+    CheckpointCorrupt,
+    Record,
+    decode_state,
+    encode_state,
+)
+from partita.sql import partition_of  # the SQL router's process-stable hash
 
 __all__ = [
     "STATE_TYPES",
@@ -237,7 +245,9 @@ class StatefulActor(Actor):
 
     def restore_state(self, state: object) -> None:
         """Take back the states :meth:`snapshot_state` encoded."""
-        assert isinstance(state, bytes)
-        states = decode_state(state)
-        assert isinstance(states, dict)
+        states = decode_state(state) if isinstance(state, bytes) else None
+        if not isinstance(states, dict):
+            raise CheckpointCorrupt(
+                f"the states of operator {self.name!r}", "not the per-key states it wrote"
+            )
         self.states = states

@@ -9,6 +9,8 @@ Example:
 from ._driver import QueryResult as QueryResult
 from ._driver import run_query as run_query
 from ._errors import SqlError as SqlError
+from ._hashing import partition_of as partition_of
+from ._hashing import stable_hash as stable_hash
 from ._interface import PartitionProgram as PartitionProgram
 from ._interface import ProgramCounts as ProgramCounts
 from ._interface import Routed as Routed
@@ -53,5 +55,7 @@ __all__ = [
     "compile_query",
     "explain",
     "new_window_state",
+    "partition_of",
     "run_query",
+    "stable_hash",
 ]

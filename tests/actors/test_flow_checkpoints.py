@@ -28,7 +28,7 @@ from partita.runtime import (
     MemoryCheckpointStore,
     Record,
 )
-from partita.sql._hashing import stable_hash
+from partita.sql import stable_hash
 from tests.actors.test_recovery import Crash, CrashingSink, TickingSource
 
 
