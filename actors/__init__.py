@@ -14,6 +14,9 @@ from ._partition import PartitionActor as PartitionActor
 from ._postgres_errors import PostgresError as PostgresError
 from ._postgres_sink import PostgresSink as PostgresSink
 from ._postgres_source import PostgresSource as PostgresSource
+from ._redis import RedisError as RedisError
+from ._redis import RedisStreamSink as RedisStreamSink
+from ._redis import RedisStreamSource as RedisStreamSource
 from ._router import RouterActor as RouterActor
 from ._sinks import CallbackSink as CallbackSink
 from ._sinks import CollectSink as CollectSink
@@ -46,6 +49,9 @@ __all__ = [
     "QueryRun",
     "QueryStream",
     "RecordSource",
+    "RedisError",
+    "RedisStreamSink",
+    "RedisStreamSource",
     "RouterActor",
     "TradeSource",
     "build_sql_graph",

@@ -34,6 +34,9 @@ from partita.actors import PostgresSource as PostgresSource
 from partita.actors import QueryRun as QueryRun
 from partita.actors import QueryStream as QueryStream
 from partita.actors import RecordSource as RecordSource
+from partita.actors import RedisError as RedisError
+from partita.actors import RedisStreamSink as RedisStreamSink
+from partita.actors import RedisStreamSource as RedisStreamSource
 from partita.actors import TradeSource as TradeSource
 from partita.actors import open_sql as open_sql
 from partita.actors import run_sql as run_sql
@@ -112,6 +115,9 @@ __all__ = [
     "QueryStream",
     "Record",
     "RecordSource",
+    "RedisError",
+    "RedisStreamSink",
+    "RedisStreamSource",
     "RestartIntensityExceeded",
     "RestartPolicy",
     "Sink",

@@ -1,0 +1,134 @@
+"""RedisStreamSource and RedisStreamSink against a real redis-server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import msgpack
+import pytest
+import trio
+
+from partita import ActorFailed, RedisError, RedisStreamSink, RedisStreamSource
+from partita.actors import CollectSink, IterableSource
+from partita.actors._redis import decode_entry, open_redis, partition_key, partition_of
+from partita.runtime import (
+    BatchSizer,
+    Checkpointing,
+    Graph,
+    MemoryCheckpointStore,
+    open_supervisor,
+)
+from partita.runtime import run_graph as run_supervised
+from tests.actors.helpers import collect
+
+from .conftest import RedisServer
+
+GUARD = 20
+
+
+async def write(url: str, topic: str, records: list[dict[str, Any]], **options: Any) -> None:
+    graph = Graph()
+    source = IterableSource("src", records, sizer=BatchSizer.fixed(options.pop("batch", 100)))
+    graph.add(source)
+    graph.add(RedisStreamSink("sink", url, topic, **options), inputs=[source])
+    with trio.fail_after(GUARD):
+        await run_supervised(graph)
+
+
+async def test_round_trip_by_key_ends_every_partition(redis_server: RedisServer) -> None:
+    records = [{"k": i % 7, "n": i} for i in range(1000)]
+    await write(redis_server.url, "t", records, partitions=3, key="k")
+    with trio.fail_after(GUARD):
+        rows, _ = await collect(RedisStreamSource("in", redis_server.url, "t"))
+    assert sorted(rows, key=lambda r: r["n"]) == records
+    async with open_redis(redis_server.url) as client:
+        for p in range(3):
+            entries = await client.xrange(partition_key("t", p))
+            assert decode_entry(entries[-1].field_values) is None  # the end marker
+            for e in entries[:-1]:
+                assert all(partition_of(r["k"], 3) == p for r in decode_entry(e.field_values))
+
+
+def test_partition_of_is_stable() -> None:
+    # pinned values: crc32 of canonical JSON, the same in every process
+    assert [partition_of(v, 8) for v in ("a", 1, None, {"b": 1, "a": 2})] == [
+        partition_of(v, 8) for v in ("a", 1, None, {"a": 2, "b": 1})
+    ]
+    assert partition_of("user-42", 8) == 5
+
+
+async def test_other_partition_count_is_refused(redis_server: RedisServer) -> None:
+    await write(redis_server.url, "t", [{"k": 1}], partitions=2, key="k")
+    with pytest.raises(ActorFailed) as failed:
+        await write(redis_server.url, "t", [{"k": 1}], partitions=3, key="k")
+    assert "topic 't' has 2 partitions, not 3" in str(failed.value.error)
+
+
+async def test_unreachable_names_the_url() -> None:
+    with pytest.raises(ActorFailed) as failed, trio.fail_after(GUARD):
+        await collect(RedisStreamSource("in", "redis://127.0.0.1:1", "t"))
+    error = failed.value.error
+    assert isinstance(error, RedisError)
+    assert str(error).startswith("Redis at redis://127.0.0.1:1: cannot connect")
+
+
+async def test_bad_entries_by_policy(redis_server: RedisServer) -> None:
+    async with open_redis(redis_server.url) as client:
+        await client.hset("partita:topic:{t}", {"partitions": "1"})
+        key = partition_key("t", 0)
+        await client.xadd(key, {b"r": msgpack.packb([{"a": 1}])})
+        await client.xadd(key, {b"r": b"\xc1"})
+        await client.xadd(key, {b"x": b"1"})
+        await client.xadd(key, {b"r": msgpack.packb([{"a": 2}])})
+        await client.xadd(key, {b"end": b""})
+    with trio.fail_after(GUARD):
+        rows, stats = await collect(RedisStreamSource("in", redis_server.url, "t"))
+    assert rows == [{"a": 1}, {"a": 2}]
+    assert stats.rows_errored == 2
+    with pytest.raises(ActorFailed) as failed:
+        await collect(RedisStreamSource("in", redis_server.url, "t", on_error="fail"))
+    assert "partition 0 entry" in str(failed.value.error)
+
+
+@attrs.define(eq=False)
+class HeldSink(CollectSink):
+    hold_at: int | None = None
+    held: trio.Event = attrs.field(factory=trio.Event)
+    release: trio.Event = attrs.field(factory=trio.Event)
+    batches: int = 0
+
+    async def consume(self, batch: Any) -> None:
+        self.batches += 1
+        if self.hold_at is not None and self.batches >= self.hold_at and not self.release.is_set():
+            self.held.set()
+            await self.release.wait()
+        await super().consume(batch)
+
+
+async def test_resume_from_a_checkpointed_entry_id(redis_server: RedisServer) -> None:
+    records = [{"k": i % 5, "n": i} for i in range(2000)]
+    await write(redis_server.url, "t", records, partitions=2, key="k", batch=50)
+    store = MemoryCheckpointStore()
+    checkpoints = Checkpointing(store=store, fingerprint="redis-test")
+
+    def job(hold_at: int | None) -> tuple[Graph, HeldSink]:
+        source = RedisStreamSource("in", redis_server.url, "t", sizer=BatchSizer.fixed(256))
+        sink = HeldSink("sink", hold_at=hold_at)
+        graph = Graph()
+        graph.add(source)
+        graph.add(sink, inputs=[source], capacity=2)
+        return graph, sink
+
+    graph, sink = job(hold_at=10)
+    with trio.fail_after(GUARD):
+        async with open_supervisor(graph, checkpoints=checkpoints) as sup:
+            await sup.checkpoint()
+            await sink.held.wait()
+            await sup.cancel(graceful=False)
+    assert 0 < len(sink.rows) < 2000
+    graph, sink = job(hold_at=None)
+    with trio.fail_after(GUARD):
+        await run_supervised(graph, checkpoints=checkpoints)
+    # the sink's rows are restored from the checkpoint too: every record once
+    assert sorted(sink.rows, key=lambda r: r["n"]) == records
