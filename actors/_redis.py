@@ -231,13 +231,21 @@ class RedisStreamSource(RecordSource):
                 raise
             raise error from exc
 
+    async def _first_position(self, client: Any, partition: int) -> str:
+        """``start``, with ``"$"`` made the partition's last entry id now (or ``"0-0"``)."""
+        if self.start != "$":
+            return self.start
+        last = await client.xrevrange(partition_key(self.topic, partition), count=1)
+        return _entry_id(last[0].identifier) if last else START
+
     async def _read(self, client: Any) -> None:
         count = await topic_partitions(client, self.topic)
         if count is None:
             raise RedisError(self.server, f"no topic {self.topic!r}")
         wanted = list(range(count)) if self.partitions is None else list(self.partitions)
         for p in wanted:
-            self._positions.setdefault(p, self.start)
+            if p not in self._positions:
+                self._positions[p] = await self._first_position(client, p)
         while True:
             live = [p for p in wanted if p not in self._ended]
             if not live:
@@ -272,8 +280,9 @@ class RedisStreamSource(RecordSource):
                         )
                         continue
                     if got is None:
-                        if self.until_end:
-                            self._ended.add(p)
+                        if not self.until_end:
+                            continue  # following: a later producer may append
+                        self._ended.add(p)
                         break
                     records.extend(got)
                 if failure is not None:
@@ -281,6 +290,10 @@ class RedisStreamSource(RecordSource):
             await self.send_with_dead_letters(records, dead)
             if failure is not None:
                 raise failure
+
+
+def _entry_id(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _no_key(instance: object, attribute: attrs.Attribute[str | None], value: object) -> None:

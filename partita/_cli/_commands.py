@@ -21,6 +21,7 @@ from partita.actors import (
     JsonLinesSink,
     PostgresSink,
     RecordSource,
+    RedisStreamSink,
     build_sql_graph,
 )
 from partita.actors._checkpoints import fingerprint, open_checkpointing
@@ -34,6 +35,7 @@ from ._parse import compile_or_exit, duration_option, on_error_option, size_opti
 from ._paths import check_paths, make_source
 from ._postgres import is_postgres_url, postgres_sink, postgres_source
 from ._progress import ProgressDisplay, summary_table
+from ._redis import consume, is_redis_url, produce, redis_sink, redis_source
 
 __all__ = ["cli", "want_progress"]
 
@@ -240,6 +242,8 @@ def run(
         source: RecordSource = postgres_source(input_path, pg_query, policy)
     elif pg_query is not None:
         fail("--query is for a postgres:// --input; the streaming query is --sql", EXIT_USAGE)
+    elif is_redis_url(input_path):
+        source = redis_source(input_path, policy)
     else:
         source = make_source(input_path, fmt, policy)
     source.on_first_records = warn_missing_columns(compiled, console)
@@ -247,9 +251,11 @@ def run(
         source.sizer = BatchSizer.fixed(batch_size)
     if idle_timeout is not None:
         source.idle_timeout = idle_timeout / 1000
-    sink: JsonLinesSink | PostgresSink = (
+    sink: JsonLinesSink | PostgresSink | RedisStreamSink = (
         postgres_sink(output_path)
         if is_postgres_url(output_path)
+        else redis_sink(output_path)
+        if is_redis_url(output_path)
         else JsonLinesSink("sink", output_path)
     )
     # with nowhere to write them (--late update's expired records), dead letters are
@@ -336,3 +342,7 @@ def explain(query: str, event_time: str | None, allowed_lateness: int) -> None:
             body.rstrip("\n"), "python", theme="ansi_dark", background_color="default"
         )
         out.print(code_view, soft_wrap=True)
+
+
+cli.add_command(produce)
+cli.add_command(consume)
