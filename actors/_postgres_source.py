@@ -367,7 +367,7 @@ class PostgresSource(RecordSource):
             sql.SQL(", ").join(hidden),
             sql.SQL(" FROM ("),
             sql.SQL(query),
-            sql.SQL(") AS partita_q"),
+            sql.SQL("\n) AS partita_q"),  # on its own line: the query may end in a -- comment
         ]
         last = self._last_key
         if last is not None:

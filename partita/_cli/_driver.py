@@ -188,7 +188,11 @@ def drive(
     except BaseException as exc:
         if isinstance(exc, SystemExit | CliError):
             raise
-        known = [e for e in error_leaves(exc) if isinstance(e, PartitaError | OSError | ValueError)]
+        known = [
+            e
+            for e in error_leaves(exc)
+            if isinstance(e, PartitaError | OSError | ValueError | ImportError)
+        ]
         if not known:
             raise
         fail(failure_message(known[0], where), EXIT_RUNTIME)

@@ -46,7 +46,8 @@ class UiServer:
 
 def _missing_extra(exc: ImportError) -> ImportError:
     return ImportError(
-        f"the web view needs the 'ui' extra ({exc.name} is missing): pip install 'partita[ui]'"
+        f"the web view needs the 'ui' extra ({(exc.name or '?').split('.')[0]} is missing): "
+        "pip install 'partita[ui]'"
     )
 
 
@@ -99,6 +100,8 @@ async def serve_ui(
     except ImportError as exc:
         raise _missing_extra(exc) from exc
     token = secrets.token_urlsafe(24) if token is None else token
+    if len(token) < 16:  # an empty token would match a request without one
+        raise ValueError("serve_ui: the control token must have at least 16 characters")
     config = Config()
     config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     config.accesslog = None

@@ -318,3 +318,10 @@ async def test_a_bad_query_names_the_server(postgres: PostgresServer) -> None:
     assert isinstance(error, PostgresError)
     assert error.sqlstate == "42P01"
     assert str(error).startswith(f"postgres 127.0.0.1:{postgres.port}/postgres: query failed")
+
+
+async def test_a_query_ending_in_a_comment_reads_with_order_by(postgres: PostgresServer) -> None:
+    # order_by wraps the query as a subquery: a trailing -- comment must not swallow it
+    query = "SELECT * FROM (VALUES (2), (1)) AS v(k) -- the keys"
+    rows, _ = await collect(PostgresSource("pg", postgres.dsn, query, order_by="k"))
+    assert rows == [{"k": 1}, {"k": 2}]

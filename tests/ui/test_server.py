@@ -248,3 +248,12 @@ def test_import_partita_does_not_need_the_ui_extra() -> None:
     )
     assert done.stderr == ""
     assert "pip install 'partita[ui]'" in done.stdout
+
+
+@pytest.mark.parametrize("token", ["", "short"])
+async def test_a_short_control_token_is_refused(token: str) -> None:
+    # an empty token would equal the empty header of a request that sends none
+    async with live_pipeline() as live:
+        with pytest.raises(ValueError, match="at least 16 characters"):
+            async with partita.serve_ui(live.supervisor, 0, token=token):
+                pass
