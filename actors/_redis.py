@@ -18,8 +18,6 @@ is before the first entry.
 
 from __future__ import annotations
 
-import json
-import zlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,6 +26,7 @@ import attrs
 import msgpack
 
 from partita.runtime import BadRecord, Batch, DeadLetter, Record, Sink
+from partita.sql import stable_hash
 
 from ._sources import ErrorPolicy, RecordSource, _check_policy, single_error
 
@@ -72,12 +71,13 @@ def meta_key(topic: str) -> str:
 
 
 def partition_of(value: Any, partitions: int) -> int:
-    """The partition of a key value: crc32 of its canonical JSON, modulo ``partitions``.
+    """The partition of a key value: :func:`partita.sql.stable_hash` modulo ``partitions``.
 
-    Stable across processes and machines (unlike Python's salted ``hash``).
+    The in-process router's hash (CRC-32 of the canonical key's repr), so it is
+    the same in every process and machine (unlike Python's salted ``hash``) and
+    a topic's partition ``p`` holds the keys the in-process partition ``p`` would.
     """
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return zlib.crc32(text.encode()) % partitions
+    return stable_hash(value) % partitions
 
 
 def encode_entry(records: Sequence[Record]) -> dict[bytes, bytes]:

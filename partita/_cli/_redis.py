@@ -72,7 +72,8 @@ def _finish(outcome_terminated: bool, interrupts: int, rows: int) -> None:
     "--key",
     metavar="FIELD",
     default=None,
-    help="Route records by this field (crc32 of its JSON); without it, partition 0 only.",
+    help="Route records by this field (the in-process router's stable hash); "
+    "without it, partition 0 only.",
 )
 @click.option("--input", "input_path", default="-", show_default=True, metavar="PATH|-")
 @click.option(
