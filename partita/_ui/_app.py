@@ -18,6 +18,7 @@ from typing import Any
 import trio
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
@@ -171,4 +172,12 @@ def make_app(
         Route("/api/actors/{name}/resume", control(resume_actor), methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    return Starlette(routes=routes)
+
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+        # Starlette's own 404 and 405 are plain text: every error here is one line of JSON
+        assert isinstance(exc, HTTPException)
+        what = {404: "no such page", 405: f"{request.method} is not allowed here"}
+        reason = what.get(exc.status_code, exc.detail)
+        return _error(exc.status_code, f"{reason}: {request.url.path}")
+
+    return Starlette(routes=routes, exception_handlers={HTTPException: http_error})

@@ -155,8 +155,13 @@ async def test_control_needs_the_token_and_nothing_happens_without_it() -> None:
         bad = await http(live.url("/api/graph/cancel?graceful=maybe"), "POST", good)
         assert bad.status == 400
         assert bad.json() == {"error": "graceful must be true or false, got 'maybe'"}
-        assert (await http(live.url("/api/graph/pause"), "GET")).status == 405
-        assert (await http(live.url("/nowhere"))).status == 404
+        wrong = await http(live.url("/api/graph/pause"), "GET")
+        assert (wrong.status, wrong.json()) == (
+            405,
+            {"error": "GET is not allowed here: /api/graph/pause"},
+        )
+        nowhere = await http(live.url("/nowhere"))
+        assert (nowhere.status, nowhere.json()) == (404, {"error": "no such page: /nowhere"})
 
         assert (await http(live.url("/api/graph/cancel"), "POST", good)).status == 202
         with trio.fail_after(10):
