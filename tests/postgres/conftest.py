@@ -15,7 +15,6 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -24,6 +23,8 @@ from typing import Any
 
 import attrs
 import pytest
+
+from tests.actors.helpers import free_port
 
 psycopg = pytest.importorskip("psycopg", reason="psycopg (the postgres extra) is not installed")
 
@@ -40,13 +41,6 @@ def _bin_dir() -> str | None:
         return os.path.dirname(found[-1])
     initdb = shutil.which("initdb")
     return os.path.dirname(initdb) if initdb else None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @attrs.frozen
@@ -97,7 +91,7 @@ def postgres() -> Iterator[PostgresServer]:
     if done.returncode != 0:
         shutil.rmtree(base, ignore_errors=True)
         pytest.fail(f"initdb failed:\n{done.stdout}{done.stderr}")
-    port = _free_port()
+    port = free_port()
     options = (
         f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off "
         "-c synchronous_commit=off -c full_page_writes=off -c max_connections=50"

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import attrs
 import pytest
 import trio
 import trio.testing
@@ -23,28 +22,11 @@ from partita.runtime import (
     open_supervisor,
 )
 from partita.runtime import run_graph as run_supervised
-from tests.actors.helpers import collect
+from tests.actors.helpers import HeldSink, collect
 
 from .conftest import PostgresServer
 
 GUARD = 20  # seconds: a deadlock fails the test instead of hanging it
-
-
-@attrs.define(eq=False)
-class HeldSink(CollectSink):
-    """Collects rows; holds (does not return) at batch ``hold_at`` until released."""
-
-    hold_at: int | None = None
-    held: trio.Event = attrs.field(factory=trio.Event)
-    release: trio.Event = attrs.field(factory=trio.Event)
-    batches: int = 0
-
-    async def consume(self, batch: Any) -> None:
-        self.batches += 1
-        if self.hold_at is not None and self.batches >= self.hold_at and not self.release.is_set():
-            self.held.set()
-            await self.release.wait()
-        await super().consume(batch)
 
 
 def graph_of(source: PostgresSource, sink: CollectSink, capacity: int = 2) -> Graph:

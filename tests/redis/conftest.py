@@ -18,14 +18,9 @@ from pathlib import Path
 import attrs
 import pytest
 
+from tests.actors.helpers import free_port
+
 pytest.importorskip("coredis", reason="coredis (the redis extra) is not installed")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @attrs.frozen
@@ -51,7 +46,7 @@ def start_redis(folder: Path, *, persistence: bool = False) -> RedisServer:
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.skip("redis-server is not installed (apt-get install redis-server)")
-    port = _free_port()
+    port = free_port()
     args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder)]
     args += ["--appendonly", "yes"] if persistence else ["--save", "", "--appendonly", "no"]
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

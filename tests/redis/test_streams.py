@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import attrs
 import msgpack
 import pytest
 import trio
 
 from partita import ActorFailed, RedisError, RedisStreamSink, RedisStreamSource
-from partita.actors import CollectSink, IterableSource
+from partita.actors import IterableSource
 from partita.actors._redis import decode_entry, open_redis, partition_key, partition_of
 from partita.runtime import (
     BatchSizer,
@@ -21,7 +20,7 @@ from partita.runtime import (
 )
 from partita.runtime import run_graph as run_supervised
 from partita.sql import stable_hash
-from tests.actors.helpers import collect
+from tests.actors.helpers import HeldSink, collect
 
 from .conftest import RedisServer
 
@@ -88,21 +87,6 @@ async def test_bad_entries_by_policy(redis_server: RedisServer) -> None:
     with pytest.raises(ActorFailed) as failed:
         await collect(RedisStreamSource("in", redis_server.url, "t", on_error="fail"))
     assert "partition 0 entry" in str(failed.value.error)
-
-
-@attrs.define(eq=False)
-class HeldSink(CollectSink):
-    hold_at: int | None = None
-    held: trio.Event = attrs.field(factory=trio.Event)
-    release: trio.Event = attrs.field(factory=trio.Event)
-    batches: int = 0
-
-    async def consume(self, batch: Any) -> None:
-        self.batches += 1
-        if self.hold_at is not None and self.batches >= self.hold_at and not self.release.is_set():
-            self.held.set()
-            await self.release.wait()
-        await super().consume(batch)
 
 
 async def test_resume_from_a_checkpointed_entry_id(redis_server: RedisServer) -> None:
