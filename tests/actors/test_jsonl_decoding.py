@@ -1,0 +1,126 @@
+"""JSON-lines decoding: the fast path (msgspec, a chunk per call) reads exactly what
+Python's ``json`` reads line by line, with the same offsets and the same messages."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from partita.actors import JsonLinesSource
+from partita.actors._files import _decode_objects
+
+# Lines chosen to catch a chunk decoder that is not line-aligned or not json's twin:
+# values spanning lines, two values on one line, blank lines, CRLF, what only
+# Python's json reads (NaN, 1e400, a lone surrogate, a BOM) and what it rejects.
+LINES = [
+    b'{"a": 1}',
+    b'{"a": 1.5, "b": "x"}',
+    b'{"big": 123456789012345678901234567890, "neg": -0.0, "f": 0.1}',
+    b'{"a": 1}\r',
+    b'{"a": {"b": [1, {"c": null}]}}',
+    b'{"a":',
+    b"1}",
+    b"}",
+    b'{"a": 1} {"b": 2}',
+    b'{"a": 1}{"b": 2}',
+    b"",
+    b"   ",
+    b"\t\r",
+    b'{"x": NaN}',
+    b'{"x": 1e400}',
+    b'{"s": "\\ud800"}',
+    b'\xef\xbb\xbf{"a": 1}',
+    b'{"s": "\xff"}',
+    b"[1, 2]",
+    b'"text"',
+    b"nope",
+    b'{"a": [1,',
+    b"2]}",
+    b'{"\\u00e9": "\\u2028", "t": true, "f": false}',
+    b'{"deep": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+]
+
+
+def _reference(lines: list[bytes]) -> tuple[list[Any], list[tuple[int, str]]]:
+    """Python's json, one line at a time: (records, (line, reason) of each bad line)."""
+    records: list[Any] = []
+    bad: list[tuple[int, str]] = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except ValueError as exc:
+            bad.append((number, f"line {number}: {exc}"))
+            continue
+        except RecursionError:
+            bad.append((number, f"line {number}: JSON nested too deeply to decode"))
+            continue
+        if type(value) is dict:
+            records.append((number, value))
+        else:
+            kind = type(value).__name__
+            bad.append((number, f"line {number}: expected a JSON object, got {kind}"))
+    return records, bad
+
+
+def _parse_in_chunks(data: bytes, cuts: list[int]) -> tuple[list[Any], list[tuple[int, str]]]:
+    source = JsonLinesSource("src", "unused.jsonl", on_error="dead-letter")
+    records: list[Any] = []
+    bad: list[tuple[int, str]] = []
+    bounds = [0, *sorted(c % (len(data) + 1) for c in cuts), len(data)]
+    pieces = [data[a:b] for a, b in itertools.pairwise(bounds)]
+    for i, piece in enumerate(pieces):
+        end = i == len(pieces) - 1
+        rows, dead, failure, offsets = source.parse([piece] if piece else [], end)
+        assert failure is None
+        if rows:
+            assert offsets is not None
+            records += zip(offsets, rows, strict=True)
+        bad += [(int(d.reason.split(":")[0].split()[1]), d.reason) for d in dead]
+    return records, bad
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal and of the same types all the way down (1 is not 1.0; NaN is NaN)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) and a != a:
+        return b != b
+    return bool(a == b)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.sampled_from(LINES), max_size=12),
+    st.booleans(),
+    st.lists(st.integers(min_value=0), max_size=4),
+)
+def test_chunked_decoding_matches_json_line_by_line(
+    lines: list[bytes], final_newline: bool, cuts: list[int]
+) -> None:
+    data = b"\n".join(lines) + (b"\n" if final_newline and lines else b"")
+    expected = _reference(data.split(b"\n"))
+    got = _parse_in_chunks(data, cuts)
+    assert got[1] == expected[1]
+    assert len(got[0]) == len(expected[0])
+    for (n, row), (m, want) in zip(got[0], expected[0], strict=True):
+        assert n == m
+        assert _same(row, want), (row, want)
+
+
+def test_fast_path_takes_plain_chunks_and_refuses_misaligned_ones() -> None:
+    assert _decode_objects(b'{"a": 1}\r\n{"b": 2}\r\n') == [{"a": 1}, {"b": 2}]
+    assert _decode_objects(b'{"a": 1}\n{"b": 2}') == [{"a": 1}, {"b": 2}]
+    # one value over two lines and two values on one line: as many values as lines
+    assert _decode_objects(b'{"a":\n{}}\n{}{}\n') is None
+    assert _decode_objects(b'{"a": 1}\n\n{"b": 2}\n') is None
+    assert _decode_objects(b'{"x": NaN}\n') is None
