@@ -307,7 +307,7 @@ _MSGSPEC = msgspec.json.Decoder()
 
 
 def _decode_objects(body: bytes) -> list[Any] | None:
-    """Every line of ``body`` decoded, one object per line, in one call; ``None`` when
+    r"""Every line of ``body`` decoded, one object per line, in one call; ``None`` when
     a line is not one plain JSON object (then the careful path reads line by line).
 
     ``decode_lines`` reads whitespace-separated values, not lines: it would take
@@ -316,7 +316,8 @@ def _decode_objects(body: bytes) -> list[Any] | None:
     line either ends the line's value or must be followed by ``,``, ``}`` or
     ``]`` (no string spans lines), never by the next line's ``{`` -- so no value
     spans lines, every line holds at least one, and as many values as lines
-    means exactly one object per line.  Counting is ``bytes.count``, in C.
+    means exactly one object per line.  The check is two ``bytes.count`` calls
+    (every newline between lines is part of a ``}\n{``), a few ms per 4 MB.
 
     Example:
         >>> _decode_objects(b'{"a": 1}\n{"a": 2.5}\n')
@@ -324,14 +325,13 @@ def _decode_objects(body: bytes) -> list[Any] | None:
         >>> _decode_objects(b'{"a":\n1}\n{}{}\n') is None
         True
     """
-    if not body.startswith(b"{"):
+    if not body.startswith(b"{") or not body.endswith((b"}\n", b"}", b"}\r\n", b"}\r")):
         return None
-    terminated = body.endswith(b"\n")
-    lines = body.count(b"\n") + (not terminated)
-    ended = body.count(b"}\n") + body.count(b"}\r\n")
-    if not terminated:
-        ended += body.endswith((b"}", b"}\r"))
-    if ended != lines or body.count(b"\n{") != lines - 1:
+    lines = body.count(b"\n") + (not body.endswith(b"\n"))
+    joints = body.count(b"}\n{")  # occurrences cannot overlap
+    if b"\r" in body:
+        joints += body.count(b"}\r\n{")
+    if joints != lines - 1:  # some line does not start with { or end with }
         return None
     try:
         records: list[Any] = _MSGSPEC.decode_lines(body)

@@ -457,7 +457,7 @@ def test_output_is_strict_json(tmp_path: Path) -> None:
         {"k": "\ud800", "x": 1},
         {"k": "c", "x": 2},
     ]
-    assert lines[2] == '{"k": "\\ud800", "x": 1}'
+    assert lines[2] == '{"k":"\\ud800","x":1}'
 
 
 def _live_run(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
@@ -492,7 +492,7 @@ def test_sigterm_drains_flushes_and_exits_143(tmp_path: Path) -> None:
     proc.stdin.write('{"k": 1}\n')
     proc.stdin.flush()
     # rows of a live run reach the file at batch boundaries, not at exit
-    assert _wait_for_file_line(out, proc) == '{"k": 1}'
+    assert _wait_for_file_line(out, proc) == '{"k":1}'
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 143, err
@@ -625,7 +625,7 @@ def test_the_reader_going_away_exits_141_quietly(tmp_path: Path) -> None:
         cwd=ROOT,
     )
     assert proc.stdout is not None
-    assert proc.stdout.readline() == b'{"i": 0}\n'
+    assert proc.stdout.readline() == b'{"i":0}\n'
     proc.stdout.close()  # `| head -1`
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 141, err

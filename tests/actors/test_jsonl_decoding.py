@@ -3,14 +3,16 @@ Python's ``json`` reads line by line, with the same offsets and the same message
 
 from __future__ import annotations
 
+import doctest
 import itertools
 import json
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from partita.actors import JsonLinesSource
+from partita.actors import JsonLinesSource, _files, _jsonl
 from partita.actors._files import _decode_objects
 
 # Lines chosen to catch a chunk decoder that is not line-aligned or not json's twin:
@@ -124,3 +126,38 @@ def test_fast_path_takes_plain_chunks_and_refuses_misaligned_ones() -> None:
     assert _decode_objects(b'{"a":\n{}}\n{}{}\n') is None
     assert _decode_objects(b'{"a": 1}\n\n{"b": 2}\n') is None
     assert _decode_objects(b'{"x": NaN}\n') is None
+
+
+def test_examples_in_the_jsonl_modules() -> None:
+    for module in (_files, _jsonl):
+        result = doctest.testmod(module, raise_on_error=False, verbose=False)
+        assert result.failed == 0
+        assert result.attempted >= 2
+
+
+ROWS = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(st.characters(exclude_categories=[]), max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.dictionaries(st.text(max_size=4), ROWS, max_size=4), max_size=5))
+def test_encoded_lines_read_back_as_the_rows(rows: list[dict[str, Any]]) -> None:
+    # ints of any size stay ints, floats round-trip, NaN/infinity become null,
+    # lone surrogates are escaped: one valid UTF-8 JSON line per row
+    data = _jsonl.encode_lines(rows)
+    lines = data.decode("utf-8").split("\n")
+    assert lines.pop() == ""
+    assert len(lines) == len(rows)
+    for line, row in zip(lines, rows, strict=True):
+        back = json.loads(line, parse_constant=lambda c: pytest.fail(f"bare {c}"))
+        assert _same(back, _jsonl._finite(row))
+        assert _jsonl.encode_row(row) == line
