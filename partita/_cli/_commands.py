@@ -31,6 +31,7 @@ from ._columns import warn_missing_columns
 from ._console import console_for, show
 from ._driver import drive
 from ._exit import EXIT_INTERRUPTED, EXIT_READER_GONE, EXIT_TERMINATED, EXIT_USAGE, fail
+from ._group import cli
 from ._parse import compile_or_exit, duration_option, on_error_option, size_option, ui_option
 from ._paths import check_paths, make_source
 from ._postgres import is_postgres_url, postgres_sink, postgres_source
@@ -43,18 +44,6 @@ __all__ = ["cli", "want_progress"]
 def want_progress(flag: bool | None) -> bool:
     """``--progress/--no-progress``; by default only when stderr is a terminal."""
     return sys.stderr.isatty() if flag is None else flag
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="partita", prog_name="partita")
-def cli() -> None:
-    """partita: streaming SQL on an actor runtime (trio).
-
-    \b
-    partita demo                      a windowed aggregate over generated trades
-    partita run --sql Q --input F     run a query over a JSON-lines (or CSV) file
-    partita explain --sql Q           show the plan and the generated code
-    """
 
 
 @cli.command()

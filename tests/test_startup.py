@@ -1,0 +1,67 @@
+"""Start-up: ``import partita`` and ``partita --help`` import neither trio, sqlglot
+nor rich (checked by module presence in a fresh process, never by timing)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import click
+import pytest
+
+from partita._cli import _group, cli
+
+HEAVY = ("trio", "sqlglot", "rich")
+
+_HELP = """
+import sys
+from partita._cli import main
+try:
+    main([{args}])
+except SystemExit as exc:
+    assert exc.code == 0, exc.code
+print(sorted(m for m in {heavy!r} if m in sys.modules), file=sys.stderr)
+"""
+
+
+def _heavy_after(*args: str) -> tuple[str, str]:
+    code = _HELP.format(args=", ".join(map(repr, args)), heavy=HEAVY)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return done.stdout, done.stderr.strip()
+
+
+def test_help_and_version_import_nothing_heavy() -> None:
+    out, heavy = _heavy_after("--help")
+    assert heavy == "[]"
+    for name in _group.COMMANDS:
+        assert f"  {name} " in out
+    out, heavy = _heavy_after("--version")
+    assert heavy == "[]"
+    assert out.startswith("partita, version ")
+
+
+def test_a_command_is_imported_when_asked_for() -> None:
+    out, heavy = _heavy_after("run", "--help")
+    assert "--sql QUERY" in out
+    assert heavy == str(sorted(HEAVY))
+
+
+@pytest.mark.parametrize("limit", [20, 45, 74, 200])
+def test_the_table_of_commands_is_the_commands(limit: int) -> None:
+    # the group lists commands from a table without importing them: it must agree
+    ctx = click.Context(cli)
+    commands = {name: cli.get_command(ctx, name) for name in cli.list_commands(ctx)}
+    assert sorted(commands) == sorted(_group.COMMANDS)
+    for name, command in commands.items():
+        assert command is not None
+        table = click.Command(name, help=_group.COMMANDS[name][1]).get_short_help_str(limit)
+        assert table == command.get_short_help_str(limit), name
+
+
+def test_an_unknown_command_is_one_line() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "partita", "nosuch"], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 2
+    assert "No such command 'nosuch'" in done.stderr
+    assert "Traceback" not in done.stderr
