@@ -9,6 +9,10 @@ Interface changes against the brief shared with the worker (additions only):
   process, if it still runs, is fenced.
 - ``commit`` is refused also once the lease was released (not only once another
   worker took it): the lease hash must still carry the token.
+- :class:`RedisUnavailable`, :class:`Retry` and :func:`retrying` live in
+  ``_retry.py`` and are re-exported here; ``retrying`` takes ``url`` (for the
+  error) and ``on_retry`` (each :class:`Retry`, to show in progress and stats).
+  Every call here raises :class:`RedisUnavailable` when Redis is away.
 - Key names: :func:`lease_key`, :func:`token_key`, :func:`state_key`,
   :func:`output_key`, :func:`members_key`; :func:`wall_clock_ms` is the clock
   workers share.
@@ -37,11 +41,14 @@ from typing import Any
 import attrs
 
 from ._lease_scripts import ACQUIRE, COMMIT, HEARTBEAT, RELEASE, RENEW
+from ._retry import RedisUnavailable, Retry, retrying, translating
 
 __all__ = [
     "Committed",
     "Lease",
     "LeaseTable",
+    "RedisUnavailable",
+    "Retry",
     "assignment",
     "commit",
     "fair_share",
@@ -49,6 +56,7 @@ __all__ = [
     "load_committed",
     "members_key",
     "output_key",
+    "retrying",
     "state_key",
     "token_key",
     "wall_clock_ms",
@@ -99,11 +107,12 @@ class _Script:
     async def __call__(self, client: Any, keys: Sequence[str], args: Sequence[Any]) -> Any:
         from coredis.exceptions import NoScriptError
 
-        try:
-            return await client.evalsha(self.sha, keys=keys, args=args)
-        except NoScriptError:  # a new or restarted server
-            await client.script_load(self.source)
-            return await client.evalsha(self.sha, keys=keys, args=args)
+        with translating(client):
+            try:
+                return await client.evalsha(self.sha, keys=keys, args=args)
+            except NoScriptError:  # a new or restarted server
+                await client.script_load(self.source)
+                return await client.evalsha(self.sha, keys=keys, args=args)
 
 
 _ACQUIRE = _Script(ACQUIRE)
@@ -177,7 +186,8 @@ class LeaseTable:
 
     async def leave(self) -> None:
         """Remove this worker from the group's members (its leases are left alone)."""
-        await self.client.hdel(members_key(self.topic, self.group), [self.worker])
+        with translating(self.client):
+            await self.client.hdel(members_key(self.topic, self.group), [self.worker])
 
     async def acquire(self, partition: int, now_ms: int) -> Lease | None:
         """Take ``partition``'s lease if it is free or expired, with a new fencing token.
@@ -220,14 +230,17 @@ class LeaseTable:
 
     async def owners(self, now_ms: int) -> dict[int, tuple[str, int]]:
         """Partition -> ``(worker, token)`` of every live lease (one pipelined round trip)."""
-        async with self.client.pipeline(transaction=False) as pipe:
-            requests = [
-                pipe.hmget(lease_key(self.topic, self.group, p), ["worker", "token", "expires_ms"])
-                for p in range(self.partitions)
-            ]
+        with translating(self.client):
+            async with self.client.pipeline(transaction=False) as pipe:
+                requests = [
+                    pipe.hmget(
+                        lease_key(self.topic, self.group, p), ["worker", "token", "expires_ms"]
+                    )
+                    for p in range(self.partitions)
+                ]
+            replies = [await r for r in requests]
         found: dict[int, tuple[str, int]] = {}
-        for p, request in enumerate(requests):
-            worker, token, expires = await request
+        for p, (worker, token, expires) in enumerate(replies):
             if worker is not None and int(expires) > now_ms:
                 found[p] = (_text(worker), int(token))
         return found
@@ -308,9 +321,10 @@ class Committed:
 
 async def load_committed(client: Any, topic: str, group: str, partition: int) -> Committed | None:
     """The partition's committed state, ``None`` if nothing was ever committed."""
-    token, position, state, done = await client.hmget(
-        state_key(topic, group, partition), ["token", "position", "state", "done"]
-    )
+    with translating(client):
+        token, position, state, done = await client.hmget(
+            state_key(topic, group, partition), ["token", "position", "state", "done"]
+        )
     if token is None:
         return None
     return Committed(

@@ -42,11 +42,11 @@ def _ping(port: int) -> bool:
         return False
 
 
-def start_redis(folder: Path, *, persistence: bool = False) -> RedisServer:
+def start_redis(folder: Path, *, persistence: bool = False, port: int | None = None) -> RedisServer:
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.skip("redis-server is not installed (apt-get install redis-server)")
-    port = free_port()
+    port = free_port() if port is None else port
     args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder)]
     args += ["--appendonly", "yes"] if persistence else ["--save", "", "--appendonly", "no"]
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -59,6 +59,19 @@ def start_redis(folder: Path, *, persistence: bool = False) -> RedisServer:
             process.wait(timeout=0.01)
     process.kill()
     raise RuntimeError("redis-server did not answer PING")
+
+
+def stop_redis(server: RedisServer) -> None:
+    """Stop ``server`` as SIGTERM does (with persistence its data is on disk after)."""
+    if server.process.poll() is None:
+        server.process.terminate()
+    server.process.wait(timeout=10)
+
+
+def restart_redis(server: RedisServer, folder: Path, *, persistence: bool = True) -> RedisServer:
+    """Stop ``server`` and start a new one on its port and in ``folder`` (its data dir)."""
+    stop_redis(server)
+    return start_redis(folder, persistence=persistence, port=server.port)
 
 
 @pytest.fixture

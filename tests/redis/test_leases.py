@@ -308,3 +308,12 @@ def test_fair_share_moves_few_partitions_when_a_member_joins() -> None:
     moved = sum(1 for p in range(64) if before[p] != after[p])
     # the newcomer's 12 or 13 must move; round-robin would move about 51
     assert moved <= 20
+
+
+def test_docstring_examples() -> None:
+    import doctest
+
+    from partita.actors import _leases
+
+    result = doctest.testmod(_leases, raise_on_error=False, verbose=False)
+    assert result.failed == 0 and result.attempted >= 5
