@@ -34,10 +34,12 @@ __all__ = [
 T = TypeVar("T")
 
 
-class RedisUnavailable(RedisError):
+class RedisUnavailable(RedisError, ConnectionError):
     """Raised when Redis cannot answer for now: refused, reset, timed out, or loading.
 
-    Worth retrying (:func:`retrying`): a restarted server answers again.
+    Worth retrying (:func:`retrying`): a restarted server answers again.  It is
+    also a builtin :class:`ConnectionError` (so an ``OSError``), so code that
+    retries on those retries on it too.
     """
 
 
@@ -133,7 +135,7 @@ async def retrying(
     op: Callable[[], Awaitable[T]],
     *,
     what: str,
-    url: str,
+    url: str | None = None,
     on_retry: Callable[[Retry], None] | None = None,
     base_delay: float = 0.1,
     max_delay: float = 5.0,
@@ -152,7 +154,7 @@ async def retrying(
     Args:
         op: the operation; called once per attempt.
         what: what it does, for the report (``"commit of partition 3"``).
-        url: the server, for the error.
+        url: the server, for errors that do not name it (default ``"redis"``).
         on_retry: told of each retry before its wait.
         base_delay: the first backoff ceiling, in seconds.
         max_delay: the cap of the backoff ceiling, in seconds.
@@ -167,7 +169,7 @@ async def retrying(
     Example:
         >>> async def ping() -> str:
         ...     return "PONG"
-        >>> trio.run(lambda: retrying(ping, what="ping", url="redis://127.0.0.1:6379"))
+        >>> trio.run(lambda: retrying(ping, what="ping"))
         'PONG'
     """
     if base_delay <= 0 or max_delay < base_delay:
@@ -179,7 +181,7 @@ async def retrying(
         try:
             return await op()
         except BaseException as exc:
-            error = unavailable(url, exc)
+            error = unavailable(url or "redis", exc)
             if error is None:
                 raise
             failures += 1

@@ -113,9 +113,11 @@ def test_bad_backoff_settings_are_refused() -> None:
 def test_what_is_unavailable() -> None:
     assert unavailable(URL, ValueError("x")) is None
     error = unavailable(URL, ConnectionResetError("reset"))
-    assert (
-        isinstance(error, RedisUnavailable) and str(error) == f"Redis at {URL}: unavailable (reset)"
-    )
+    assert isinstance(error, RedisUnavailable)
+    assert str(error) == f"Redis at {URL}: unavailable (reset)"
+    # a builtin ConnectionError too, so code retrying on OSError retries on it
+    assert isinstance(error, ConnectionError) and isinstance(error, RedisError)
+    assert unavailable(URL, error) is error
 
 
 async def test_a_stopped_server_raises_unavailable_then_the_retry_goes_on_after_its_restart(
