@@ -30,6 +30,7 @@ from ._errors import SqlError, position_of
 
 __all__ = [
     "GROUP_WINDOWS",
+    "SQL_NAMES",
     "WINDOW_BOUNDS",
     "Hop",
     "PartitaDialect",
@@ -37,6 +38,7 @@ __all__ = [
     "Tumble",
     "WindowBound",
     "WindowClause",
+    "function_name",
     "node_position",
     "parse",
 ]
@@ -208,10 +210,61 @@ class PartitaDialect(Dialect):
 
 _DIALECT = PartitaDialect()
 _TOKEN_REPR = re.compile(r"<Token token_type: TokenType\.(\w+), text: (.*?), line: .*?>")
+_MISSING_ARG = re.compile(r"Required keyword: '\w+' missing for <class '[\w.]*?(\w+)'>")
+_TOO_MANY = re.compile(
+    r"The number of provided arguments \((\d+)\) is greater than the maximum number of "
+    r"supported arguments \((\d+)\)"
+)
+
+SQL_NAMES: dict[str, str] = {
+    "StrPosition": "STRPOS",
+    "RegexpLike": "REGEXP_LIKE",
+    "RegexpExtract": "REGEXP_EXTRACT",
+    "RegexpReplace": "REGEXP_REPLACE",
+    "DateTrunc": "DATE_TRUNC",
+    "TimestampTrunc": "DATE_TRUNC",
+    "SplitPart": "SPLIT_PART",
+    "Nullif": "NULLIF",
+    "Greatest": "GREATEST",
+    "Least": "LEAST",
+    "Substring": "SUBSTR",
+    "Coalesce": "COALESCE",
+    "Pow": "POWER",
+    "Ceil": "CEIL",
+}
+"""Names the SQL user wrote for sqlglot's node classes whose own names differ."""
+
+
+def function_name(node_class: type[exp.Expr]) -> str:
+    """The SQL name of a function node class, as the user writes it (``STRPOS``, not
+    sqlglot's ``STR_POSITION``)."""
+    name = SQL_NAMES.get(node_class.__name__)
+    if name is not None:
+        return name
+    if issubclass(node_class, exp.Func):
+        return str(node_class.sql_names()[0]).upper()
+    return node_class.__name__.upper()
 
 
 def _token_text(match: re.Match[str]) -> str:
     return "the end of the query" if match.group(1) == "SENTINEL" else repr(match.group(2))
+
+
+def _missing_arg(match: re.Match[str]) -> str:
+    node_class = getattr(exp, match.group(1), None)
+    name = function_name(node_class) if isinstance(node_class, type) else "the function"
+    return f"{name} is missing an argument"
+
+
+def _too_many(match: re.Match[str]) -> str:
+    return f"too many arguments ({match.group(1)} given, at most {match.group(2)})"
+
+
+def _readable(description: str) -> str:
+    """A sqlglot parse error in partita's words (no sqlglot class or token names)."""
+    description = _TOKEN_REPR.sub(_token_text, description)
+    description = _MISSING_ARG.sub(_missing_arg, description)
+    return _TOO_MANY.sub(_too_many, description)
 
 
 def node_position(node: exp.Expr, sql: str) -> tuple[int, int]:
@@ -251,7 +304,7 @@ def parse(sql: str) -> list[exp.Expr]:
         col = int(info.get("col") or 1)
         highlight = info.get("highlight") or ""
         col = max(1, col - len(highlight) + 1)
-        desc = _TOKEN_REPR.sub(_token_text, str(info.get("description") or exc))
+        desc = _readable(str(info.get("description") or exc))
         raise SqlError(f"syntax error: {desc}", line=line, col=col) from exc
     except TokenError as exc:
         raise SqlError(f"syntax error: {exc}") from exc

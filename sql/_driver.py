@@ -70,7 +70,9 @@ def run_query(
     Args:
         query: a :class:`CompiledQuery` or SQL text (compiled with ``compile_options``).
         records: the input, in source order (offsets count from 0).
-        partitions: how many partition programs to run.
+        partitions: how many partition programs to run.  With ``LIMIT n`` the run
+            stops reading after the batch that made the ``n``-th row (the rows are cut
+            to ``n``).
         batch_size: records per source batch.
         **compile_options: as for :func:`compile_query` (only with SQL text).
 
@@ -99,9 +101,12 @@ def run_query(
     rows: list[Record] = []
     dead: list[DeadLetter] = []
     offset = 0
+    limit = query.limit
     for chunk in _chunks(records, batch_size):
         _deliver(router.route(Batch.from_records(chunk, start=offset)), steps, rows, dead)
         offset += len(chunk)
+        if limit is not None and len(rows) >= limit:  # LIMIT n: stop reading
+            return QueryResult(rows[:limit], dead, _sum([router.finish().counts, *_counts(steps)]))
     routed = router.finish()
     _deliver(routed, steps, rows, dead)
     counts = [routed.counts]
@@ -110,7 +115,11 @@ def run_query(
         rows += done.rows
         dead += done.dead_letters
         counts.append(done.counts)
-    return QueryResult(rows, dead, _sum(counts))
+    return QueryResult(rows if limit is None else rows[:limit], dead, _sum(counts))
+
+
+def _counts(steps: list[PartitionStep]) -> list[ProgramCounts]:
+    return [step.counts() for step in steps]
 
 
 def _deliver(

@@ -15,15 +15,17 @@ through one handler, looked up in a table (:attr:`ExprCompiler.TRANSFORMS`).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 import attrs
 from sqlglot import exp
 
-from ._dialect import node_position
+from ._dialect import function_name, node_position
 from ._errors import SqlError
-from ._functions import like_regex
+from ._functions import DATE_TRUNC_UNITS, EXTRACT_FIELDS, like_regex, replacement_of
+from ._plan import interval_ms
 
 __all__ = ["SUPPORTED_FUNCTIONS", "Code", "ExprCompiler", "ModuleNames"]
 
@@ -79,9 +81,11 @@ class ModuleNames:
 
 
 SUPPORTED_FUNCTIONS = (
-    "ABS, CEIL, CEILING, COALESCE, CONCAT, EXP, FLOOR, IFNULL, IIF, LENGTH, LN, LOG, LOWER, "
-    "LTRIM, MOD, NULLIF, POWER, REPLACE, ROUND, RTRIM, SIGN, SQRT, SUBSTR, SUBSTRING, TRIM, "
-    "UPPER, CAST, COUNT, SUM, AVG, MIN, MAX, TUMBLE, HOP, SESSION, *_START, *_END"
+    "ABS, CEIL, CEILING, COALESCE, CONCAT, DATE_TRUNC, EXP, EXTRACT, FLOOR, FROM_UNIXTIME, "
+    "GREATEST, IFNULL, IIF, LEAST, LENGTH, LN, LOG, LOWER, LTRIM, MOD, NULLIF, POSITION, "
+    "POWER, REGEXP_EXTRACT, REGEXP_LIKE, REGEXP_REPLACE, REPLACE, ROUND, RTRIM, SIGN, "
+    "SPLIT_PART, SQRT, STRPOS, SUBSTR, SUBSTRING, TO_TIMESTAMP, TRIM, UPPER, CAST, COUNT, "
+    "SUM, AVG, MIN, MAX, TUMBLE, HOP, SESSION, *_START, *_END"
 )
 
 _COMPARE: dict[type[exp.Expr], str] = {
@@ -115,8 +119,7 @@ CondHandler = Callable[["ExprCompiler", Any], str]
 
 
 def _func_name(node: exp.Expr) -> str:
-    name = node.sql_name() if isinstance(node, exp.Func) else type(node).__name__
-    return str(name).upper()
+    return function_name(type(node))
 
 
 def _lookup(table: dict[type[exp.Expr], Any], node: exp.Expr) -> Any:
@@ -264,6 +267,14 @@ class ExprCompiler:
 
     def _arith(self, node: exp.Binary) -> Code:
         op = _ARITH[type(node)]
+        left, right = node.this, node.expression
+        if isinstance(right, exp.Interval) and op in "+-":
+            ms = interval_ms(right, self.sql, "an interval")
+            delta = ms if op == "+" else -ms
+            return self._strict([left], lambda n: f"_ts_add({n[0]}, {delta!r})")
+        if isinstance(left, exp.Interval) and op == "+":
+            ms = interval_ms(left, self.sql, "an interval")
+            return self._strict([right], lambda n: f"_ts_add({n[0]}, {ms!r})")
         return self._strict([node.this, node.expression], lambda n: f"{n[0]} {op} {n[1]}")
 
     def _compare(self, node: exp.Binary) -> Code:
@@ -462,7 +473,148 @@ class ExprCompiler:
             return self._strict(node.expressions, lambda n: f"_trim({n[0]}, {n[1]}, {where!r})")
         if name == "REPLACE" and len(node.expressions) == 3:
             return self._call("_replace", list(node.expressions))
+        if name in ("TO_TIMESTAMP", "FROM_UNIXTIME"):
+            if len(node.expressions) != 1:
+                what = (
+                    "ISO-8601 text or epoch seconds" if name == "TO_TIMESTAMP" else "epoch seconds"
+                )
+                raise self.error(
+                    node, f"{name} takes one argument ({what}); formats are not supported"
+                )
+            helper = "_to_timestamp" if name == "TO_TIMESTAMP" else "_from_unixtime"
+            return self._call(helper, list(node.expressions))
         raise self.error(node, f"unknown function {name}; supported: {SUPPORTED_FUNCTIONS}")
+
+    def _interval(self, node: exp.Interval) -> Code:
+        raise self.error(
+            node,
+            "an INTERVAL can only be added to or subtracted from a timestamp (ts + INTERVAL ...)",
+        )
+
+    def _only_args(self, node: exp.Expr, *allowed: str) -> None:
+        """Refuse arguments of ``node`` beyond ``allowed`` (sqlglot knows other dialects')."""
+        for key, value in node.args.items():
+            if key not in allowed and value not in (None, [], False):
+                raise self.error(node, f"{_func_name(node)} does not take that many arguments")
+
+    def _not_distinct(self, node: exp.NullSafeEQ | exp.NullSafeNEQ) -> Code:
+        a, b = self.value(node.this), self.value(node.expression)
+        negate = "not " if isinstance(node, exp.NullSafeNEQ) else ""
+        if a.nonnull and b.nonnull:
+            return Code(f"({negate}({a.src} == {b.src}))", nonnull=True)
+        t, u = self.temp(), self.temp()
+        both = f"{t} is not None and {u} is not None and {t} == {u}"
+        same = f"(({t} := {a.src}) is ({u} := {b.src}) or ({both}))"
+        return Code(f"({negate}{same})", nonnull=True)
+
+    def _greatest_least(self, node: exp.Greatest | exp.Least) -> Code:
+        helper = "_greatest" if isinstance(node, exp.Greatest) else "_least"
+        codes = [self.value(a) for a in [node.this, *node.expressions]]
+        if all(c.nonnull for c in codes) and len(codes) > 1:
+            builtin = "max" if helper == "_greatest" else "min"
+            return Code(f"{builtin}({', '.join(c.src for c in codes)})", nonnull=True)
+        return Code(f"{helper}({', '.join(c.src for c in codes)})")
+
+    def _strpos(self, node: exp.StrPosition) -> Code:
+        self._only_args(node, "this", "substr")
+        return self._call("_strpos", [node.this, node.args["substr"]])
+
+    def _split_part(self, node: exp.SplitPart) -> Code:
+        self._only_args(node, "this", "delimiter", "part_index")
+        args = [node.this, node.args.get("delimiter"), node.args.get("part_index")]
+        if any(a is None for a in args):
+            raise self.error(node, "SPLIT_PART takes (text, delimiter, index)")
+        return self._call("_split_part", [a for a in args if a is not None])
+
+    def _regex_constant(self, pattern: exp.Expr) -> str | None:
+        """The namespace name of a literal pattern, compiled now (else ``None``)."""
+        if not (isinstance(pattern, exp.Literal) and pattern.is_string):
+            return None
+        text = str(pattern.this)
+        try:
+            regex = re.compile(text)
+        except re.error as exc:
+            raise self.error(pattern, f"invalid regular expression {text!r}: {exc}") from None
+        return self.names.constant("re", regex, f"re.compile({text!r})")
+
+    def _regexp_like(self, node: exp.RegexpLike) -> Code:
+        self._only_args(node, "this", "expression")
+        name = self._regex_constant(node.expression)
+        if name is None:
+            return self._call("_regexp_like", [node.this, node.expression])
+        return self._strict([node.this], lambda n: f"{name}.search(_str({n[0]})) is not None")
+
+    def _regexp_extract(self, node: exp.RegexpExtract) -> Code:
+        self._only_args(node, "this", "expression", "position", "group")
+        group = node.args.get("group") or node.args.get("position")
+        name = self._regex_constant(node.expression)
+        if name is None:
+            args = [node.this, node.expression] + ([group] if group is not None else [])
+            return self._call("_regexp_extract", args)
+        regex = self.names.constants[name]
+        index = 0
+        if group is not None:
+            if not (isinstance(group, exp.Literal) and not group.is_string):
+                raise self.error(group, "REGEXP_EXTRACT's group must be an integer literal")
+            index = int(str(group.this)) if str(group.this).isdigit() else -1
+            if not 0 <= index <= regex.groups:
+                raise self.error(
+                    group,
+                    f"REGEXP_EXTRACT group {group.this} is out of range: the pattern has "
+                    f"{regex.groups} group(s)",
+                )
+        return self._strict(
+            [node.this], lambda n: f"_regexp_extract_with({name}, {n[0]}, {index!r})"
+        )
+
+    def _regexp_replace(self, node: exp.RegexpReplace) -> Code:
+        self._only_args(node, "this", "expression", "replacement")
+        replacement = node.args.get("replacement")
+        if replacement is None:
+            raise self.error(node, "REGEXP_REPLACE takes (text, pattern, replacement)")
+        name = self._regex_constant(node.expression)
+        literal = isinstance(replacement, exp.Literal) and replacement.is_string
+        if name is None or not literal:
+            return self._call("_regexp_replace", [node.this, node.expression, replacement])
+        text = str(replacement.this)
+        regex = self.names.constants[name]
+        groups = [int(m) for m in re.findall(r"\\(\d)", text)]
+        if any(g > regex.groups for g in groups):
+            raise self.error(
+                replacement,
+                f"REGEXP_REPLACE replacement names group {max(groups)}; the pattern has "
+                f"{regex.groups}",
+            )
+        repl = self.names.constant("repl", replacement_of(text), f"_replacement_of({text!r})")
+        return self._strict([node.this], lambda n: f"{name}.sub({repl}, _str({n[0]}))")
+
+    def _word(self, node: exp.Expr | None) -> str:
+        if isinstance(node, exp.Literal | exp.Var):
+            return str(node.this).upper()
+        if isinstance(node, exp.Column) and not node.table:
+            return node.name.upper()
+        return ""
+
+    def _date_trunc(self, node: exp.DateTrunc) -> Code:
+        self._only_args(node, "this", "unit")
+        unit = self._word(node.args.get("unit")).removesuffix("S")
+        if unit not in DATE_TRUNC_UNITS:
+            raise self.error(
+                node,
+                f"DATE_TRUNC takes ('unit', timestamp) with unit one of "
+                f"{', '.join(u.lower() for u in DATE_TRUNC_UNITS)}",
+            )
+        return self._strict([node.this], lambda n: f"_date_trunc({unit!r}, {n[0]})")
+
+    def _extract(self, node: exp.Extract) -> Code:
+        field = self._word(node.this)
+        if field not in EXTRACT_FIELDS:
+            raise self.error(
+                node,
+                "EXTRACT takes (field FROM timestamp) with field one of "
+                + ", ".join(EXTRACT_FIELDS),
+            )
+        return self._strict([node.expression], lambda n: f"_extract({field!r}, {n[0]})")
 
     def _unsupported(self, node: exp.Expr) -> Code:
         if isinstance(node, exp.Func):
@@ -521,4 +673,16 @@ ExprCompiler.TRANSFORMS = {
     exp.Replace: ExprCompiler._replace,
     exp.Concat: ExprCompiler._concat,
     exp.Anonymous: ExprCompiler._anonymous,
+    exp.Interval: ExprCompiler._interval,
+    exp.NullSafeEQ: ExprCompiler._not_distinct,
+    exp.NullSafeNEQ: ExprCompiler._not_distinct,
+    exp.Greatest: ExprCompiler._greatest_least,
+    exp.Least: ExprCompiler._greatest_least,
+    exp.StrPosition: ExprCompiler._strpos,
+    exp.SplitPart: ExprCompiler._split_part,
+    exp.RegexpLike: ExprCompiler._regexp_like,
+    exp.RegexpExtract: ExprCompiler._regexp_extract,
+    exp.RegexpReplace: ExprCompiler._regexp_replace,
+    exp.DateTrunc: ExprCompiler._date_trunc,
+    exp.Extract: ExprCompiler._extract,
 }

@@ -9,7 +9,8 @@ from __future__ import annotations
 import functools
 import math
 import re
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 __all__ = ["HELPERS"]
@@ -273,6 +274,224 @@ def to_epoch_ms(value: Any) -> int:
     raise TypeError(f"event time must be epoch ms or ISO-8601 text, got {type(value).__name__}")
 
 
+def sql_not_distinct(a: Any, b: Any) -> bool:
+    """``a IS NOT DISTINCT FROM b``: equality where NULL equals NULL (arguments may be NULL)."""
+    if a is None or b is None:
+        return a is b
+    return bool(a == b)
+
+
+def sql_greatest(*values: Any) -> Any:
+    """``GREATEST(...)``: the largest non-NULL argument, NULL when all are NULL."""
+    present = [v for v in values if v is not None]
+    return max(present) if present else None
+
+
+def sql_least(*values: Any) -> Any:
+    """``LEAST(...)``: the smallest non-NULL argument, NULL when all are NULL."""
+    present = [v for v in values if v is not None]
+    return min(present) if present else None
+
+
+def sql_strpos(value: Any, sub: Any) -> int:
+    """``STRPOS(s, sub)`` / ``POSITION(sub IN s)``: 1-based index of ``sub``, 0 if absent."""
+    return sql_str(value).find(sql_str(sub)) + 1
+
+
+def sql_split_part(value: Any, delimiter: Any, index: Any) -> str:
+    """``SPLIT_PART(s, delimiter, n)``: the ``n``-th field (1-based; negative counts from
+    the end); out of range is ``''``; an empty delimiter splits into characters."""
+    text, sep, n = sql_str(value), sql_str(delimiter), int(index)
+    parts = text.split(sep) if sep else list(text) or [""]
+    if n > 0:
+        return parts[n - 1] if n <= len(parts) else ""
+    if n < 0:
+        return parts[n] if -n <= len(parts) else ""
+    return ""
+
+
+REGEX_CACHE_SIZE = 256
+"""How many run-time regular expressions (a pattern that is not a literal) stay compiled."""
+
+
+@functools.lru_cache(maxsize=REGEX_CACHE_SIZE)
+def compile_regex(pattern: str) -> re.Pattern[str]:
+    """A regular expression known only at run time, compiled once while it stays recent.
+
+    Raises:
+        ValueError: it is not a valid pattern (the record is a bad record).
+    """
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
+
+
+def sql_regexp_like(value: Any, pattern: Any) -> bool:
+    """``REGEXP_LIKE(s, pattern)`` for a pattern known only at run time."""
+    return compile_regex(sql_str(pattern)).search(sql_str(value)) is not None
+
+
+def regexp_extract(regex: re.Pattern[str], value: Any, group: int) -> str | None:
+    """``REGEXP_EXTRACT``: group ``group`` of the first match (0: all of it); NULL if no
+    match, and ``''`` for a group that took no part in it."""
+    match = regex.search(sql_str(value))
+    if match is None:
+        return None
+    found: str | None = match.group(group)
+    return "" if found is None else found
+
+
+def sql_regexp_extract(value: Any, pattern: Any, group: Any = 0) -> str | None:
+    """``REGEXP_EXTRACT(s, pattern [, group])`` for a pattern known only at run time."""
+    regex = compile_regex(sql_str(pattern))
+    group = int(group)
+    if not 0 <= group <= regex.groups:
+        raise ValueError(f"REGEXP_EXTRACT group {group} is out of range for {regex.pattern!r}")
+    return regexp_extract(regex, value, group)
+
+
+def replacement_of(replacement: str) -> str | Callable[[re.Match[str]], str]:
+    """A SQL replacement as ``re.sub`` takes it: ``\\0`` .. ``\\9`` name groups (as in
+    DuckDB and RE2), ``\\`` before any other character stands for that character, and
+    everything else for itself."""
+    if "\\" not in replacement:
+        return replacement
+    parts: list[str | int] = []
+    chars = iter(replacement)
+    for ch in chars:
+        if ch == "\\":
+            nxt = next(chars, "\\")
+            parts.append(int(nxt) if nxt.isdigit() else nxt)
+        else:
+            parts.append(ch)
+
+    def expand(match: re.Match[str]) -> str:
+        return "".join(p if isinstance(p, str) else match.group(p) or "" for p in parts)
+
+    return expand
+
+
+def sql_regexp_replace(value: Any, pattern: Any, replacement: Any) -> str:
+    """``REGEXP_REPLACE(s, pattern, replacement)``: every match replaced."""
+    regex = compile_regex(sql_str(pattern))
+    return regex.sub(replacement_of(sql_str(replacement)), sql_str(value))
+
+
+_DAY_MS = 86_400_000
+_FIXED_UNITS_MS = {
+    "MILLISECOND": 1,
+    "SECOND": 1000,
+    "MINUTE": 60_000,
+    "HOUR": 3_600_000,
+    "DAY": _DAY_MS,
+}
+DATE_TRUNC_UNITS = (*_FIXED_UNITS_MS, "WEEK", "MONTH", "QUARTER", "YEAR")
+"""The units of ``DATE_TRUNC``; WEEK starts on Monday (ISO 8601)."""
+EXTRACT_FIELDS = (
+    "YEAR",
+    "QUARTER",
+    "MONTH",
+    "WEEK",
+    "DAY",
+    "DOY",
+    "DOW",
+    "ISODOW",
+    "HOUR",
+    "MINUTE",
+    "SECOND",
+    "MILLISECOND",
+    "EPOCH",
+)
+"""The fields of ``EXTRACT(field FROM ts)``."""
+
+
+def _moment(ms: int) -> datetime:
+    return _EPOCH + timedelta(milliseconds=ms)
+
+
+def _ms_of(moment: datetime) -> int:
+    delta = moment - _EPOCH
+    return delta.days * _DAY_MS + delta.seconds * 1000 + delta.microseconds // 1000
+
+
+def ts_ms(value: Any) -> int:
+    """A timestamp argument as epoch ms: an ``int`` as it is, else as event time is read."""
+    return value if value.__class__ is int else to_epoch_ms(value)
+
+
+def sql_date_trunc(unit: str, value: Any) -> int:
+    """``DATE_TRUNC(unit, ts)``: the epoch ms of the start of ``ts``'s ``unit`` (UTC)."""
+    ms = ts_ms(value)
+    fixed = _FIXED_UNITS_MS.get(unit)
+    if fixed is not None:
+        return ms - ms % fixed
+    if unit == "WEEK":  # day 0 (1970-01-01) was a Thursday
+        day = ms // _DAY_MS
+        return (day - (day + 3) % 7) * _DAY_MS
+    moment = _moment(ms)
+    month = moment.month
+    if unit == "YEAR":
+        month = 1
+    elif unit == "QUARTER":
+        month -= (month - 1) % 3
+    return _ms_of(datetime(moment.year, month, 1, tzinfo=UTC))
+
+
+def sql_extract(field: str, value: Any) -> int | float:
+    """``EXTRACT(field FROM ts)`` in UTC (DOW: Sunday is 0; SECOND: whole seconds;
+    MILLISECOND: seconds * 1000 + milliseconds; EPOCH: seconds as a float)."""
+    ms = ts_ms(value)
+    if field == "EPOCH":
+        return ms / 1000
+    if field == "MILLISECOND":
+        return ms % 60_000
+    if field == "SECOND":
+        return ms % 60_000 // 1000
+    if field == "MINUTE":
+        return ms % 3_600_000 // 60_000
+    if field == "HOUR":
+        return ms % _DAY_MS // 3_600_000
+    moment = _moment(ms)
+    if field == "YEAR":
+        return moment.year
+    if field == "QUARTER":
+        return (moment.month - 1) // 3 + 1
+    if field == "MONTH":
+        return moment.month
+    if field == "WEEK":
+        return moment.isocalendar()[1]
+    if field == "DAY":
+        return moment.day
+    if field == "DOY":
+        return moment.timetuple().tm_yday
+    if field == "ISODOW":
+        return moment.isoweekday()
+    return moment.isoweekday() % 7  # DOW
+
+
+def sql_to_timestamp(value: Any) -> int:
+    """``TO_TIMESTAMP(x)``: epoch ms of ``x`` seconds since the epoch (a number) or of an
+    ISO-8601 text; ``FROM_UNIXTIME(x)`` takes the number form only."""
+    if value.__class__ is str:
+        return to_epoch_ms(value)
+    return from_unixtime(value)
+
+
+def from_unixtime(value: Any) -> int:
+    """``FROM_UNIXTIME(seconds)``: epoch ms (to the millisecond, rounded down)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"epoch seconds must be a number, got {value!r}")
+    if value.__class__ is int:
+        return int(value) * 1000
+    return round(float(value) * 1_000_000) // 1000
+
+
+def ts_add(value: Any, ms: int) -> int:
+    """``ts + INTERVAL ...``: epoch ms plus ``ms`` (a timestamp argument as :func:`ts_ms`)."""
+    return ts_ms(value) + ms
+
+
 HELPERS: dict[str, Any] = {
     "_div": sql_div,
     "_mod": sql_mod,
@@ -301,4 +520,19 @@ HELPERS: dict[str, Any] = {
     "_log": sql_log,
     "_sign": sql_sign,
     "_to_ms": to_epoch_ms,
+    "_not_distinct": sql_not_distinct,
+    "_greatest": sql_greatest,
+    "_least": sql_least,
+    "_strpos": sql_strpos,
+    "_split_part": sql_split_part,
+    "_regexp_like": sql_regexp_like,
+    "_regexp_extract_with": regexp_extract,
+    "_regexp_extract": sql_regexp_extract,
+    "_regexp_replace": sql_regexp_replace,
+    "_replacement_of": replacement_of,
+    "_date_trunc": sql_date_trunc,
+    "_extract": sql_extract,
+    "_to_timestamp": sql_to_timestamp,
+    "_from_unixtime": from_unixtime,
+    "_ts_add": ts_add,
 }

@@ -40,13 +40,11 @@ _UNSUPPORTED_MODIFIERS = {
     "laterals": "LATERAL is not supported",
     "order": "ORDER BY is not supported on an unbounded stream; rows come out in source order "
     "per key",
-    "limit": "LIMIT is not supported on a stream",
     "offset": "OFFSET is not supported on a stream",
     "qualify": "QUALIFY is not supported",
     "windows": "named WINDOW clauses are not supported; use GROUP BY ..., TUMBLE/HOP/SESSION(...) "
     "or WINDOW TUMBLING|SLIDING|SESSION(...)",
     "with_": "WITH (common table expressions) is not supported",
-    "distinct": "SELECT DISTINCT is not supported; use GROUP BY",
     "sample": "TABLESAMPLE is not supported",
     "locks": "locking clauses are not supported",
     "prewhere": "PREWHERE is not supported",
@@ -122,6 +120,10 @@ class LogicalPlan:
     """Scan -> Filter -> Project | Aggregate(window) -> Having -> Emit.
 
     ``star`` means ``SELECT *`` (the record's own fields come first in each row).
+    ``distinct``: ``SELECT DISTINCT``, planned as a GROUP BY of every selected
+    expression whose groups emit one row each, the first time they are seen (or, with
+    a window and ``EMIT FINAL``, when it closes).  ``limit``: the run stops after this
+    many rows (``LIMIT n``).
     """
 
     source: str
@@ -134,6 +136,8 @@ class LogicalPlan:
     window: WindowSpec | None
     emit: Literal["changes", "final"]
     source_alias: str = ""
+    distinct: bool = False
+    limit: int | None = None
 
     @property
     def aggregated(self) -> bool:
@@ -164,6 +168,10 @@ class LogicalPlan:
     def __str__(self) -> str:
         cols = ", ".join(["*"] * self.star + [f"{c.expr.sql()} AS {c.name}" for c in self.outputs])
         lines = [f"Emit({self.emit.upper()})"]
+        if self.limit is not None:
+            lines.insert(0, f"Limit({self.limit})")
+        if self.distinct:
+            lines.append("Distinct")
         if self.having is not None:
             lines.append(f"Having({self.having.sql()})")
         if self.aggregated:
@@ -203,13 +211,15 @@ def _check_depth(statement: exp.Expr, sql: str) -> None:
         stack.extend((child, depth + 1) for child in node.iter_expressions())
 
 
-def interval_ms(node: exp.Expr, sql: str) -> int:
-    """Milliseconds of ``INTERVAL '1' SECOND`` (or of a bare integer literal, in ms)."""
+def interval_ms(node: exp.Expr, sql: str, what: str = "a window size") -> int:
+    """Milliseconds of ``INTERVAL '1' SECOND`` (or of a bare integer literal, in ms).
+
+    ``what`` names the value in errors; a window size must be positive, other
+    intervals (``ts + INTERVAL ...``) may be zero.
+    """
     if isinstance(node, exp.Literal) and not node.is_string:
         if not str(node.this).isdigit():
-            raise _err(
-                sql, node, f"a window size in milliseconds must be an integer, got {node.this}"
-            )
+            raise _err(sql, node, f"{what} in milliseconds must be an integer, got {node.this}")
         value = int(node.this)
     elif isinstance(node, exp.Interval):
         unit_node = node.args.get("unit")
@@ -235,11 +245,13 @@ def interval_ms(node: exp.Expr, sql: str) -> int:
         raise _err(
             sql,
             node,
-            "a window size must be an INTERVAL like INTERVAL '1' SECOND "
+            f"{what} must be an INTERVAL like INTERVAL '1' SECOND "
             "or an integer number of milliseconds",
         )
-    if value <= 0:
-        raise _err(sql, node, "a window size must be positive")
+    if what == "a window size" and value <= 0:
+        raise _err(sql, node, f"{what} must be positive")
+    if value < 0:
+        raise _err(sql, node, f"{what} must not be negative (subtract it instead)")
     return value
 
 
@@ -454,6 +466,9 @@ def plan_query(sql: str, *, event_time: str | None = None) -> LogicalPlan:
 
     having_node = select.args.get("having")
     having = having_node.this if having_node is not None else None
+    distinct_node = select.args.get("distinct")
+    if distinct_node is not None:
+        keys = _distinct_keys(sql, distinct_node, star, keys, outputs, having, window)
     aggregates: dict[str, AggregateCall] = {}
     for node in [o.expr for o in outputs] + ([having] if having is not None else []):
         for sub in node.walk():
@@ -477,6 +492,15 @@ def plan_query(sql: str, *, event_time: str | None = None) -> LogicalPlan:
             if isinstance(sub, Tumble | Hop | Session):
                 raise _err(sql, sub, "TUMBLE/HOP/SESSION belong in GROUP BY")
     emit = select.meta.get("emit", "final")
+    if distinct_node is not None:
+        if aggregates:
+            raise _err(sql, distinct_node, "SELECT DISTINCT with aggregates is not supported")
+        if window is not None and window.kind == "session" and emit == "changes":
+            raise _err(
+                sql, distinct_node, "SELECT DISTINCT ... EMIT CHANGES over SESSION is not supported"
+            )
+        if window is None and "emit" not in select.meta:
+            emit = "changes"  # a new distinct row goes out at once
     return LogicalPlan(
         source=source,
         star=star,
@@ -488,4 +512,48 @@ def plan_query(sql: str, *, event_time: str | None = None) -> LogicalPlan:
         window=window,
         emit="changes" if emit == "changes" else "final",
         source_alias=alias,
+        distinct=distinct_node is not None,
+        limit=_limit(select, sql),
     )
+
+
+def _distinct_keys(
+    sql: str,
+    node: exp.Expr,
+    star: bool,
+    keys: list[exp.Expr],
+    outputs: list[OutputColumn],
+    having: exp.Expr | None,
+    window: WindowSpec | None,
+) -> list[exp.Expr]:
+    """The group keys of ``SELECT DISTINCT``: every selected expression (but the
+    window's bounds, which the window itself groups by)."""
+    if node.args.get("on") is not None:
+        raise _err(sql, node, "SELECT DISTINCT ON is not supported; use GROUP BY")
+    if star:
+        raise _err(sql, node, "SELECT DISTINCT * is not supported; name the columns")
+    if keys or having is not None:
+        raise _err(sql, node, "SELECT DISTINCT with GROUP BY or HAVING is not supported")
+
+    def is_bound(expr: exp.Expr) -> bool:
+        if isinstance(expr, WindowBound):
+            return True
+        return (
+            isinstance(expr, exp.Column)
+            and not expr.table
+            and expr.name in ("window_start", "window_end")
+        )
+
+    return [o.expr for o in outputs if window is None or not is_bound(o.expr)]
+
+
+def _limit(select: exp.Select, sql: str) -> int | None:
+    node = select.args.get("limit")
+    if node is None:
+        return None
+    value = node.expression
+    if not (isinstance(value, exp.Literal) and not value.is_string and str(value.this).isdigit()):
+        raise _err(sql, node, "LIMIT takes a positive integer: the run stops after that many rows")
+    if int(value.this) < 1:
+        raise _err(sql, node, "LIMIT takes a positive integer: the run stops after that many rows")
+    return int(value.this)

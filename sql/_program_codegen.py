@@ -156,10 +156,13 @@ def _gen_update(scopes: QueryScopes, out: _Lines, indent: int, target: str, we: 
     out.add(indent, f"if {' and '.join(checks)}:")
     compute, commit, adds = _update_lines(scopes, fast=True)
     out.add(indent + 1, *compute)
-    _gen_change_row(scopes, out, indent + 1, we, fast=True)
+    distinct = scopes.shape.distinct  # a known group emits nothing more
+    if not distinct:
+        _gen_change_row(scopes, out, indent + 1, we, fast=True)
     out.add(indent + 1, *(commit or ["pass"]))
     out.add(indent + 1, *adds)
-    _gen_append_row(scopes, out, indent + 1)
+    if not distinct:
+        _gen_append_row(scopes, out, indent + 1)
     out.add(indent, "else:")
     indent += 1
     if ns:

@@ -44,6 +44,11 @@ class CompiledQuery:
     options: QueryOptions
     code: GeneratedCode
 
+    @property
+    def limit(self) -> int | None:
+        """``LIMIT n``: whatever runs the query stops after ``n`` rows (``None``: no limit)."""
+        return self.plan.limit
+
     def routing_stage(self, partitions: int) -> SqlRoutingStage:
         """A source-side stage splitting batches across ``partitions`` programs.
 

@@ -29,6 +29,7 @@ class QueryShape:
         has_where: the query has a WHERE clause.
         has_having: the query has a HAVING clause.
         star: ``SELECT *``.
+        distinct: ``SELECT DISTINCT``: a group emits its change row once, when it is new.
         per_record_watermark: the router sends each record's exact watermark along
             (sessions and hop windows decide lateness per record in the partition, as
             does ``late="update"``).
@@ -50,6 +51,7 @@ class QueryShape:
     has_where: bool
     has_having: bool
     star: bool
+    distinct: bool
     per_record_watermark: bool
     router_drops_late: bool
     in_order_fast_path: bool
@@ -75,6 +77,7 @@ class QueryShape:
             has_where=plan.where is not None,
             has_having=plan.having is not None,
             star=plan.star,
+            distinct=plan.distinct,
             per_record_watermark=per_record_watermark,
             router_drops_late=router_drops_late,
             in_order_fast_path=(

@@ -198,6 +198,10 @@ class PartitionStep:
         """End of input: close everything."""
         return self._result(self._program.finish())
 
+    def counts(self) -> ProgramCounts:
+        """The program's counters as they stand."""
+        return self._program.counts()
+
     def snapshot(self) -> object:
         """The program's state (see :meth:`partita.sql.PartitionProgram.snapshot`)."""
         return self._program.snapshot()

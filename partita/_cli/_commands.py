@@ -25,13 +25,14 @@ from partita.actors import (
     build_sql_graph,
 )
 from partita.actors._checkpoints import fingerprint, open_checkpointing
-from partita.runtime import BatchSizer, GraphStats, OnError, SupervisorOptions
+from partita.runtime import BatchSizer, GraphStats, OnError, Sink, SupervisorOptions
 
 from ._columns import warn_missing_columns
 from ._console import console_for, show
 from ._driver import drive
 from ._exit import EXIT_INTERRUPTED, EXIT_READER_GONE, EXIT_TERMINATED, EXIT_USAGE, fail
 from ._group import cli
+from ._limit import LimitedSink, run_limit
 from ._parse import compile_or_exit, duration_option, on_error_option, size_option, ui_option
 from ._paths import check_paths, make_source
 from ._postgres import is_postgres_url, postgres_sink, postgres_source
@@ -82,6 +83,13 @@ def want_progress(flag: bool | None) -> bool:
     help="Input format; auto picks csv for *.csv, else JSON lines.",
 )
 @click.option("--partitions", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Stop after N result rows (as the query's LIMIT N / EMIT CHANGES LIMIT N).",
+)
 @click.option(
     "--batch-size",
     type=click.IntRange(min=1),
@@ -181,6 +189,7 @@ def run(
     output_path: str,
     fmt: str,
     partitions: int,
+    limit: int | None,
     batch_size: int | None,
     event_time: str | None,
     allowed_lateness: int,
@@ -250,7 +259,9 @@ def run(
     # with nowhere to write them (--late update's expired records), dead letters are
     # counted in the stats but never kept: memory must not grow with the stream
     dead = dead_letter_path or DeadLetterSink("dead-letter", keep=False)
-    graph, _ = build_sql_graph(compiled, source, sink, partitions=partitions, dead_letter=dead)
+    rows_limit = run_limit(limit, compiled.limit)
+    target: Sink = sink if rows_limit is None else LimitedSink(sink.name, sink, rows_limit)
+    graph, _ = build_sql_graph(compiled, source, target, partitions=partitions, dead_letter=dead)
     show_progress = want_progress(progress)
     display = ProgressDisplay(console, {}, lambda: sink.rows_written) if show_progress else None
     options = SupervisorOptions(max_memory=max_memory)
@@ -272,7 +283,7 @@ def run(
         checkpoints=checkpoints,
         ui=ui,
     )
-    if isinstance(sink, JsonLinesSink) and sink.reader_gone:
+    if isinstance(sink, JsonLinesSink) and sink.reader_gone and not _limit_reached(target):
         # The reader of stdout went away (`| head`): stop quietly, as SIGPIPE would.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
@@ -286,6 +297,10 @@ def run(
         fail(f"terminated (SIGTERM); wrote {sink.rows_written} rows", EXIT_TERMINATED)
     if outcome.interrupts:
         fail(f"interrupted; wrote {sink.rows_written} rows", EXIT_INTERRUPTED)
+
+
+def _limit_reached(target: Sink) -> bool:
+    return isinstance(target, LimitedSink) and target.written == target.limit
 
 
 def _warn_dropped(console: Console, stats: GraphStats, policy: str, late: str) -> None:
