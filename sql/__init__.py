@@ -23,6 +23,9 @@ from ._query import explain as explain
 from ._query_config import LatePolicy as LatePolicy
 from ._query_config import QueryOptions as QueryOptions
 from ._query_config import WatermarkStrategy as WatermarkStrategy
+from ._schema import SchemaColumn as SchemaColumn
+from ._schema import StreamSchema as StreamSchema
+from ._schema import parse_schema as parse_schema
 from ._step import PartitionResult as PartitionResult
 from ._step import PartitionStep as PartitionStep
 from ._step import RouteResult as RouteResult
@@ -47,7 +50,9 @@ __all__ = [
     "RouteStep",
     "Routed",
     "RoutingStage",
+    "SchemaColumn",
     "SqlError",
+    "StreamSchema",
     "WatermarkStrategy",
     "WindowRules",
     "WindowSpec",
@@ -55,6 +60,7 @@ __all__ = [
     "compile_query",
     "explain",
     "new_window_state",
+    "parse_schema",
     "partition_of",
     "run_query",
     "stable_hash",

@@ -28,6 +28,7 @@ from ._hashing import partition_of
 from ._plan import LogicalPlan
 from ._program_codegen import gen_group_functions, gen_process
 from ._route_codegen import gen_routes
+from ._schema import gen_coerce
 from ._scopes import QueryScopes
 from ._shape import QueryShape
 from ._source import SourceLines
@@ -36,7 +37,7 @@ __all__ = ["GeneratedCode", "generate"]
 
 _COUNTER = itertools.count(1)
 
-_FUNCTIONS = ("process", "route", "route1", "init", "step", "merge", "row")
+_FUNCTIONS = ("coerce", "process", "route", "route1", "init", "step", "merge", "row")
 
 
 def _offset(offsets: Any, index: int) -> int | None:
@@ -84,6 +85,8 @@ def generate(plan: LogicalPlan, sql: str, *, late_update: bool) -> GeneratedCode
     shape = QueryShape.of(plan, late_update=late_update)
     scopes = QueryScopes(plan, shape, sql)
     body = SourceLines()
+    if plan.schema is not None:
+        gen_coerce(plan.schema, body)
     gen_process(scopes, body)
     if shape.aggregated:
         gen_group_functions(scopes, body)

@@ -15,6 +15,7 @@ character offset where they start, so errors can name a line and column.
 
 from __future__ import annotations
 
+import logging
 import re
 import sys
 from collections.abc import Callable
@@ -31,6 +32,7 @@ from ._errors import SqlError, position_of
 __all__ = [
     "GROUP_WINDOWS",
     "SQL_NAMES",
+    "GracePeriod",
     "WINDOW_BOUNDS",
     "Hop",
     "PartitaDialect",
@@ -79,6 +81,12 @@ class WindowClause(exp.Expression):
     arg_types: ClassVar[dict[str, bool]] = {"this": True, "expressions": True}
 
 
+class GracePeriod(exp.Expression):
+    """``GRACE PERIOD <duration>`` in a WINDOW clause (ksqlDB): the query's lateness."""
+
+    arg_types: ClassVar[dict[str, bool]] = {"this": True}
+
+
 GROUP_WINDOWS: dict[str, type[exp.Func]] = {"TUMBLE": Tumble, "HOP": Hop, "SESSION": Session}
 WINDOW_BOUNDS = tuple(f"{w}_{b}" for w in GROUP_WINDOWS for b in ("START", "END"))
 _CLAUSE_KINDS = ("TUMBLING", "SLIDING", "SESSION")
@@ -121,6 +129,51 @@ def _stamp_modifier(
     return wrapper
 
 
+_SHORT_UNITS = {"MS": "MILLISECOND", "S": "SECOND", "M": "MINUTE", "H": "HOUR", "D": "DAY"}
+_UNIT_WORDS = (
+    *_SHORT_UNITS.values(),
+    *(f"{u}S" for u in _SHORT_UNITS.values()),
+)
+
+
+def _parse_duration(self: parser.Parser) -> exp.Expr | None:
+    """A duration in a WINDOW clause: velostream's ``5m`` / ``1.5s`` (no space), ksqlDB's
+    ``5 MINUTES``, as an :class:`exp.Interval`; ``None`` (nothing consumed) otherwise."""
+    curr, nxt = self._curr, self._next
+    if curr is None or nxt is None or curr.token_type is not TokenType.NUMBER:
+        return None
+    unit = nxt.text.upper()
+    tight = nxt.start == curr.end + 1
+    if (tight and unit in _SHORT_UNITS) or (not tight and unit in _UNIT_WORDS):
+        self._advance(2)
+        node = exp.Interval(
+            this=exp.Literal.string(curr.text), unit=exp.Var(this=_SHORT_UNITS.get(unit, unit))
+        )
+        node.meta[_START] = curr.start
+        return node
+    return None
+
+
+def _parse_clause_arg(self: parser.Parser) -> exp.Expr | None:
+    """One argument of ``WINDOW TUMBLING|SLIDING|SESSION(...)``: a duration, ksqlDB's
+    ``SIZE <duration>`` and ``GRACE PERIOD <duration>``, or an expression."""
+    curr, nxt = self._curr, self._next
+    if curr is not None and curr.text.upper() == "SIZE" and nxt is not None:
+        self._advance()
+        return _parse_duration(self) or self._parse_assignment()
+    if (
+        curr is not None
+        and curr.text.upper() == "GRACE"
+        and nxt is not None
+        and nxt.text.upper() == "PERIOD"
+    ):
+        self._advance(2)
+        grace = GracePeriod(this=_parse_duration(self) or self._parse_assignment())
+        grace.meta[_START] = curr.start
+        return grace
+    return _parse_duration(self) or self._parse_assignment()
+
+
 def _parse_window_modifier(self: parser.Parser) -> tuple[str, Any]:
     curr, nxt = self._curr, self._next
     if (
@@ -133,7 +186,7 @@ def _parse_window_modifier(self: parser.Parser) -> tuple[str, Any]:
         self._advance(2)
         kind = self._prev.text.upper()
         self._match(TokenType.L_PAREN)
-        args = self._parse_csv(self._parse_assignment)
+        args = self._parse_csv(lambda: _parse_clause_arg(self))
         self._match_r_paren()
         clause = WindowClause(this=kind, expressions=args)
         clause.meta[_START] = curr.start
@@ -287,12 +340,23 @@ def parse(sql: str) -> list[exp.Expr]:
         SqlError: the text does not parse; names the line and column.
     """
     limit = sys.getrecursionlimit()
+    logger = logging.getLogger("sqlglot")
+    quiet = logger.disabled
     try:
         # sqlglot's parser recurses ~20 frames per nesting level: room for the
         # documented 64 levels (pure-Python frames, so no C stack is at risk)
         sys.setrecursionlimit(max(limit, _PARSE_RECURSION_LIMIT))
-        _reject_empty_list_items(_DIALECT.tokenize(sql))
-        return [s for s in _DIALECT.parse(sql) if s is not None]
+        # sqlglot logs what it falls back on ("parsing as a Command"): partita
+        # rejects those statements itself, and says so in its own words
+        logger.disabled = True
+        toks = _DIALECT.tokenize(sql)
+        _reject_empty_list_items(toks)
+        text, streams = _create_stream_as_table(sql, toks)
+        statements = [s for s in _DIALECT.parse(text) if s is not None]
+        for statement in statements:  # CREATE STREAM, not sqlglot's CREATE TABLE
+            if isinstance(statement, exp.Create) and statement.meta.get(_START) in streams:
+                statement.meta["stream"] = True
+        return statements
     except RecursionError:
         raise SqlError(
             "query nested too deeply to parse; expressions may nest at most "
@@ -309,7 +373,21 @@ def parse(sql: str) -> list[exp.Expr]:
     except TokenError as exc:
         raise SqlError(f"syntax error: {exc}") from exc
     finally:
+        logger.disabled = quiet
         sys.setrecursionlimit(limit)
+
+
+def _create_stream_as_table(sql: str, toks: list[Token]) -> tuple[str, set[int]]:
+    """``CREATE STREAM name (...)`` reads as sqlglot's ``CREATE TABLE`` (same offsets:
+    ``STREAM`` and ``TABLE `` are both six characters); and where each such CREATE
+    starts."""
+    starts: set[int] = set()
+    for before, after in pairwise(toks):
+        if before.token_type is TokenType.CREATE and after.text.upper() == "STREAM":
+            start = after.start
+            sql = sql[:start] + "TABLE " + sql[start + 6 :]
+            starts.add(before.start)
+    return sql, starts
 
 
 def _reject_empty_list_items(toks: list[Token]) -> None:

@@ -492,6 +492,100 @@ def ts_add(value: Any, ms: int) -> int:
     return ts_ms(value) + ms
 
 
+SECONDS_BELOW = 100_000_000_000
+"""A TIMESTAMP number whose magnitude is below this is epoch seconds, else epoch ms.
+
+``10**11`` ms is 1973-03-03 and ``10**11`` s is the year 5138, so a timestamp of this
+century reads right either way; milliseconds before March 1973 would read as seconds.
+"""
+
+
+def _not_a(value: Any, kind: str, column: str) -> ValueError:
+    return ValueError(f"column {column!r}: cannot coerce {value!r} to {kind}")
+
+
+def as_bigint(value: Any, column: str = "?") -> int | None:
+    """A value for a BIGINT column: integers, integral floats and integer text."""
+    if value is None or value.__class__ is int:
+        return value
+    if value.__class__ is float and value.is_integer():
+        return int(value)
+    if value.__class__ is str:
+        text = value.strip()
+        try:
+            return int(text)
+        except ValueError:
+            try:
+                number = float(text)
+            except ValueError:
+                raise _not_a(value, "BIGINT", column) from None
+            if number.is_integer():
+                return int(number)
+    raise _not_a(value, "BIGINT", column)
+
+
+def as_double(value: Any, column: str = "?") -> float | None:
+    """A value for a DOUBLE column: numbers and numeric text."""
+    if value is None or value.__class__ is float:
+        return value
+    if value.__class__ is int:
+        return float(value)
+    if value.__class__ is str:
+        try:
+            return float(value.strip())
+        except ValueError:
+            raise _not_a(value, "DOUBLE", column) from None
+    raise _not_a(value, "DOUBLE", column)
+
+
+def as_text(value: Any, column: str = "?") -> str | None:
+    """A value for a TEXT column: text, or a number or boolean as text."""
+    if value is None or value.__class__ is str:
+        return value
+    if value is True or value is False:
+        return "true" if value else "false"
+    if value.__class__ in (int, float):
+        return str(value)
+    raise _not_a(value, "TEXT", column)
+
+
+def as_boolean(value: Any, column: str = "?") -> bool | None:
+    """A value for a BOOLEAN column: booleans, 0 and 1, 'true'/'false' text."""
+    if value is None or value is True or value is False:
+        return value
+    if value.__class__ is int and value in (0, 1):
+        return bool(value)
+    if value.__class__ is str:
+        try:
+            return cast_bool(value)
+        except ValueError:
+            raise _not_a(value, "BOOLEAN", column) from None
+    raise _not_a(value, "BOOLEAN", column)
+
+
+def as_timestamp(value: Any, column: str = "?") -> int | None:
+    """A value for a TIMESTAMP column, as epoch ms: epoch seconds or ms (numbers or
+    numeric text; see :data:`SECONDS_BELOW`), or ISO-8601 text."""
+    if value is None:
+        return None
+    number: int | float
+    if value.__class__ is int or value.__class__ is float:
+        number = value
+    elif value.__class__ is str:
+        text = value.strip()
+        try:
+            number = float(text) if any(c in text for c in ".eE") else int(text)
+        except ValueError:
+            return to_epoch_ms(text)
+    else:
+        raise _not_a(value, "TIMESTAMP", column)
+    if not math.isfinite(number):
+        raise _not_a(value, "TIMESTAMP", column)
+    if -SECONDS_BELOW < number < SECONDS_BELOW:
+        return from_unixtime(number)
+    return int(number) if number.__class__ is int else math.floor(number)
+
+
 HELPERS: dict[str, Any] = {
     "_div": sql_div,
     "_mod": sql_mod,
@@ -535,4 +629,10 @@ HELPERS: dict[str, Any] = {
     "_to_timestamp": sql_to_timestamp,
     "_from_unixtime": from_unixtime,
     "_ts_add": ts_add,
+    "_as_bigint": as_bigint,
+    "_as_double": as_double,
+    "_as_text": as_text,
+    "_as_boolean": as_boolean,
+    "_as_timestamp": as_timestamp,
+    "_SECONDS_BELOW": SECONDS_BELOW,
 }

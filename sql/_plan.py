@@ -15,6 +15,7 @@ import attrs
 from sqlglot import exp
 
 from ._dialect import (
+    GracePeriod,
     Hop,
     Session,
     Tumble,
@@ -24,6 +25,7 @@ from ._dialect import (
     parse,
 )
 from ._errors import SqlError
+from ._schema import StreamSchema, schema_of_create, unknown_column
 
 __all__ = ["AggregateCall", "LogicalPlan", "OutputColumn", "WindowSpec", "plan_query"]
 
@@ -123,7 +125,9 @@ class LogicalPlan:
     ``distinct``: ``SELECT DISTINCT``, planned as a GROUP BY of every selected
     expression whose groups emit one row each, the first time they are seen (or, with
     a window and ``EMIT FINAL``, when it closes).  ``limit``: the run stops after this
-    many rows (``LIMIT n``).
+    many rows (``LIMIT n``).  ``schema``: the declared schema of the input (``None``:
+    undeclared, records are read as they come).  ``lateness_ms``: the query's own
+    allowed lateness (``GRACE PERIOD``), if it gives one.
     """
 
     source: str
@@ -138,6 +142,8 @@ class LogicalPlan:
     source_alias: str = ""
     distinct: bool = False
     limit: int | None = None
+    schema: StreamSchema | None = None
+    lateness_ms: int | None = None
 
     @property
     def aggregated(self) -> bool:
@@ -268,43 +274,57 @@ def _group_window(node: exp.Expr, sql: str) -> WindowSpec:
     if isinstance(node, Hop):
         slide = interval_ms(node.expression, sql)
         size = interval_ms(node.args["size"], sql)
-        if size % slide:
-            raise _err(sql, node, "HOP size must be a multiple of its slide")
+        if size < slide:
+            raise _err(
+                sql, node, "HOP size must be at least its slide (else records fall between windows)"
+            )
         return WindowSpec("hop", _time_column(node.this, sql), size, slide)
     assert isinstance(node, Session)
     return WindowSpec("session", _time_column(node.this, sql), interval_ms(node.expression, sql), 0)
 
 
-def _clause_window(clause: WindowClause, sql: str, event_time: str | None) -> WindowSpec:
+def _clause_window(
+    clause: WindowClause, sql: str, event_time: str | None
+) -> tuple[WindowSpec, int | None]:
+    """The window of ``WINDOW TUMBLING|SLIDING|SESSION(...)`` and its grace period."""
     kind = str(clause.this)
     args = list(clause.expressions)
+    grace: int | None = None
+    for arg in [a for a in args if isinstance(a, GracePeriod)]:
+        if grace is not None:
+            raise _err(sql, arg, "GRACE PERIOD is given twice")
+        grace = interval_ms(arg.this, sql, "a grace period")
+        args.remove(arg)
     column = event_time
     if args and isinstance(args[-1], exp.Column):
         column = args.pop().name
+    elif args and isinstance(args[0], exp.Column):  # TUMBLING(event_time, INTERVAL ...)
+        column = args.pop(0).name
     if column is None:
         raise _err(
             sql,
             clause,
-            f"WINDOW {kind} needs an event-time column: pass it as the last "
-            "argument or give compile_query(event_time=...)",
+            f"WINDOW {kind} needs an event-time column: pass it as the first or last "
+            "argument, declare it (CREATE STREAM ... WITH (event_time = ...)) or give "
+            "compile_query(event_time=...)",
         )
     wanted = 2 if kind == "SLIDING" else 1
     if len(args) != wanted:
         usage = {
-            "TUMBLING": "TUMBLING(size [, time_column])",
-            "SLIDING": "SLIDING(size, advance [, time_column])",
-            "SESSION": "SESSION(gap [, time_column])",
+            "TUMBLING": "TUMBLING([time_column,] size [, time_column] [, GRACE PERIOD d])",
+            "SLIDING": "SLIDING([time_column,] size, advance [, time_column] [, GRACE PERIOD d])",
+            "SESSION": "SESSION([time_column,] gap [, time_column] [, GRACE PERIOD d])",
         }[kind]
         raise _err(sql, clause, f"WINDOW {kind} takes {usage}")
     size = interval_ms(args[0], sql)
     if kind == "TUMBLING":
-        return WindowSpec("tumble", column, size, size)
+        return WindowSpec("tumble", column, size, size), grace
     if kind == "SESSION":
-        return WindowSpec("session", column, size, 0)
+        return WindowSpec("session", column, size, 0), grace
     slide = interval_ms(args[1], sql)
-    if size % slide:
-        raise _err(sql, clause, "SLIDING size must be a multiple of its advance")
-    return WindowSpec("hop", column, size, slide)
+    if size < slide:
+        raise _err(sql, clause, "SLIDING size must be at least its advance")
+    return WindowSpec("hop", column, size, slide), grace
 
 
 _AGGS: dict[type[exp.Expr], AggFunc] = {
@@ -394,8 +414,75 @@ def _output_name(item: exp.Expr) -> str:
     return item.sql()
 
 
-def plan_query(sql: str, *, event_time: str | None = None) -> LogicalPlan:
-    """Parse and plan ``sql``.
+def _declarations(statements: list[exp.Expr], sql: str) -> tuple[dict[str, StreamSchema], exp.Expr]:
+    """The ``CREATE STREAM`` schemas in front of the query, and the query."""
+    *ddl, query = statements
+    schemas: dict[str, StreamSchema] = {}
+    for statement in ddl:
+        if not isinstance(statement, exp.Create):
+            raise _err(
+                sql,
+                statement,
+                "only CREATE STREAM declarations may come before the query; run one SELECT",
+            )
+        schema = schema_of_create(statement, sql)
+        assert schema.name is not None
+        if schema.name in schemas:
+            raise _err(sql, statement, f"stream {schema.name!r} is declared twice")
+        schemas[schema.name] = schema
+    if isinstance(query, exp.Create):
+        raise _err(sql, query, "the script declares streams but has no query: end it with a SELECT")
+    return schemas, query
+
+
+def _input_schema(
+    schemas: dict[str, StreamSchema],
+    given: StreamSchema | None,
+    source: str,
+    table: exp.Expr,
+    sql: str,
+) -> StreamSchema | None:
+    """The schema of the stream the query reads: declared in the script or given."""
+    if given is not None:
+        if schemas:
+            raise _err(sql, table, "give the schema either in CREATE STREAM or as an option")
+        return attrs.evolve(given, name=source)
+    if not schemas:
+        return None
+    found = schemas.get(source)
+    if found is None:
+        raise _err(
+            sql, table, f"unknown stream {source!r}; declared: {', '.join(map(repr, schemas))}"
+        )
+    return found
+
+
+def _check_columns(
+    select: exp.Select, schema: StreamSchema, window: WindowSpec | None, sql: str
+) -> None:
+    """Every column the query names exists in ``schema`` (aliases and window bounds
+    aside)."""
+    aliases = {item.alias for item in select.expressions if isinstance(item, exp.Alias)}
+    bounds = ("window_start", "window_end") if window is not None else ()
+    for node in select.walk():
+        if not isinstance(node, exp.Column) or isinstance(node.this, exp.Star):
+            continue
+        name = node.name
+        if schema.type_of(name) is not None:
+            continue
+        if not node.table and (name in aliases or name in bounds):
+            continue
+        raise _err(sql, node, unknown_column(name, schema))
+    if window is not None and schema.type_of(window.time_column) is None:
+        raise SqlError(unknown_column(window.time_column, schema))
+
+
+def plan_query(
+    sql: str, *, event_time: str | None = None, schema: StreamSchema | None = None
+) -> LogicalPlan:
+    """Parse and plan ``sql`` (``CREATE STREAM`` declarations, then one SELECT).
+
+    ``schema`` declares the query's input when the text does not.
 
     Raises:
         SqlError: the query does not parse or uses something unsupported.
@@ -405,10 +492,12 @@ def plan_query(sql: str, *, event_time: str | None = None) -> LogicalPlan:
         _check_depth(statement, sql)
     if not statements:
         raise SqlError(f"empty query; write {SUPPORTED_CLAUSES}")
-    if len(statements) > 1:
-        raise _err(sql, statements[1], "multiple statements are not supported; run one SELECT")
-    select = _check_shape(statements[0], sql)
+    schemas, query = _declarations(statements, sql)
+    select = _check_shape(query, sql)
     source, alias = _source(select, sql)
+    input_schema = _input_schema(schemas, schema, source, select.args["from_"].this, sql)
+    if event_time is None and input_schema is not None:
+        event_time = input_schema.event_time
     where_node = select.args.get("where")
     where = where_node.this if where_node is not None else None
     _check_no_aggregates(where, sql, "WHERE; use HAVING")
@@ -443,10 +532,11 @@ def plan_query(sql: str, *, event_time: str | None = None) -> LogicalPlan:
     if group is not None and (group.args.get("rollup") or group.args.get("cube")):
         raise _err(sql, group, "ROLLUP/CUBE/GROUPING SETS are not supported")
     clause = select.meta.get("window_clause")
+    grace: int | None = None
     if isinstance(clause, WindowClause):
         if window is not None:
             raise _err(sql, clause, "give the window either in GROUP BY or in WINDOW, not both")
-        window = _clause_window(clause, sql, event_time)
+        window, grace = _clause_window(clause, sql, event_time)
 
     star = False
     outputs: list[OutputColumn] = []
@@ -491,6 +581,8 @@ def plan_query(sql: str, *, event_time: str | None = None) -> LogicalPlan:
                 raise _err(sql, sub, f"{sub.this.name} needs a windowed GROUP BY")
             if isinstance(sub, Tumble | Hop | Session):
                 raise _err(sql, sub, "TUMBLE/HOP/SESSION belong in GROUP BY")
+    if input_schema is not None:
+        _check_columns(select, input_schema, window, sql)
     emit = select.meta.get("emit", "final")
     if distinct_node is not None:
         if aggregates:
@@ -514,6 +606,8 @@ def plan_query(sql: str, *, event_time: str | None = None) -> LogicalPlan:
         source_alias=alias,
         distinct=distinct_node is not None,
         limit=_limit(select, sql),
+        schema=input_schema,
+        lateness_ms=grace,
     )
 
 

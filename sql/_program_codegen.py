@@ -78,7 +78,11 @@ def _gen_body(scopes: QueryScopes, out: _Lines) -> None:
     indent = 0
     if shape.hop:
         out.add(0, f"last = t - t % {slide!r}")
-        out.add(0, f"for ws in range(last - {size - slide!r}, last + 1, {slide!r}):")
+        if size % slide == 0:  # a record is in size / slide windows
+            out.add(0, f"for ws in range(last - {size - slide!r}, last + 1, {slide!r}):")
+        else:  # the windows starting after t - size, every slide, up to t
+            out.add(0, f"first = t - {size!r}", f"first += {slide!r} - first % {slide!r}")
+            out.add(0, f"for ws in range(first, last + 1, {slide!r}):")
         indent = 1
         out.add(1, f"if ws + {size!r} <= wms[i]:")
         if shape.late_update:  # a HOP record counts as late once, for its last window

@@ -11,6 +11,7 @@ from ._plan import LogicalPlan, plan_query
 from ._program import SqlProgram
 from ._query_config import QueryOptions
 from ._routing import RouteMode, SqlRoutingStage
+from ._schema import StreamSchema
 
 __all__ = ["CompiledQuery", "compile_query", "explain"]
 
@@ -45,6 +46,11 @@ class CompiledQuery:
     code: GeneratedCode
 
     @property
+    def schema(self) -> StreamSchema | None:
+        """The input's declared schema (``CREATE STREAM`` or ``schema=``), if any."""
+        return self.plan.schema
+
+    @property
     def limit(self) -> int | None:
         """``LIMIT n``: whatever runs the query stops after ``n`` rows (``None``: no limit)."""
         return self.plan.limit
@@ -74,6 +80,7 @@ class CompiledQuery:
             route,
             keyed=keyed,
             windowed=self.windowed,
+            coerce=self.code.functions.get("coerce"),
             lateness=opts.lateness,
             on_error=opts.on_error,
             late=opts.late,
@@ -93,6 +100,41 @@ class CompiledQuery:
             late=opts.late,
             retention_ms=retention,
         )
+
+    def describe(self) -> str:
+        """The query's input (its declared columns and types, or the columns it reads),
+        event time and watermark, and its output columns: what ``partita describe``
+        prints.
+
+        Example:
+            >>> q = compile_query("SELECT k, COUNT(*) AS n FROM t GROUP BY k", schema="k TEXT")
+            >>> print(q.describe())
+            input t
+              k  TEXT
+              event time: none
+            output k, n (EMIT FINAL)
+        """
+        plan, lateness = self.plan, self.options.lateness
+        schema = plan.schema
+        if schema is not None:
+            width = max(len(c.name) for c in schema.columns)
+            lines = [f"input {plan.source}"]
+            lines += [f"  {c.name.ljust(width)}  {c.type}" for c in schema.columns]
+        else:
+            read = ", ".join(plan.input_columns) or "none"
+            lines = [f"input {plan.source} (no declared schema; the query reads {read})"]
+        time = plan.window.time_column if plan.window is not None else None
+        time = time or self.options.event_time or (schema.event_time if schema else None)
+        if time is None:
+            lines.append("  event time: none")
+        else:
+            lines.append(f"  event time: {time}")
+            lines.append(f"  watermark: max({time}) - {lateness} ms ({self.options.watermark})")
+        if plan.window is not None:
+            lines.append(f"  window: {plan.window}")
+        limit = f", LIMIT {plan.limit}" if plan.limit is not None else ""
+        lines.append(f"output {', '.join(self.columns)} (EMIT {self.emit.upper()}{limit})")
+        return "\n".join(lines)
 
     def explain(self) -> str:
         """The logical plan, the options and the generated Python source."""
@@ -131,6 +173,9 @@ def compile_query(sql: str, **options: Any) -> CompiledQuery:
               retained; later than that it is dead-lettered).
             - ``retention``: with ``late="update"``, a duration a closed window's
               state is kept past its end (default: the window size or session gap).
+            - ``schema``: the input's columns, ``"id BIGINT, cur TEXT, ts TIMESTAMP"``
+              (as ``CREATE STREAM`` in the text declares them; not both): unknown
+              columns are refused and records coerced to the types (see docs/sql.md).
 
     Returns:
         The compiled query.
@@ -147,7 +192,14 @@ def compile_query(sql: str, **options: Any) -> CompiledQuery:
         (('y',), 'dead-letter')
     """
     opts = QueryOptions(**options)
-    plan = plan_query(sql, event_time=opts.event_time)
+    plan = plan_query(sql, event_time=opts.event_time, schema=opts.schema)
+    # lateness written in SQL: GRACE PERIOD, else CREATE STREAM ... WITH (lateness = ...);
+    # an explicit allowed_lateness= wins over both
+    declared = plan.lateness_ms
+    if declared is None and plan.schema is not None:
+        declared = plan.schema.lateness_ms
+    if declared is not None and "allowed_lateness" not in options:
+        opts = attrs.evolve(opts, allowed_lateness=declared)
     code = generate(plan, sql, late_update=opts.late == "update")
     columns = (("*",) if plan.star else ()) + tuple(o.name for o in plan.outputs)
     return CompiledQuery(

@@ -8,6 +8,8 @@ import attrs
 
 from partita.runtime import OnError, check_on_error, parse_duration_ms
 
+from ._schema import StreamSchema, parse_schema
+
 __all__ = ["LATE_POLICIES", "LatePolicy", "QueryOptions", "WatermarkStrategy", "check_late"]
 
 LatePolicy: TypeAlias = Literal["drop", "dead-letter", "update"]
@@ -47,6 +49,14 @@ def _event_time(value: Any) -> str | None:
     return value
 
 
+def _schema(value: Any) -> StreamSchema | None:
+    if value is None or isinstance(value, StreamSchema):
+        return value
+    if isinstance(value, str):
+        return parse_schema(value)
+    raise TypeError(f"schema must be 'name TYPE, ...' text or None, got {value!r}")
+
+
 @attrs.frozen(kw_only=True)
 class QueryOptions:
     """How a query treats time, lateness and bad records (see ``compile_query``).
@@ -61,6 +71,7 @@ class QueryOptions:
     on_error: OnError = attrs.field(default="skip", converter=check_on_error)
     late: LatePolicy = attrs.field(default="drop", converter=check_late)
     retention_ms: int | None = attrs.field(default=None, alias="retention", converter=_retention)
+    schema: StreamSchema | None = attrs.field(default=None, converter=_schema)
 
     def __attrs_post_init__(self) -> None:
         if self.watermark == "ascending" and self.allowed_lateness_ms:

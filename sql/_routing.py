@@ -128,6 +128,7 @@ class SqlRoutingStage:
     _lateness: int
     _late_policy: LatePolicy
     _policy: RecordErrors
+    _coerce: Callable[..., Any] | None = None
     _max_ts: int | None = None
     _partition_cache: dict[Any, int] = attrs.Factory(dict)
     _next: int = 0
@@ -146,8 +147,10 @@ class SqlRoutingStage:
         lateness: int,
         on_error: OnError,
         late: LatePolicy,
+        coerce: Callable[..., Any] | None = None,
     ) -> SqlRoutingStage:
-        """A routing stage for ``partitions`` partitions."""
+        """A routing stage for ``partitions`` partitions; ``coerce`` (a declared schema's
+        generated loop) converts each batch to the declared types first."""
         if partitions < 1:
             raise ValueError(f"partitions must be >= 1, not {partitions}")
         return cls(
@@ -159,6 +162,7 @@ class SqlRoutingStage:
             lateness,
             late,
             RecordErrors(on_error, "sql-route"),
+            coerce,
         )
 
     @property
@@ -175,17 +179,21 @@ class SqlRoutingStage:
     def route(self, batch: Batch) -> Routed:
         """Split ``batch``; records of one key always go to one partition."""
         parts: list[Batch | None] = [None] * self._partitions
-        if self._mode == "round-robin":
-            parts[self._next] = batch
-            self._next = (self._next + 1) % self._partitions
-            return Routed(parts)
-        if self._mode == "first":
-            parts[0] = batch
-            return Routed(parts)
-        assert self._route is not None
-        records, offsets = batch.records, batch.offsets
         errored_before = self._policy.errored
         dead_before = len(self._policy.dead)
+        if self._coerce is not None:
+            batch = self._coerced(batch, self._coerce)
+        if self._mode != "per-record":
+            if self._mode == "round-robin":
+                parts[self._next] = batch
+                self._next = (self._next + 1) % self._partitions
+            else:
+                parts[0] = batch
+            if self._coerce is None:
+                return Routed(parts)
+            return Routed(parts, None, (), self._take_dead(errored_before, dead_before))
+        assert self._route is not None
+        records, offsets = batch.records, batch.offsets
         route = self._route
         args = (records, offsets, self._partitions, self._partition_cache, self._max_ts)
         late_found: Sequence[LateIndex]
@@ -218,10 +226,21 @@ class SqlRoutingStage:
             else:
                 parts[0] = Batch(records, offsets, wl)
         late = self._take_late(late_found, records, offsets)
+        return Routed(parts, self.watermark(), late, self._take_dead(errored_before, dead_before))
+
+    def _coerced(self, batch: Batch, coerce: Callable[..., Any]) -> Batch:
+        """``batch`` with the declared types; records that cannot be coerced left out."""
+        records, skip = coerce(batch.records, batch.offsets, self._bad)
+        if not skip:
+            return Batch(records, batch.offsets, batch.watermarks)
+        return Batch(records, _Skipping(batch.offsets, skip), None)
+
+    def _take_dead(self, errored_before: int, dead_before: int) -> list[DeadLetter]:
+        """Count the records this stage gave up on since, and take their dead letters."""
         self._rows_in += self._policy.errored - errored_before
         dead: list[DeadLetter] = self._policy.dead[dead_before:]
         del self._policy.dead[dead_before:]
-        return Routed(parts, self.watermark(), late, dead)
+        return dead
 
     def on_idle(self, idle_ms: int) -> int | None:
         """The source was idle for ``idle_ms``: advance event time by as much.

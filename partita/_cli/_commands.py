@@ -11,6 +11,8 @@ from __future__ import annotations
 import functools
 import os
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import click
 from rich.console import Console
@@ -33,7 +35,15 @@ from ._driver import drive
 from ._exit import EXIT_INTERRUPTED, EXIT_READER_GONE, EXIT_TERMINATED, EXIT_USAGE, fail
 from ._group import cli
 from ._limit import LimitedSink, run_limit
-from ._parse import compile_or_exit, duration_option, on_error_option, size_option, ui_option
+from ._parse import (
+    compile_or_exit,
+    duration_option,
+    on_error_option,
+    query_text,
+    schema_or_exit,
+    size_option,
+    ui_option,
+)
 from ._paths import check_paths, make_source
 from ._postgres import is_postgres_url, postgres_sink, postgres_source
 from ._progress import ProgressDisplay, summary_table
@@ -47,8 +57,30 @@ def want_progress(flag: bool | None) -> bool:
     return sys.stderr.isatty() if flag is None else flag
 
 
+def _sql_options(verb: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--sql``, ``--sql-file`` and ``--schema``: the query and its input's schema."""
+
+    def add(f: Callable[..., Any]) -> Callable[..., Any]:
+        f = click.option(
+            "--schema",
+            metavar="COLUMNS",
+            default=None,
+            help="The input's columns and types, 'id BIGINT, cur TEXT, ts TIMESTAMP' (or "
+            "CREATE STREAM in the query): unknown columns are refused, values coerced.",
+        )(f)
+        f = click.option(
+            "--sql-file",
+            metavar="PATH",
+            default=None,
+            help="A file with the query, optionally after CREATE STREAM declarations.",
+        )(f)
+        return click.option("--sql", "query", metavar="QUERY", help=f"The SQL query to {verb}.")(f)
+
+    return add
+
+
 @cli.command()
-@click.option("--sql", "query", required=True, metavar="QUERY", help="The SQL query to run.")
+@_sql_options("run")
 @click.option(
     "--input",
     "input_path",
@@ -105,10 +137,10 @@ def want_progress(flag: bool | None) -> bool:
 @click.option(
     "--allowed-lateness",
     metavar="DURATION",
-    default="0",
-    show_default=True,
+    default=None,
     callback=duration_option,
-    help="Watermark = max event time - lateness (250ms, 5s, 1m; bare number = ms).",
+    help="Watermark = max event time - lateness (250ms, 5s, 1m; bare number = ms; default "
+    "the CREATE STREAM ... WITH (lateness = ...) of the query, else 0).",
 )
 @click.option(
     "--on-error",
@@ -183,7 +215,9 @@ def want_progress(flag: bool | None) -> bool:
     "127.0.0.1 unless given; the URL with its control token goes to stderr).",
 )
 def run(
-    query: str,
+    query: str | None,
+    sql_file: str | None,
+    schema: str | None,
     input_path: str,
     pg_query: str | None,
     output_path: str,
@@ -192,7 +226,7 @@ def run(
     limit: int | None,
     batch_size: int | None,
     event_time: str | None,
-    allowed_lateness: int,
+    allowed_lateness: int | None,
     on_error: tuple[OnError, str | None],
     late: str,
     dead_letter_path: str | None,
@@ -229,11 +263,12 @@ def run(
         fail("--checkpoint needs an --input file: standard input cannot be read again", EXIT_USAGE)
     check_paths(input_path, output_path, dead_letter_path)
     compiled = compile_or_exit(
-        query,
+        query_text(query, sql_file),
         allowed_lateness=allowed_lateness,
         event_time=event_time,
         on_error=policy,
         late=late,
+        schema=schema_or_exit(schema),
     )
     console = console_for(sys.stderr)
     if is_postgres_url(input_path):
@@ -324,13 +359,22 @@ def _warn_dropped(console: Console, stats: GraphStats, policy: str, late: str) -
 
 
 @cli.command()
-@click.option("--sql", "query", required=True, metavar="QUERY", help="The SQL query to explain.")
+@_sql_options("explain")
 @click.option("--event-time", metavar="FIELD", default=None)
-@click.option("--allowed-lateness", metavar="DURATION", default="0", callback=duration_option)
-def explain(query: str, event_time: str | None, allowed_lateness: int) -> None:
+@click.option("--allowed-lateness", metavar="DURATION", default=None, callback=duration_option)
+def explain(
+    query: str | None,
+    sql_file: str | None,
+    schema: str | None,
+    event_time: str | None,
+    allowed_lateness: int | None,
+) -> None:
     """Print QUERY's logical plan and the Python code it compiles to."""
     text = compile_or_exit(
-        query, event_time=event_time, allowed_lateness=allowed_lateness
+        query_text(query, sql_file),
+        event_time=event_time,
+        allowed_lateness=allowed_lateness,
+        schema=schema_or_exit(schema),
     ).explain()
     if not sys.stdout.isatty():
         click.echo(text.rstrip("\n"))
@@ -346,6 +390,27 @@ def explain(query: str, event_time: str | None, allowed_lateness: int) -> None:
             body.rstrip("\n"), "python", theme="ansi_dark", background_color="default"
         )
         out.print(code_view, soft_wrap=True)
+
+
+@cli.command()
+@_sql_options("describe")
+@click.option("--event-time", metavar="FIELD", default=None)
+@click.option("--allowed-lateness", metavar="DURATION", default=None, callback=duration_option)
+def describe(
+    query: str | None,
+    sql_file: str | None,
+    schema: str | None,
+    event_time: str | None,
+    allowed_lateness: int | None,
+) -> None:
+    """Print the query's inputs: columns, types, event time and watermark; and its output."""
+    compiled = compile_or_exit(
+        query_text(query, sql_file),
+        event_time=event_time,
+        allowed_lateness=allowed_lateness,
+        schema=schema_or_exit(schema),
+    )
+    click.echo(compiled.describe())
 
 
 cli.add_command(produce)

@@ -17,6 +17,10 @@ __all__ = ["COMMANDS", "cli"]
 COMMANDS: dict[str, tuple[str, str]] = {
     # name: (the module that defines it, its short help: the first sentence of its help)
     "consume": ("partita._cli._commands", "Print a Redis Streams topic as JSON lines."),
+    "describe": (
+        "partita._cli._commands",
+        "Print the query's inputs: columns, types, event time and watermark; and its output.",
+    ),
     "demo": (
         "partita._cli._demo",
         "Generated trades through a per-symbol tumbling-window aggregate, live.",
@@ -73,4 +77,5 @@ def cli() -> None:
     partita demo                      a windowed aggregate over generated trades
     partita run --sql Q --input F     run a query over a JSON-lines (or CSV) file
     partita explain --sql Q           show the plan and the generated code
+    partita describe --sql-file F     the query's inputs, columns, event time, output
     """

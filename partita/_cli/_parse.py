@@ -17,7 +17,15 @@ from partita.runtime import OnError, parse_duration_ms, parse_size
 
 from ._exit import EXIT_USAGE, fail
 
-__all__ = ["compile_or_exit", "duration_option", "on_error_option", "size_option", "ui_option"]
+__all__ = [
+    "compile_or_exit",
+    "duration_option",
+    "on_error_option",
+    "query_text",
+    "schema_or_exit",
+    "size_option",
+    "ui_option",
+]
 
 _OptionCallback: TypeAlias = Callable[[click.Context, click.Parameter, str | None], int | None]
 
@@ -70,8 +78,39 @@ def on_error_option(
     ) from None
 
 
+def query_text(query: str | None, sql_file: str | None) -> str:
+    """The query of ``--sql QUERY`` or ``--sql-file PATH`` (exactly one is given)."""
+    if (query is None) == (sql_file is None):
+        fail("give the query as --sql QUERY or --sql-file PATH (one of them)", EXIT_USAGE)
+    if sql_file is None:
+        assert query is not None
+        return query
+    try:
+        with open(sql_file, encoding="utf-8") as f:
+            return f.read()
+    except OSError as exc:
+        fail(f"cannot read --sql-file {sql_file!r}: {exc.strerror or exc}", EXIT_USAGE)
+    except UnicodeDecodeError:
+        fail(f"cannot read --sql-file {sql_file!r}: it is not UTF-8 text", EXIT_USAGE)
+
+
+def schema_or_exit(text: str | None) -> sql.StreamSchema | None:
+    """``--schema 'id BIGINT, ...'`` parsed; a bad one is exit 2 naming its column."""
+    if text is None:
+        return None
+    try:
+        return sql.parse_schema(text)
+    except sql.SqlError as exc:
+        fail(f"--schema: column {exc.col}: {exc.message}", EXIT_USAGE)
+
+
 def compile_or_exit(query: str, **options: Any) -> sql.CompiledQuery:
-    """Compile ``query`` once; a SQL error is exit 2 naming line and column."""
+    """Compile ``query`` once; a SQL error is exit 2 naming line and column.
+
+    Options given as ``None`` are left out (the query's own ``CREATE STREAM ... WITH``
+    or the defaults apply).
+    """
+    options = {k: v for k, v in options.items() if v is not None}
     try:
         return sql.compile_query(query, **options)
     except sql.SqlError as exc:

@@ -1,4 +1,5 @@
-"""The CLI's SQL options: ``--limit`` (and the query's ``LIMIT``), run as subprocesses."""
+"""The CLI's SQL options, run as subprocesses: ``--limit`` (and the query's ``LIMIT``),
+``--sql-file``, ``--schema`` and ``partita describe``."""
 
 from __future__ import annotations
 
@@ -69,3 +70,70 @@ def test_the_querys_limit_and_the_option_take_the_smaller(tmp_path: Path) -> Non
         "run", "--sql", "SELECT qty FROM t LIMIT 3", "--input", str(trades), "--limit", "1"
     )
     assert (done.returncode, rows_of(done.stdout), done.stderr) == (0, [{"qty": 100}], "")
+
+
+JOB = """-- orders with their schema
+CREATE STREAM orders (id BIGINT, cur TEXT, amount DOUBLE, ts TIMESTAMP)
+  WITH (event_time = 'ts', lateness = '5s');
+
+SELECT cur, COUNT(*) AS n, SUM(amount) AS total, window_start
+FROM orders GROUP BY cur WINDOW TUMBLING(INTERVAL '1' MINUTE);
+"""
+
+ORDERS = [
+    {"id": "1", "cur": "EUR", "amount": "2.5", "ts": 1_700_000_000},
+    {"id": 2, "cur": "EUR", "amount": 1, "ts": "2023-11-14T22:13:30Z"},
+    {"id": "x", "cur": "EUR", "amount": 1, "ts": 1_700_000_000_000},
+]
+
+
+def test_a_sql_file_with_its_schema_runs_and_is_described(tmp_path: Path) -> None:
+    job = tmp_path / "job.sql"
+    job.write_text(JOB, encoding="utf-8")
+    orders = write_jsonl(tmp_path / "orders.jsonl", ORDERS)
+    done = partita("run", "--sql-file", str(job), "--input", str(orders))
+    assert done.returncode == 0, done.stderr
+    assert rows_of(done.stdout) == [
+        {"cur": "EUR", "n": 2, "total": 3.5, "window_start": 1_699_999_980_000}
+    ]
+    assert "column 'id': cannot coerce 'x' to BIGINT" in done.stderr
+    described = partita("describe", "--sql-file", str(job))
+    assert described.returncode == 0, described.stderr
+    assert described.stdout.splitlines() == [
+        "input orders",
+        "  id      BIGINT",
+        "  cur     TEXT",
+        "  amount  DOUBLE",
+        "  ts      TIMESTAMP",
+        "  event time: ts",
+        "  watermark: max(ts) - 5000 ms (bounded)",
+        "  window: TUMBLE(ts, 60000 ms)",
+        "output cur, n, total, window_start (EMIT FINAL)",
+    ]
+
+
+def test_a_misspelled_column_fails_before_anything_runs(tmp_path: Path) -> None:
+    orders = write_jsonl(tmp_path / "orders.jsonl", ORDERS)
+    done = partita(
+        "run",
+        "--sql",
+        "SELECT amout FROM t",
+        "--schema",
+        "id BIGINT, amount DOUBLE",
+        "--input",
+        str(orders),
+    )
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == (
+        "partita: SQL error at line 1, column 8: unknown column 'amout'; did you mean 'amount'?\n"
+    )
+    bad_type = partita("describe", "--sql", "SELECT a FROM t", "--schema", "a INT, b BLOBBY")
+    assert (bad_type.returncode, bad_type.stderr.count("\n")) == (2, 1)
+    assert "--schema: column 8: unsupported column type BLOBBY" in bad_type.stderr
+    neither = partita("describe")
+    assert (neither.returncode, neither.stderr) == (
+        2,
+        "partita: give the query as --sql QUERY or --sql-file PATH (one of them)\n",
+    )
+    missing = partita("describe", "--sql-file", str(tmp_path / "nope.sql"))
+    assert missing.returncode == 2 and "cannot read --sql-file" in missing.stderr

@@ -126,6 +126,18 @@ WINDOW_CASES: list[WindowCase] = [
         ),
     ),
     WindowCase(
+        "hop-size-not-a-multiple-of-slide",
+        "SELECT k, window_start, window_end, COUNT(*) AS n, MAX(x) AS mx FROM events "
+        "GROUP BY k, HOP(ts, INTERVAL '750' MILLISECOND, INTERVAL '2' SECOND)",
+        WindowQuery(K, (COUNT, Agg("mx", "max", _f("x"))), Hop(2000, 750)),
+    ),
+    WindowCase(
+        "sliding-size-not-a-multiple-of-advance",
+        "SELECT window_start, window_end, COUNT(*) AS n FROM events "
+        "WINDOW SLIDING(INTERVAL '1' SECOND, INTERVAL '300' MILLISECOND, ts)",
+        WindowQuery((), (COUNT,), Hop(1000, 300)),
+    ),
+    WindowCase(
         "session-count",
         "SELECT k, window_start, window_end, COUNT(*) AS n FROM events "
         "GROUP BY k, SESSION(ts, INTERVAL '1' SECOND)",
