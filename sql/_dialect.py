@@ -32,8 +32,8 @@ from ._errors import SqlError, position_of
 __all__ = [
     "GROUP_WINDOWS",
     "SQL_NAMES",
-    "GracePeriod",
     "WINDOW_BOUNDS",
+    "GracePeriod",
     "Hop",
     "PartitaDialect",
     "Session",

@@ -158,7 +158,7 @@ def test_usage_errors_exit_2(trades: Path, tmp_path: Path) -> None:
     assert "not a size" in bad_size.stderr
     no_sql = partita("run", "--input", str(trades))
     assert no_sql.returncode == 2
-    assert "Missing option '--sql'" in no_sql.stderr
+    assert "give the query as --sql QUERY or --sql-file PATH" in no_sql.stderr
 
 
 def test_runtime_failure_exits_1_naming_the_input_line(tmp_path: Path) -> None:
