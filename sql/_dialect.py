@@ -257,6 +257,8 @@ class PartitaDialect(Dialect):
                     self.raise_error("found multiple EMIT clauses", token=token)
                 this.meta["emit"] = self._prev.text.lower()
                 this.meta["emit_start"] = token.start
+                if this.meta["emit"] == "changes" and self._match_text_seq("WITH", "RETRACTIONS"):
+                    this.meta["retract"] = True
                 this = super()._parse_query_modifiers(this)
             return this
 

@@ -127,7 +127,8 @@ class LogicalPlan:
     a window and ``EMIT FINAL``, when it closes).  ``limit``: the run stops after this
     many rows (``LIMIT n``).  ``schema``: the declared schema of the input (``None``:
     undeclared, records are read as they come).  ``lateness_ms``: the query's own
-    allowed lateness (``GRACE PERIOD``), if it gives one.
+    allowed lateness (``GRACE PERIOD``), if it gives one.  ``retract``: ``EMIT CHANGES
+    WITH RETRACTIONS``: a changed group first emits its old row with ``"_retract": True``.
     """
 
     source: str
@@ -144,6 +145,7 @@ class LogicalPlan:
     limit: int | None = None
     schema: StreamSchema | None = None
     lateness_ms: int | None = None
+    retract: bool = False
 
     @property
     def aggregated(self) -> bool:
@@ -173,7 +175,7 @@ class LogicalPlan:
 
     def __str__(self) -> str:
         cols = ", ".join(["*"] * self.star + [f"{c.expr.sql()} AS {c.name}" for c in self.outputs])
-        lines = [f"Emit({self.emit.upper()})"]
+        lines = [f"Emit({self.emit.upper()}{' WITH RETRACTIONS' * self.retract})"]
         if self.limit is not None:
             lines.insert(0, f"Limit({self.limit})")
         if self.distinct:
@@ -583,6 +585,11 @@ def plan_query(
                 raise _err(sql, sub, "TUMBLE/HOP/SESSION belong in GROUP BY")
     if input_schema is not None:
         _check_columns(select, input_schema, window, sql)
+    retract = bool(select.meta.get("retract"))
+    if retract and not aggregated:
+        raise _err(sql, select, "EMIT CHANGES WITH RETRACTIONS needs GROUP BY or aggregates")
+    if retract and window is not None and window.kind == "session":
+        raise _err(sql, select, "EMIT CHANGES WITH RETRACTIONS is not supported over SESSION")
     emit = select.meta.get("emit", "final")
     if distinct_node is not None:
         if aggregates:
@@ -608,6 +615,7 @@ def plan_query(
         limit=_limit(select, sql),
         schema=input_schema,
         lateness_ms=grace,
+        retract=retract and distinct_node is None,  # a DISTINCT row never changes
     )
 
 

@@ -153,9 +153,10 @@ def _update_lines(scopes: QueryScopes, *, fast: bool) -> tuple[list[str], list[s
 def _gen_update(scopes: QueryScopes, out: _Lines, indent: int, target: str, we: str) -> None:
     """Fold record ``r`` into group ``k`` of ``target`` (``get`` is ``target.get``)."""
     layout = scopes.layout
-    ns = layout.nslots
-    o_names = [f"o{i}" for i in range(ns)]
     out.add(indent, "g = get(k)")
+    if scopes.shape.retract:  # the old row is needed: the generic form binds the old slots
+        _gen_generic_update(scopes, out, indent, target, we)
+        return
     checks = ["g is not None", *(f"{a} is not None" for a in layout.args)]
     out.add(indent, f"if {' and '.join(checks)}:")
     compute, commit, adds = _update_lines(scopes, fast=True)
@@ -168,7 +169,16 @@ def _gen_update(scopes: QueryScopes, out: _Lines, indent: int, target: str, we: 
     if not distinct:
         _gen_append_row(scopes, out, indent + 1)
     out.add(indent, "else:")
-    indent += 1
+    _gen_generic_update(scopes, out, indent + 1, target, we)
+
+
+def _gen_generic_update(
+    scopes: QueryScopes, out: _Lines, indent: int, target: str, we: str
+) -> None:
+    """The update of a new group, or with a NULL argument (or with retractions)."""
+    layout = scopes.layout
+    ns = layout.nslots
+    o_names = [f"o{i}" for i in range(ns)]
     if ns:
         out.add(indent, f"if g is None: {', '.join(o_names)}, = {', '.join(layout.init)},")
         out.add(indent, f"else: {', '.join(o_names)}, = g")
@@ -198,11 +208,20 @@ def _gen_change_row(scopes: QueryScopes, out: _Lines, indent: int, we: str, *, f
         out.add(indent, f"rw = {row.display} if {row.having} else None")
     else:
         out.add(indent, f"rw = {row.display}")
+    if scopes.shape.retract:  # the group's row before this record (None: there was none)
+        old = scopes.row("o")
+        qualifies = f" and {old.having}" if old.having is not None else ""
+        out.add(indent, f"ro = {old.display} if g is not None{qualifies} else None")
 
 
 def _gen_append_row(scopes: QueryScopes, out: _Lines, indent: int) -> None:
     shape = scopes.shape
     if not shape.emit_changes:
+        return
+    if shape.retract:  # a changed row: the old one retracted, then the new one
+        out.add(indent, "if ro != rw:")
+        out.add(indent + 1, "if ro is not None: append({**ro, '_retract': True})")
+        out.add(indent + 1, "if rw is not None: append(rw)")
         return
     if shape.has_having:
         out.add(indent, "if rw is not None: append(rw)")

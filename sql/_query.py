@@ -200,6 +200,11 @@ def compile_query(sql: str, **options: Any) -> CompiledQuery:
         declared = plan.schema.lateness_ms
     if declared is not None and "allowed_lateness" not in options:
         opts = attrs.evolve(opts, allowed_lateness=declared)
+    if plan.retract and opts.late == "update":
+        raise ValueError(
+            "EMIT CHANGES WITH RETRACTIONS does not take late='update' (a late update "
+            "re-emits its window's row without retracting the old one)"
+        )
     code = generate(plan, sql, late_update=opts.late == "update")
     columns = (("*",) if plan.star else ()) + tuple(o.name for o in plan.outputs)
     return CompiledQuery(

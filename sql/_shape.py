@@ -30,6 +30,8 @@ class QueryShape:
         has_having: the query has a HAVING clause.
         star: ``SELECT *``.
         distinct: ``SELECT DISTINCT``: a group emits its change row once, when it is new.
+        retract: ``EMIT CHANGES WITH RETRACTIONS``: a changed group's old row goes out,
+            marked ``"_retract": True``, before its new one.
         per_record_watermark: the router sends each record's exact watermark along
             (sessions and hop windows decide lateness per record in the partition, as
             does ``late="update"``).
@@ -52,6 +54,7 @@ class QueryShape:
     has_having: bool
     star: bool
     distinct: bool
+    retract: bool
     per_record_watermark: bool
     router_drops_late: bool
     in_order_fast_path: bool
@@ -78,6 +81,7 @@ class QueryShape:
             has_having=plan.having is not None,
             star=plan.star,
             distinct=plan.distinct,
+            retract=plan.retract,
             per_record_watermark=per_record_watermark,
             router_drops_late=router_drops_late,
             in_order_fast_path=(
