@@ -8,8 +8,12 @@ thread was abandoned (trio releases the limiter only when that thread ends).
 Cancellation reaches the server: a call cancelled on the trio side is
 abandoned at once, then, shielded and within :data:`ABORT_SECONDS`, the server
 is sent a cancel request for the statement that thread runs (from a second
-thread; libpq's cancel uses its own socket), and once the abandoned thread has
-returned the connection is closed, which ends the transaction and any cursor.
+thread; libpq's cancel uses its own socket), and the connection is closed, which
+ends the transaction and any cursor.  An abort is final: the abandoned thread
+checks a closing flag before it runs the call (a cancel that came while it was
+connecting never runs the statement) and closes the connection itself when it
+returns, so the connection is closed even when the call outlives the abort's
+deadline (Python code the server's cancel cannot stop).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import trio
 if TYPE_CHECKING:
     import psycopg
 
-__all__ = ["ABORT_SECONDS", "ThreadedConnection", "describe_server"]
+__all__ = ["ABORT_SECONDS", "ThreadedConnection", "check_timeout", "describe_server"]
 
 ABORT_SECONDS = 5.0
 """How long a cancelled call may take to cancel the statement and close the connection."""
@@ -55,6 +59,12 @@ def describe_server(dsn: str) -> str:
     return f"{host!s}:{port}/{dbname}"
 
 
+def check_timeout(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    """The ``connect_timeout=`` of the connectors: a positive number of seconds."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ValueError(f"connect_timeout must be a positive number of seconds, got {value!r}")
+
+
 @attrs.define(eq=False)
 class ThreadedConnection:
     """One connection to ``dsn``, opened on the first :meth:`run` and set up by ``setup``.
@@ -73,6 +83,7 @@ class ThreadedConnection:
         init=False, factory=lambda: trio.CapacityLimiter(1)
     )
     _in_call: bool = attrs.field(init=False, default=False)  # set and cleared in the thread
+    _closing: bool = attrs.field(init=False, default=False)  # set by abort, read in the thread
 
     @property
     def connected(self) -> bool:
@@ -83,8 +94,13 @@ class ThreadedConnection:
         """``fn(connection)`` in a worker thread, after every earlier call has ended.
 
         Cancelled, the call is abandoned, the server told to cancel it, and the
-        connection closed (see the module); the next call connects afresh.
+        connection closed for good (see the module).
+
+        Raises:
+            trio.ClosedResourceError: after :meth:`abort`.
         """
+        if self._closing:
+            raise trio.ClosedResourceError("the connection was aborted")
         try:
             return await trio.to_thread.run_sync(
                 self._call, fn, abandon_on_cancel=True, limiter=self._limiter
@@ -99,9 +115,13 @@ class ThreadedConnection:
             conn = self._conn
             if conn is None or conn.closed:
                 conn = self._connect()
+            if self._closing:  # aborted while connecting: the call must not run
+                raise trio.ClosedResourceError("the connection was aborted")
             return fn(conn)
         finally:
             self._in_call = False
+            if self._closing:  # an abort gave up waiting for this thread: close here
+                self._close()
 
     def _connect(self) -> psycopg.Connection[Any]:
         import psycopg
@@ -112,7 +132,12 @@ class ThreadedConnection:
         return conn
 
     async def abort(self) -> None:
-        """Cancel the running statement, if any, and close the connection (shielded)."""
+        """Cancel the running statement, if any, and close the connection (shielded).
+
+        Final: a later :meth:`run` raises.  If the call under way outlives
+        :data:`ABORT_SECONDS`, its thread closes the connection when it returns.
+        """
+        self._closing = True
         with trio.CancelScope(shield=True) as scope:
             scope.deadline = trio.current_time() + ABORT_SECONDS
             conn = self._conn

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from partita.runtime import PartitaError
 
-__all__ = ["PostgresError"]
+__all__ = ["PostgresError", "one_line"]
+
+
+def one_line(exc: BaseException) -> str:
+    r"""The client library's message on one line (libpq's spans several, with tabs).
+
+    Example:
+        >>> one_line(OSError('connection failed: refused\n\tIs the server running?'))
+        'connection failed: refused; Is the server running?'
+    """
+    lines = [line.strip() for line in str(exc).splitlines()]
+    return "; ".join(line for line in lines if line) or type(exc).__name__
 
 
 class PostgresError(PartitaError):
@@ -17,9 +28,10 @@ class PostgresError(PartitaError):
 
     Attributes:
         server: ``host:port/dbname``.
-        doing: what failed (``"connect"``, ``"read"``, ...).
+        doing: what failed: ``"connect"``, ``"query"`` (starting it), ``"read"``,
+            ``"resume"``, ``"write"``, ``"commit"``, ``"recover"``.
         rows: rows read from the server before the failure.
-        message: the server's (or the client library's) message.
+        message: the server's (or the client library's) message, on one line.
         sqlstate: the SQLSTATE code when the server sent one (``"57P01"``: the
             backend was terminated), else ``None``.
     """

@@ -23,14 +23,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
 
 from partita.runtime import BadRecord, DeadLetter, Record
 
-from ._postgres_conn import ThreadedConnection, describe_server
-from ._postgres_errors import PostgresError
+from ._postgres_conn import ThreadedConnection, check_timeout, describe_server
+from ._postgres_errors import PostgresError, one_line
 from ._postgres_types import (
     NumericAs,
     TimestampsAs,
@@ -149,11 +149,12 @@ class _Reader:
         for index, row in enumerate(rows):
             number = done + index + 1
             problem = None
+            key = None
             if width < len(row):
                 if None in row[width:]:
                     problem = f"order_by key {', '.join(source.order_by)} is NULL"
                 else:
-                    last_key = tuple(row[width:])
+                    key = tuple(row[width:])
             if problem is None:
                 for name, value in zip(names, row, strict=False):
                     bad = _unmappable_in(value)
@@ -163,14 +164,22 @@ class _Reader:
             if problem is None:
                 records.append(dict(zip(names, row, strict=False)))
                 offsets.append(number)
-                continue
-            reason = f"row {number}: {problem}"
-            if source.on_error == "fail":
-                failure = BadRecord(reason, None, source.name)
-                return _Chunk(records, dead, failure, offsets, len(rows), last_key)
-            record = {name: _plain(value) for name, value in zip(names, row, strict=False)}
-            dead.append(DeadLetter(record=record, reason=reason, offset=None, stage=source.name))
+            else:
+                reason = f"row {number}: {problem}"
+                if source.on_error == "fail":
+                    # the failing row is not read: a restart reads it (and fails) again
+                    failure = BadRecord(reason, None, source.name)
+                    return _Chunk(records, dead, failure, offsets, index, last_key)
+                record = {name: _plain(value) for name, value in zip(names, row, strict=False)}
+                letter = DeadLetter(record=record, reason=reason, offset=None, stage=source.name)
+                dead.append(letter)
+            if key is not None:  # handed over, or dead-lettered (or skipped) by the policy
+                last_key = key
         return _Chunk(records, dead, None, offsets, len(rows), last_key)
+
+
+def _connected(conn: psycopg.Connection[Any]) -> None:
+    """Nothing: the call that opens the connection (so a failure there says ``connect``)."""
 
 
 def _fetch(reader: _Reader, n: int, done: int, conn: psycopg.Connection[Any]) -> _Chunk | None:
@@ -220,7 +229,8 @@ class PostgresSource(RecordSource):
             JSON) or ``"str"`` (the exact text).
         timestamps: timestamp and timestamptz columns as ``"epoch_ms"`` (int, UTC;
             SQL event time), ``"iso"`` (text, UTC) or ``"datetime"`` (not JSON).
-        connect_timeout: seconds to wait for the server when connecting.
+        connect_timeout: seconds to wait for the server when connecting (libpq's
+            ``connect_timeout``, whole seconds, at least 1).
 
     Raises:
         PostgresError: connecting, the query, or reading failed (a lost
@@ -237,7 +247,7 @@ class PostgresSource(RecordSource):
     on_error: ErrorPolicy = attrs.field(default="skip", kw_only=True, validator=_check_policy)
     numeric: NumericAs = attrs.field(default="float", kw_only=True)
     timestamps: TimestampsAs = attrs.field(default="epoch_ms", kw_only=True)
-    connect_timeout: float = attrs.field(default=10.0, kw_only=True)
+    connect_timeout: float = attrs.field(default=10.0, kw_only=True, validator=check_timeout)
     rows_fetched: int = attrs.field(init=False, default=0)
     _mapping: TypeMapping = attrs.field(init=False)
     _last_key: tuple[str, ...] | None = attrs.field(init=False, default=None)
@@ -253,6 +263,11 @@ class PostgresSource(RecordSource):
     def resumable(self) -> bool:  # type: ignore[override]
         """With ``order_by``: a checkpoint resumes after the last key handed over."""
         return bool(self.order_by)
+
+    resume_hint: ClassVar[str] = (
+        "give it a unique key to read in and resume after: order_by= (the query's "
+        "ORDER BY key; ?order_by= in a postgres:// URL), or run without checkpoints"
+    )
 
     @property
     def server(self) -> str:
@@ -325,6 +340,7 @@ class PostgresSource(RecordSource):
             )
         reader = _Reader(self, self._statement())
         self._conn = ThreadedConnection(self.dsn, reader.setup, self.connect_timeout)
+        await self._call("connect", _connected)
         await self._call("query", reader.open)
         self._reader = reader
         return reader
@@ -337,9 +353,8 @@ class PostgresSource(RecordSource):
         try:
             return await conn.run(fn)
         except psycopg.Error as exc:
-            message = str(exc).strip() or type(exc).__name__
             raise PostgresError(
-                self.server, doing, self.rows_fetched, message, getattr(exc, "sqlstate", None)
+                self.server, doing, self.rows_fetched, one_line(exc), getattr(exc, "sqlstate", None)
             ) from exc
 
     async def _abort(self) -> None:

@@ -100,7 +100,8 @@ class Source(Actor):
     Checkpoints: a source whose :meth:`snapshot_state` records its read position
     at a batch boundary (after everything it sent, before anything it did not)
     and whose :meth:`restore_state` goes back there sets :attr:`resumable`; a
-    graph with checkpoints refuses a source that is not.
+    graph with checkpoints refuses a source that is not, with its
+    :attr:`resume_hint` (how to make it resumable).
 
     Args:
         name: unique within its graph.
@@ -111,6 +112,8 @@ class Source(Actor):
     _offset: int = attrs.field(init=False, default=0)
     _cell_type: ClassVar[type[ActorCell]] = SourceCell
     resumable: ClassVar[bool] = False
+    resume_hint: ClassVar[str] = "read from a file, or run without checkpoints"
+    """What a graph with checkpoints that refuses this source suggests instead."""
 
     async def produce(self) -> None:
         """Read the input and :meth:`send_records` it.  Return at its end."""

@@ -429,8 +429,8 @@ class Supervisor:
             if isinstance(actor, Source) and not actor.resumable:
                 raise CheckpointError(
                     f"source {actor.name!r}",
-                    f"a {type(actor).__name__} cannot resume from a checkpoint: read from a "
-                    "file, or run without checkpoints",
+                    f"a {type(actor).__name__} cannot resume from a checkpoint: "
+                    f"{actor.resume_hint}",
                 )
         coordinator = CheckpointCoordinator(options, tuple(a.name for a in actors))
         states = await coordinator.recover()

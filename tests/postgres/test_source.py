@@ -289,8 +289,10 @@ async def test_without_order_by_checkpoints_are_refused(postgres: PostgresServer
     source = PostgresSource("pg", postgres.dsn, "SELECT 1 AS x")
     assert not source.resumable
     checkpoints = Checkpointing(store=MemoryCheckpointStore(), fingerprint="x")
-    with pytest.raises(CheckpointError, match="PostgresSource cannot resume"):
+    with pytest.raises(CheckpointError, match="PostgresSource cannot resume") as refused:
         await run_supervised(graph_of(source, CollectSink("sink")), checkpoints=checkpoints)
+    assert "unique key to read in and resume after: order_by=" in str(refused.value)
+    assert "read from a file" not in str(refused.value)
 
 
 async def test_a_bad_query_names_the_server(postgres: PostgresServer) -> None:
@@ -307,3 +309,39 @@ async def test_a_query_ending_in_a_comment_reads_with_order_by(postgres: Postgre
     query = "SELECT * FROM (VALUES (2), (1)) AS v(k) -- the keys"
     rows, _ = await collect(PostgresSource("pg", postgres.dsn, query, order_by="k"))
     assert rows == [{"k": 1}, {"k": 2}]
+
+
+async def test_a_restart_after_a_failing_row_reads_that_row_again(
+    postgres: PostgresServer,
+) -> None:
+    # on_error="fail": the bad row is not handed over, so its key is not the resume
+    # point; a restarted source must meet it (and fail) again, not skip it
+    query = (
+        "SELECT i, CASE WHEN i = 3 THEN 'infinity'::timestamptz "
+        "ELSE to_timestamp(i) END AS t FROM generate_series(1, 5) i"
+    )
+    source = PostgresSource("pg", postgres.dsn, query, order_by="i", on_error="fail")
+    sink = CollectSink("sink")
+    restart = RestartPolicy(Strategy.ONE_FOR_ONE, max_restarts=1, within=60)
+    with trio.fail_after(GUARD), pytest.raises(ActorFailed) as failed:
+        await run_supervised(graph_of(source, sink), restart=restart)
+    assert source.restarts == 1
+    assert "row 3: column 't'" in str(failed.value.__cause__ or failed.value)
+    assert [r["i"] for r in sink.rows] == [1, 2]
+    assert source.snapshot_state() == {"key": ["2"], "rows": 2}
+
+
+async def test_a_refused_connection_is_one_line_naming_connect(postgres: PostgresServer) -> None:
+    from tests.actors.helpers import free_port
+
+    port = free_port()  # nothing listens there
+    dsn = f"postgresql://app:secret@127.0.0.1:{port}/shop"
+    with pytest.raises(ActorFailed) as failed:
+        await collect(PostgresSource("pg", dsn, "SELECT 1 AS x"))
+    error = failed.value.error
+    assert isinstance(error, PostgresError)
+    assert error.doing == "connect"
+    text = str(error)
+    assert text.startswith(f"postgres 127.0.0.1:{port}/shop: connect failed after 0 rows: ")
+    assert "\n" not in text and "\t" not in text and "secret" not in text
+    assert "refused" in text
