@@ -16,10 +16,12 @@ supervisor reaches it with :func:`cell_of`, never through the user's class.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping
 from typing import ClassVar, Literal, cast
 
 import attrs
+import trio
 
 from ._cell import ActorCell
 from ._lifecycle import ActorState, Lifecycle
@@ -278,12 +280,39 @@ class Actor:
 
 @attrs.define(eq=False)
 class _SinkCell(ActorCell):
-    """A sink's cell: a batch is handed to :meth:`Sink.consume` (awaited)."""
+    """A sink's cell: a batch is handed to :meth:`Sink.consume` (awaited).
+
+    A barrier's snapshot waits for :meth:`Sink.commit_checkpoint` (awaited right
+    after the barrier aligned, before anything else is handled), so a checkpoint
+    commits only once the sink made its output up to the barrier durable.  Every
+    run of the sink ends with :meth:`Sink.aclose`, however it ended.
+    """
+
+    sealing: deque[Barrier] = attrs.Factory(deque)
 
     async def take_batch(self, batch: Batch) -> None:
         sink = cast("Sink", self.actor)
         await sink.consume(batch)
         sink.rows_out += len(batch.records)
+
+    def snapshot(self, barrier: Barrier) -> None:
+        self.sealing.append(barrier)  # reported in send_pending, once committed
+
+    async def send_pending(self) -> None:
+        sealing = self.sealing
+        while sealing:
+            barrier = sealing[0]
+            await cast("Sink", self.actor).commit_checkpoint(barrier.checkpoint_id)
+            sealing.popleft()
+            ActorCell.snapshot(self, barrier)
+        await super().send_pending()
+
+    async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        try:
+            await super().run(task_status=task_status)
+        finally:
+            with trio.CancelScope(shield=True):
+                await cast("Sink", self.actor).aclose()
 
 
 @attrs.define(eq=False)
@@ -306,6 +335,27 @@ class Sink(Actor):
 
     async def consume(self, batch: Batch) -> None:
         """Write one batch."""
+
+    async def commit_checkpoint(self, checkpoint_id: int) -> None:
+        """Barrier ``checkpoint_id`` came on every input: make durable what came before it.
+
+        Called with checkpoints on, before this sink's :meth:`snapshot_state` is
+        taken and reported, so checkpoint ``checkpoint_id`` can commit only after
+        this returned: a transactional sink commits here, with the id, what it
+        wrote since the last barrier.  Default: nothing.
+
+        .. versionadded:: 0.1
+        """
+
+    async def aclose(self) -> None:
+        """Release what the sink holds (a connection): its run ended, however it ended.
+
+        Called after :meth:`flush` when the run completed, and when it failed, was
+        cancelled, or is about to restart (a restarted sink starts afresh).  It
+        runs shielded from cancellation: bound any wait in it.  Default: nothing.
+
+        .. versionadded:: 0.1
+        """
 
 
 def cell_of(actor: Actor) -> ActorCell:

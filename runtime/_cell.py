@@ -258,8 +258,7 @@ class ActorCell:
         """
         actor = self.actor
         if self.checkpoints is not None:
-            saved = {"state": actor.snapshot_state(), "counts": self._counts()}
-            self.checkpoints.report(barrier.checkpoint_id, actor.name, saved)
+            self.snapshot(barrier)
         actor.on_barrier(barrier)
         self.outbox.append((-1, barrier))
         if self.blocked:
@@ -269,6 +268,13 @@ class ActorCell:
             held.clear()
 
     # ----------------------------------------------------------- checkpoints
+    def snapshot(self, barrier: Barrier) -> None:
+        """Report the actor's state for ``barrier`` to the coordinator (checkpoints on)."""
+        actor = self.actor
+        assert self.checkpoints is not None
+        saved = {"state": actor.snapshot_state(), "counts": self._counts()}
+        self.checkpoints.report(barrier.checkpoint_id, actor.name, saved)
+
     _COUNTERS = ("rows_in", "rows_out", "rows_filtered", "rows_late", "rows_errored", "batches_in")
 
     def _counts(self) -> list[int]:

@@ -3,8 +3,9 @@
 The query comes from ``--query "SELECT ..."`` or the URL's ``query=``
 parameter; ``order_by=a,b`` (the key to resume after, for ``--checkpoint``),
 ``numeric=`` and ``timestamps=`` are the :class:`partita.PostgresSource`
-options of the same names.  Every other URL parameter (``sslmode=``,
-``application_name=``, ...) goes to libpq as it is.
+options of the same names, ``connect_timeout=`` (seconds) that of the source
+and the sink.  Every other URL parameter (``sslmode=``, ``application_name=``,
+...) goes to libpq as it is.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from ._exit import EXIT_USAGE, fail
 
 __all__ = ["is_postgres_url", "postgres_sink", "postgres_source"]
 
-_OWN = ("query", "order_by", "numeric", "timestamps")
+_OWN = ("query", "order_by", "numeric", "timestamps", "connect_timeout")
+_SINK_OWN = ("table", "key", "connect_timeout", "sink_id")
+_DEFAULT_TIMEOUT = "10"
 
 
 def is_postgres_url(text: str) -> bool:
@@ -56,6 +59,7 @@ def postgres_source(url: str, query: str | None, on_error: OnError) -> PostgresS
             on_error=on_error,
             numeric=ours.get("numeric", "float"),  # type: ignore[arg-type]
             timestamps=ours.get("timestamps", "epoch_ms"),  # type: ignore[arg-type]
+            connect_timeout=_seconds(ours.get("connect_timeout", _DEFAULT_TIMEOUT)),
         )
     except ValueError as exc:
         fail(f"--input {parts.scheme}://...: {exc}", EXIT_USAGE)
@@ -67,7 +71,7 @@ def postgres_sink(url: str) -> PostgresSink:
     ours: dict[str, str] = {}
     rest: list[tuple[str, str]] = []
     for name, value in parse_qsl(parts.query, keep_blank_values=True):
-        if name in ("table", "key"):
+        if name in _SINK_OWN:
             ours[name] = value
         else:
             rest.append((name, value))
@@ -80,7 +84,20 @@ def postgres_sink(url: str) -> PostgresSink:
     dsn = urlunsplit(parts._replace(query=urlencode(rest)))
     try:
         return PostgresSink(
-            "sink", dsn, table, key=None if not key else [c.strip() for c in key.split(",")]
+            "sink",
+            dsn,
+            table,
+            key=None if not key else [c.strip() for c in key.split(",")],
+            connect_timeout=_seconds(ours.get("connect_timeout", _DEFAULT_TIMEOUT)),
+            **({"sink_id": ours["sink_id"]} if "sink_id" in ours else {}),
         )
     except ValueError as exc:
         fail(f"--output {parts.scheme}://...: {exc}", EXIT_USAGE)
+
+
+def _seconds(text: str) -> float:
+    """``connect_timeout=`` as a number (the option's own check says what is wrong)."""
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"connect_timeout must be a number of seconds, got {text!r}") from None

@@ -1,0 +1,98 @@
+"""``partita run --checkpoint ... --output postgres://...`` killed with SIGKILL, then run
+again: the table equals the uninterrupted run's, with nothing written twice."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import PostgresServer
+
+pytestmark = pytest.mark.slow
+
+ROWS = 30_000
+BATCH = "250"  # 120 batches: room for checkpoints between them
+
+JOBS = {
+    # append: every input row is an output row (a double would show)
+    "append": ("SELECT id, k, v * 2 AS w FROM t", "id bigint, k text, w bigint", None),
+    # upsert: the running count and sum per key, with EMIT CHANGES
+    "upsert": (
+        "SELECT k, COUNT(*) AS n, SUM(v) AS s FROM t GROUP BY k EMIT CHANGES",
+        "k text PRIMARY KEY, n bigint, s bigint",
+        "k",
+    ),
+}
+
+
+def partita_run(*args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "partita", "run", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+
+
+@pytest.mark.parametrize("job", sorted(JOBS))
+def test_sigkill_then_the_same_command_writes_each_row_once(
+    postgres: PostgresServer, tmp_path: Path, job: str
+) -> None:
+    sql, columns, key = JOBS[job]
+    source, expected, got = f"eo_in_{job}", f"eo_expected_{job}", f"eo_got_{job}"
+    postgres.execute(
+        f"DROP TABLE IF EXISTS {source}, {expected}, {got}; "
+        f"CREATE TABLE {source} AS SELECT i AS id, 'k' || (i % 7) AS k, i % 100 AS v "
+        f"FROM generate_series(1, {ROWS}) i; "
+        f"CREATE TABLE {expected} ({columns}); CREATE TABLE {got} ({columns})"
+    )
+    if postgres.execute("SELECT to_regclass('partita_sink_progress')") != [(None,)]:
+        postgres.execute("DELETE FROM partita_sink_progress WHERE sink_id = %s", [got])
+    query = f"SELECT id, k, v FROM {source}"
+    keyed = f"&key={key}" if key else ""
+    url = f"{postgres.dsn}?order_by=id"
+
+    started = time.monotonic()
+    reference = partita_run(
+        "--sql", sql, "--input", url, "--query", query, "--batch-size", BATCH,
+        "--output", f"{postgres.dsn}?table={expected}{keyed}",
+    )  # fmt: skip
+    assert reference.wait(timeout=120) == 0
+    whole = time.monotonic() - started
+
+    command = (
+        "--sql", sql, "--input", url, "--query", query, "--batch-size", BATCH,
+        "--output", f"{postgres.dsn}?table={got}{keyed}",
+        "--checkpoint", str(tmp_path / "ck"), "--checkpoint-interval", "100ms",
+    )  # fmt: skip
+    rng = random.Random(0)
+    kills = resumed = 0
+    for _ in range(6):
+        proc = partita_run(*command)
+        assert proc.stderr is not None
+        try:  # SIGKILL at a random moment, up to four times; then let it finish
+            code = proc.wait(timeout=rng.uniform(0.3, 0.6) * whole if kills < 4 else 120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            code = proc.wait()
+        err = proc.stderr.read()
+        resumed += b"resuming from checkpoint" in err
+        if code == 0:
+            break
+        assert code == -signal.SIGKILL, err
+        kills += 1
+    else:
+        pytest.fail("the job never finished")
+    assert kills >= 2
+    assert resumed >= 1
+    order = "id" if key is None else "k"
+    want = postgres.execute(f"SELECT * FROM {expected} ORDER BY {order}")
+    assert len(want) == (ROWS if key is None else 7)
+    assert postgres.execute(f"SELECT * FROM {got} ORDER BY {order}") == want
