@@ -54,7 +54,7 @@ def prepare(dsn: str, rows: int) -> None:
             "1 + (i * 31 % 100) AS qty, "
             "CASE WHEN i % 2 = 0 THEN 'buy' ELSE 'sell' END AS side, "
             "1700000000000 + i / 10 AS ts "
-            f"FROM generate_series(0, {rows - 1}) i"
+            f"FROM generate_series(0::bigint, {rows - 1}) i"
         )
         conn.execute(f"VACUUM ANALYZE {TABLE}")
 
