@@ -15,7 +15,7 @@ commit, together with the sink's row in ``partita_sink_progress``::
     checkpoint  bigint            -- the last checkpoint whose rows are committed
     complete    boolean           -- the run's end was committed after it
     rows        bigint            -- rows written in all
-    first_seal  boolean           -- checkpoint is the first its run committed
+    first_seal  boolean           -- no checkpoint of its run was known to be in the store
     pending     jsonb             -- [[checkpoint or "end", txid], ...] not yet known
                                   -- to be in the checkpoint store
     updated_at  timestamptz
@@ -25,7 +25,9 @@ before the sink committed ``m + 1``: its transaction was rolled back, nothing to
 undo) or at ``m + 1`` (a crash between the sink's commit and the checkpoint
 store's): then, in append mode, the rows of the transactions the store does not
 know of are deleted (by their ``xmin``, the id of the transaction that wrote
-them) before anything is written.  An upsert needs no undo: writing the same
+them) before anything is written.  A start afresh (nothing in the store) takes back
+the transactions of a run none of whose checkpoints reached the store.  An
+upsert needs no undo: writing the same
 rows again ends in the same table.  So the table ends as if each row had been
 written once.
 """
@@ -48,7 +50,7 @@ if TYPE_CHECKING:
     import psycopg
     from psycopg import sql
 
-__all__ = ["PROGRESS_TABLE", "RETRACT", "PostgresSink"]
+__all__ = ["PROGRESS_TABLE", "RETRACT", "PostgresSink", "Progress", "undo_after"]
 
 RETRACT = "_retract"
 """The reserved boolean field of a retraction: ``{"_retract": true, key...}`` deletes the key."""
@@ -97,6 +99,50 @@ def _check_table(instance: object, attribute: attrs.Attribute[str], value: str) 
 
 def _no_setup(conn: psycopg.Connection[Any]) -> None:
     return None
+
+
+@attrs.frozen
+class Progress:
+    """A sink's row in ``partita_sink_progress`` (see the module)."""
+
+    checkpoint: int | None
+    complete: bool
+    first_seal: bool  # no checkpoint of its run was known to be in the store
+    pending: list[list[Any]]
+
+
+def undo_after(checkpoint: int | None, progress: Progress | None) -> list[int]:
+    """The transactions to take back before a run resumes from ``checkpoint`` (``None``:
+    a start afresh), given the sink's progress row: the ones the store does not hold.
+
+    Raises:
+        ValueError: the row is not one this checkpoint's run can have left.
+
+    Example:
+        >>> undo_after(4, Progress(5, False, False, [[5, 900]]))  # crashed before the store
+        [900]
+        >>> undo_after(5, Progress(5, True, False, [[5, 900], ["end", 901]]))
+        [901]
+        >>> undo_after(None, Progress(0, False, True, [[0, 700]]))  # before any checkpoint
+        [700]
+    """
+    if checkpoint is not None:
+        if progress is None:
+            raise ValueError(
+                f"no row, but the run resumes from checkpoint {checkpoint}, which committed "
+                "rows there: start afresh (--fresh) after emptying the table"
+            )
+        if progress.checkpoint not in (checkpoint, checkpoint + 1):
+            raise ValueError(
+                f"committed checkpoint {progress.checkpoint}, but the run resumes from "
+                f"checkpoint {checkpoint}: another job writes with this sink_id (give each "
+                "its own), or the checkpoint is not this table's"
+            )
+        return [xid for label, xid in progress.pending if label == _END or int(label) > checkpoint]
+    if progress is not None and progress.first_seal:
+        # no checkpoint of that run reached the store: none of its rows count
+        return [xid for _, xid in progress.pending]
+    return []
 
 
 @attrs.frozen
@@ -161,6 +207,8 @@ class PostgresSink(Sink):
     _types: dict[str, str] | None = attrs.field(init=False, default=None)
     _recovery: _Recovery | None = attrs.field(init=False, default=_Recovery(None))
     _sealed: int | None = attrs.field(init=False, default=None)  # the last checkpoint committed
+    _sealed_here: bool = attrs.field(init=False, default=False)  # by this run
+    _in_store: bool = attrs.field(init=False, default=False)  # a checkpoint of this run
     _pending: list[list[Any]] = attrs.field(init=False, factory=list)
     _epoch_rows: int = attrs.field(init=False, default=0)  # in the open transaction
     _lost: str | None = attrs.field(init=False, default=None)
@@ -181,6 +229,7 @@ class PostgresSink(Sink):
         saved: Any = state
         self.rows_written = saved["rows"]
         self._sealed = saved["checkpoint"]
+        self._in_store = True
         self._recovery = _Recovery(saved["checkpoint"])
 
     async def commit_checkpoint(self, checkpoint_id: int) -> None:
@@ -225,7 +274,9 @@ class PostgresSink(Sink):
     async def _seal(
         self, doing: str, checkpoint: int | None, pending: list[list[Any]], *, complete: bool
     ) -> None:
-        first = self._sealed is None  # no checkpoint of this run is in the store yet
+        if not complete and self._sealed_here:
+            self._in_store = True  # barrier n comes only once checkpoint n - 1 is in the store
+        first = not self._in_store
         rows = self.rows_written
 
         def seal(conn: psycopg.Connection[Any]) -> None:
@@ -240,8 +291,9 @@ class PostgresSink(Sink):
 
         await self._run(doing, seal)
         self._epoch_rows = 0
-        if checkpoint is not None:
+        if not complete:
             self._sealed = checkpoint
+            self._sealed_here = True
 
     async def _run(self, doing: str, fn: Any) -> None:
         import psycopg
@@ -293,28 +345,11 @@ class PostgresSink(Sink):
             "WHERE sink_id = %s FOR UPDATE",
             [self.sink_id],
         ).fetchall()
-        undo: list[int] = []
-        if checkpoint is not None:
-            if not found:
-                raise _Refused(
-                    f"{PROGRESS_TABLE} has no row for sink_id {self.sink_id!r}, but the run "
-                    f"resumes from checkpoint {checkpoint}, which committed rows there: "
-                    "start afresh (--fresh) after emptying the table"
-                )
-            [(committed, _, _, pending)] = found
-            if committed not in (checkpoint, checkpoint + 1):
-                raise _Refused(
-                    f"{PROGRESS_TABLE} says sink_id {self.sink_id!r} committed checkpoint "
-                    f"{committed}, but the run resumes from checkpoint {checkpoint}: another "
-                    "job writes with this sink_id (give each its own), or the checkpoint is "
-                    "not this table's"
-                )
-            undo = [xid for label, xid in pending if label == _END or int(label) > checkpoint]
-        elif found:
-            [(committed, complete, first_seal, pending)] = found
-            if first_seal and not complete:
-                # its run crashed before the store committed its first checkpoint
-                undo = [xid for _, xid in pending]
+        progress = Progress(*found[0]) if found else None
+        try:
+            undo = undo_after(checkpoint, progress)
+        except ValueError as exc:
+            raise _Refused(f"{PROGRESS_TABLE}, sink_id {self.sink_id!r}: {exc}") from None
         if undo and not self.key:
             from psycopg import sql
 
@@ -325,7 +360,7 @@ class PostgresSink(Sink):
             )
         conn.execute(
             _SAVE_PROGRESS,
-            [self.sink_id, checkpoint, False, self.rows_written, False, "[]"],
+            [self.sink_id, checkpoint, False, self.rows_written, checkpoint is None, "[]"],
         )
         conn.commit()
 
