@@ -50,6 +50,7 @@ if _typing.TYPE_CHECKING:
     from partita.runtime import ActorFailed as ActorFailed
     from partita.runtime import ActorState as ActorState
     from partita.runtime import ActorStats as ActorStats
+    from partita.runtime import Backoff as Backoff
     from partita.runtime import BadRecord as BadRecord
     from partita.runtime import Batch as Batch
     from partita.runtime import BatchSizer as BatchSizer
@@ -90,6 +91,7 @@ __all__ = [
     "ActorState",
     "ActorStats",
     "AsyncIterableSource",
+    "Backoff",
     "BadRecord",
     "Batch",
     "BatchSizer",
@@ -152,6 +154,7 @@ _HOMES: dict[str, str] = {
     "ActorState": "partita.runtime",
     "ActorStats": "partita.runtime",
     "AsyncIterableSource": "partita.actors",
+    "Backoff": "partita.runtime",
     "BadRecord": "partita.runtime",
     "Batch": "partita.runtime",
     "BatchSizer": "partita.runtime",

@@ -54,6 +54,7 @@ from ._stats import MailboxStats as MailboxStats
 from ._store import Checkpoint as Checkpoint
 from ._store import CheckpointStore as CheckpointStore
 from ._store import MemoryCheckpointStore as MemoryCheckpointStore
+from ._supervisor import Backoff as Backoff
 from ._supervisor import RestartPolicy as RestartPolicy
 from ._supervisor import Strategy as Strategy
 from ._supervisor import Supervisor as Supervisor
@@ -77,6 +78,7 @@ __all__ = [
     "ActorFailed",
     "ActorState",
     "ActorStats",
+    "Backoff",
     "BadRecord",
     "Barrier",
     "Batch",

@@ -242,7 +242,9 @@ class GraphStats:
 
     ``checkpoint`` is the last committed checkpoint (``None``: none yet, or
     checkpoints are off); ``resumed_from`` the id of the checkpoint this run
-    resumed from (``None``: it started from the beginning).
+    resumed from (``None``: it started from the beginning).  ``restarts`` counts the
+    actors' restarts by the restart policy, ``backoff_time`` the seconds they waited
+    before restarting, in all (:class:`Backoff`).
     """
 
     state: ActorState
@@ -252,6 +254,7 @@ class GraphStats:
     restarts: int
     checkpoint: CheckpointInfo | None = None
     resumed_from: int | None = None
+    backoff_time: float = 0.0
 
     def __getitem__(self, name: str) -> ActorStats:
         for actor in self.actors:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import random
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -24,6 +25,7 @@ from ._stats import GraphStats
 from ._units import parse_size, positive_duration_ms
 
 __all__ = [
+    "Backoff",
     "RestartPolicy",
     "Strategy",
     "Supervisor",
@@ -44,6 +46,56 @@ class Strategy(enum.Enum):
     """Every actor still running."""
 
 
+def _check_backoff_max(instance: Backoff, _attr: Any, value: float) -> None:
+    if value < instance.min:
+        raise ValueError(f"backoff max ({value}) must be >= min ({instance.min})")
+
+
+@attrs.frozen
+class Backoff:
+    """How long a crashed actor waits before it restarts: capped exponential with
+    jitter, as Akka's ``withBackoff(minBackoff, maxBackoff, randomFactor)``.
+
+    The ``n``-th restart within the policy's intensity window (``n`` counting from 0:
+    the restarts still inside ``within`` seconds before this one) waits
+    ``min(max, min * 2**n) * (1 + random_factor * u)`` seconds, ``u`` uniform in
+    ``[0, 1)``: so with jitter a wait may exceed ``max`` by the random factor, as in
+    Akka.  Crashes spread further apart than ``within`` start again from ``min``.
+    The wait is a ``trio.sleep`` (a ``MockClock`` controls it in tests); the graph
+    stays live meanwhile, and cancelling it ends the wait.
+
+    Args:
+        min: seconds before the first restart (> 0).
+        max: the cap before jitter (>= ``min``).
+        random_factor: the jitter's relative size (>= 0; 0: no jitter).
+        seed: seeds the jitter's random numbers (reproducible waits in tests);
+            ``None``: seeded from the system.
+
+    Example:
+        >>> import random
+        >>> b = Backoff(min=0.5, max=3.0, random_factor=0.0)
+        >>> [b.delay(n, random.Random()) for n in range(5)]
+        [0.5, 1.0, 2.0, 3.0, 3.0]
+    """
+
+    min: float = attrs.field(default=0.1, validator=attrs.validators.gt(0))
+    max: float = attrs.field(default=10.0, validator=_check_backoff_max)
+    random_factor: float = attrs.field(default=0.2, validator=attrs.validators.ge(0))
+    seed: int | None = None
+
+    def delay(self, n: int, rng: random.Random) -> float:
+        """Seconds the ``n``-th restart (from 0) of a window waits, jitter drawn from ``rng``."""
+        base = self.max if n >= 64 else min(self.max, self.min * 2.0**n)
+        if self.random_factor == 0:
+            return base
+        return base * (1.0 + self.random_factor * rng.random())
+
+
+def _check_backoff(_inst: Any, _attr: Any, value: Any) -> None:
+    if value is not None and not isinstance(value, Backoff):
+        raise TypeError(f"backoff must be a Backoff or None, got {value!r}")
+
+
 @attrs.frozen
 class RestartPolicy:
     """Restart crashed actors, at most ``max_restarts`` times within ``within`` seconds.
@@ -51,17 +103,23 @@ class RestartPolicy:
     One crash more than that escalates: the graph fails with the original error
     (:class:`RestartIntensityExceeded`, whose ``__cause__`` it is).  A restarted
     actor runs :meth:`Actor.on_start` again and handles the message it crashed
-    on again; its mailbox and what it already sent are kept.
+    on again; its mailbox and what it already sent are kept.  With ``backoff``
+    (a :class:`Backoff`), a crashed actor waits before it restarts (the graph's
+    stats count the time waited in ``backoff_time``); without, it restarts at once.
 
     Example:
         >>> from partita import Strategy
-        >>> RestartPolicy(Strategy.ONE_FOR_ONE, max_restarts=3, within=5.0)
-        RestartPolicy(strategy=<Strategy.ONE_FOR_ONE: 'one_for_one'>, max_restarts=3, within=5.0)
+        >>> policy = RestartPolicy(Strategy.ONE_FOR_ONE, max_restarts=3, within=5.0)
+        >>> policy.strategy.value, policy.max_restarts, policy.backoff
+        ('one_for_one', 3, None)
+        >>> RestartPolicy(backoff=Backoff(min=0.1, max=5.0, seed=1)).backoff.max
+        5.0
     """
 
     strategy: Strategy = Strategy.ONE_FOR_ONE
     max_restarts: int = attrs.field(default=3, validator=attrs.validators.ge(0))
     within: float = attrs.field(default=5.0, validator=attrs.validators.gt(0))
+    backoff: Backoff | None = attrs.field(default=None, validator=_check_backoff)
 
 
 def _max_memory(value: Any) -> int | None:
@@ -189,6 +247,8 @@ class Supervisor:
     _runs: dict[str, _Run] = attrs.field(init=False, factory=dict)
     _restart_times: deque[float] = attrs.field(init=False, factory=deque)
     _restarts: int = attrs.field(init=False, default=0)
+    _backoff_time: float = attrs.field(init=False, default=0.0)
+    _rng: random.Random | None = attrs.field(init=False, default=None)
     _failure: ActorFailed | None = attrs.field(init=False, default=None)
     _actors_scope: trio.CancelScope | None = attrs.field(init=False, default=None)
     _service: trio.Nursery | None = attrs.field(init=False, default=None)
@@ -259,6 +319,7 @@ class Supervisor:
         try:
             while True:
                 run.restart_requested = False
+                delay: float | None = 0.0
                 with trio.CancelScope() as scope:
                     run.scope = scope
                     try:
@@ -272,9 +333,12 @@ class Supervisor:
                     except Exception as exc:
                         cell.fail()
                         status.started()
-                        if not self._may_restart(actor, exc):
+                        delay = self._may_restart(actor, exc)
+                        if delay is None:
                             return
                 if cell.state is _S.FAILED:
+                    if delay:
+                        await self._back_off(delay)
                     cell.restart()
                     if self.restart is not None and self.restart.strategy is Strategy.ONE_FOR_ALL:
                         self._restart_others(run)
@@ -286,15 +350,17 @@ class Supervisor:
         finally:
             cell.cancelled()
 
-    def _may_restart(self, actor: Actor, exc: Exception) -> bool:
+    def _may_restart(self, actor: Actor, exc: Exception) -> float | None:
+        """Whether ``actor`` restarts after ``exc``: the seconds to wait first, or
+        ``None`` (it does not: the graph fails, or is being cancelled)."""
         policy = self.restart
         if self._cancelled:
             # The graph is being cancelled on purpose: a crash racing that ends
             # with it, CANCELLED, instead of turning the cancel into a failure.
-            return False
+            return None
         if policy is None or self._failure is not None:
             self._fail_graph(ActorFailed(actor.name, exc, getattr(exc, "offset", None)), exc)
-            return False
+            return None
         now = trio.current_time()
         times = self._restart_times
         while times and times[0] <= now - policy.within:
@@ -302,10 +368,25 @@ class Supervisor:
         if len(times) >= policy.max_restarts:
             err = RestartIntensityExceeded(actor.name, exc, len(times), policy.within)
             self._fail_graph(err, exc)
-            return False
+            return None
+        backoff = policy.backoff
+        delay = 0.0
+        if backoff is not None:
+            if self._rng is None:
+                self._rng = random.Random(backoff.seed)
+            delay = backoff.delay(len(times), self._rng)
         times.append(now)
         self._restarts += 1
-        return True
+        return delay
+
+    async def _back_off(self, delay: float) -> None:
+        """Wait ``delay`` seconds before a restart; count the time waited (even if the
+        graph is cancelled meanwhile)."""
+        start = trio.current_time()
+        try:
+            await trio.sleep(delay)
+        finally:
+            self._backoff_time += trio.current_time() - start
 
     def _restart_others(self, crashed: _Run) -> None:
         for run in self._runs.values():
@@ -459,6 +540,7 @@ class Supervisor:
             memory_in_use=sum(a.estimated_memory for a in actors),
             max_memory=None if self.budget is None else self.budget.max_bytes,
             restarts=self._restarts,
+            backoff_time=self._backoff_time,
             checkpoint=None if checkpoints is None else checkpoints.last,
             resumed_from=None if checkpoints is None else checkpoints.restored,
         )
