@@ -3,6 +3,7 @@
 See ``docs/api.md``.
 """
 
+from ._csv_sink import CsvSink as CsvSink
 from ._dead_letter import DeadLetterSink as DeadLetterSink
 from ._files import CsvSource as CsvSource
 from ._files import JsonLinesSource as JsonLinesSource
@@ -10,6 +11,7 @@ from ._flow import Flow as Flow
 from ._flow import FlowStream as FlowStream
 from ._generator import TradeSource as TradeSource
 from ._merge import MergeActor as MergeActor
+from ._parquet_sink import ParquetSink as ParquetSink
 from ._partition import PartitionActor as PartitionActor
 from ._postgres_errors import PostgresError as PostgresError
 from ._postgres_sink import PostgresSink as PostgresSink
@@ -34,6 +36,7 @@ __all__ = [
     "AsyncIterableSource",
     "CallbackSink",
     "CollectSink",
+    "CsvSink",
     "CsvSource",
     "DeadLetterSink",
     "Flow",
@@ -42,6 +45,7 @@ __all__ = [
     "JsonLinesSink",
     "JsonLinesSource",
     "MergeActor",
+    "ParquetSink",
     "PartitionActor",
     "PostgresError",
     "PostgresSink",

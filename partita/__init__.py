@@ -27,6 +27,7 @@ if _typing.TYPE_CHECKING:
     from partita.actors import AsyncIterableSource as AsyncIterableSource
     from partita.actors import CallbackSink as CallbackSink
     from partita.actors import CollectSink as CollectSink
+    from partita.actors import CsvSink as CsvSink
     from partita.actors import CsvSource as CsvSource
     from partita.actors import DeadLetterSink as DeadLetterSink
     from partita.actors import Flow as Flow
@@ -34,6 +35,7 @@ if _typing.TYPE_CHECKING:
     from partita.actors import IterableSource as IterableSource
     from partita.actors import JsonLinesSink as JsonLinesSink
     from partita.actors import JsonLinesSource as JsonLinesSource
+    from partita.actors import ParquetSink as ParquetSink
     from partita.actors import PostgresError as PostgresError
     from partita.actors import PostgresSink as PostgresSink
     from partita.actors import PostgresSource as PostgresSource
@@ -101,6 +103,7 @@ __all__ = [
     "CollectSink",
     "CompiledQuery",
     "ConsumerGone",
+    "CsvSink",
     "CsvSource",
     "DeadLetter",
     "DeadLetterSink",
@@ -113,6 +116,7 @@ __all__ = [
     "JsonLinesSink",
     "JsonLinesSource",
     "MemoryLimitExceeded",
+    "ParquetSink",
     "PartitaError",
     "PostgresError",
     "PostgresSink",
@@ -164,6 +168,7 @@ _HOMES: dict[str, str] = {
     "CollectSink": "partita.actors",
     "CompiledQuery": "partita.sql",
     "ConsumerGone": "partita.runtime",
+    "CsvSink": "partita.actors",
     "CsvSource": "partita.actors",
     "DeadLetter": "partita.runtime",
     "DeadLetterSink": "partita.actors",
@@ -176,6 +181,7 @@ _HOMES: dict[str, str] = {
     "JsonLinesSink": "partita.actors",
     "JsonLinesSource": "partita.actors",
     "MemoryLimitExceeded": "partita.runtime",
+    "ParquetSink": "partita.actors",
     "PartitaError": "partita.runtime",
     "PostgresError": "partita.actors",
     "PostgresSink": "partita.actors",

@@ -19,8 +19,10 @@ from rich.console import Console
 from rich.syntax import Syntax
 
 from partita.actors import (
+    CsvSink,
     DeadLetterSink,
     JsonLinesSink,
+    ParquetSink,
     PostgresSink,
     RecordSource,
     RedisStreamSink,
@@ -44,7 +46,7 @@ from ._parse import (
     size_option,
     ui_option,
 )
-from ._paths import check_paths, make_source
+from ._paths import OUTPUT_FORMATS, check_paths, make_sink, make_source, output_format
 from ._postgres import is_postgres_url, postgres_sink, postgres_source
 from ._progress import ProgressDisplay, summary_table
 from ._redis import consume, is_redis_url, produce, redis_sink, redis_source
@@ -103,8 +105,17 @@ def _sql_options(verb: str) -> Callable[[Callable[..., Any]], Callable[..., Any]
     default="-",
     show_default=True,
     metavar="PATH|-",
-    help="Where result rows go, one JSON object per line (- is stdout), or a Postgres "
-    "table: postgres://user@host:port/db?table=T[&key=K1,K2] (key: upsert).",
+    help="Where result rows go: a file (by --output-format; - is stdout, JSON lines), or "
+    "a Postgres table: postgres://user@host:port/db?table=T[&key=K1,K2] (key: upsert).",
+)
+@click.option(
+    "--output-format",
+    "output_fmt",
+    type=click.Choice(OUTPUT_FORMATS),
+    default="auto",
+    show_default=True,
+    help="Output format; auto picks csv for *.csv, parquet for *.parquet / *.pq, else "
+    "JSON lines (parquet needs the parquet extra).",
 )
 @click.option(
     "--format",
@@ -221,6 +232,7 @@ def run(
     input_path: str,
     pg_query: str | None,
     output_path: str,
+    output_fmt: str,
     fmt: str,
     partitions: int,
     limit: int | None,
@@ -238,7 +250,7 @@ def run(
     progress: bool | None,
     ui: tuple[str, int] | None,
 ) -> None:
-    """Run QUERY over an input; write one JSON object per result row."""
+    """Run QUERY over an input; write the result rows (JSON lines, CSV or Parquet)."""
     policy, error_path = on_error
     if error_path is not None:
         if dead_letter_path is not None and dead_letter_path != error_path:
@@ -262,6 +274,19 @@ def run(
     if checkpoint_dir is not None and input_path == "-":
         fail("--checkpoint needs an --input file: standard input cannot be read again", EXIT_USAGE)
     check_paths(input_path, output_path, dead_letter_path)
+    to_server = is_postgres_url(output_path) or is_redis_url(output_path)
+    if to_server and output_fmt != "auto":
+        fail(f"--output-format {output_fmt} is for an --output file, not a server", EXIT_USAGE)
+    if (
+        not to_server
+        and checkpoint_dir is not None
+        and output_format(output_path, output_fmt) == "parquet"
+    ):
+        fail(
+            "--checkpoint cannot resume a Parquet output (the file is complete only at "
+            "the end): write CSV or JSON lines, or run without --checkpoint",
+            EXIT_USAGE,
+        )
     compiled = compile_or_exit(
         query_text(query, sql_file),
         allowed_lateness=allowed_lateness,
@@ -284,12 +309,12 @@ def run(
         source.sizer = BatchSizer.fixed(batch_size)
     if idle_timeout is not None:
         source.idle_timeout = idle_timeout / 1000
-    sink: JsonLinesSink | PostgresSink | RedisStreamSink = (
+    sink: JsonLinesSink | CsvSink | ParquetSink | PostgresSink | RedisStreamSink = (
         postgres_sink(output_path)
         if is_postgres_url(output_path)
         else redis_sink(output_path)
         if is_redis_url(output_path)
-        else JsonLinesSink("sink", output_path)
+        else make_sink(output_path, output_fmt)
     )
     # with nowhere to write them (--late update's expired records), dead letters are
     # counted in the stats but never kept: memory must not grow with the stream
@@ -318,7 +343,11 @@ def run(
         checkpoints=checkpoints,
         ui=ui,
     )
-    if isinstance(sink, JsonLinesSink) and sink.reader_gone and not _limit_reached(target):
+    if (
+        isinstance(sink, JsonLinesSink | CsvSink)
+        and sink.reader_gone
+        and not _limit_reached(target)
+    ):
         # The reader of stdout went away (`| head`): stop quietly, as SIGPIPE would.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())

@@ -12,12 +12,13 @@ from __future__ import annotations
 import os
 import stat
 
-from partita.actors import CsvSource, JsonLinesSource
+from partita.actors import CsvSink, CsvSource, JsonLinesSink, JsonLinesSource, ParquetSink
+from partita.actors._parquet_sink import import_pyarrow
 from partita.runtime import OnError
 
 from ._exit import EXIT_USAGE, fail
 
-__all__ = ["check_paths", "make_source"]
+__all__ = ["OUTPUT_FORMATS", "check_paths", "make_sink", "make_source", "output_format"]
 
 _Identity = tuple[int, int] | str  # (device, inode) of a file that exists, else its real path
 
@@ -80,3 +81,35 @@ def make_source(path: str, fmt: str, on_error: OnError) -> JsonLinesSource | Csv
             fail("--format csv needs a file path, not '-'", EXIT_USAGE)
         return CsvSource("source", path, on_error=on_error)
     return JsonLinesSource("source", path, on_error=on_error)
+
+
+OUTPUT_FORMATS = ("auto", "jsonl", "csv", "parquet")
+
+
+def output_format(path: str, fmt: str) -> str:
+    """The format ``--output-format`` names, or by ``auto`` the file's extension:
+    ``.csv`` is CSV, ``.parquet`` / ``.pq`` Parquet, anything else (and ``-``) JSON lines."""
+    if fmt != "auto":
+        return fmt
+    lower = path.lower()
+    if lower.endswith(".csv"):
+        return "csv"
+    if lower.endswith((".parquet", ".pq")):
+        return "parquet"
+    return "jsonl"
+
+
+def make_sink(path: str, fmt: str) -> JsonLinesSink | CsvSink | ParquetSink:
+    """The file sink ``--output`` and ``--output-format`` ask for (exit 2 if it cannot be)."""
+    fmt = output_format(path, fmt)
+    if fmt == "csv":
+        return CsvSink("sink", path)
+    if fmt == "parquet":
+        if path == "-":
+            fail("--output-format parquet needs an --output file, not '-'", EXIT_USAGE)
+        try:
+            import_pyarrow()
+        except ImportError as exc:
+            fail(str(exc), EXIT_USAGE)
+        return ParquetSink("sink", path)
+    return JsonLinesSink("sink", path)
