@@ -92,3 +92,30 @@ def test_a_group_by_upserted_into_a_postgres_table(postgres: PostgresServer) -> 
     )  # fmt: skip
     assert done.returncode == 2
     assert "needs the table" in done.stderr
+
+
+def test_emit_changes_with_retractions_into_an_upsert_table(postgres: PostgresServer) -> None:
+    postgres.execute(
+        "DROP TABLE IF EXISTS r_in, r_out; CREATE TABLE r_in AS SELECT i AS id, "
+        "'k' || (i % 3) AS k, i AS v FROM generate_series(1, 30) i; "
+        "CREATE TABLE r_out (k text PRIMARY KEY, n bigint, s bigint)"
+    )
+    sql = (
+        "SELECT k, COUNT(*) AS n, SUM(v) AS s FROM t GROUP BY k HAVING SUM(v) < 150 "
+        "EMIT CHANGES WITH RETRACTIONS"
+    )
+    query = "SELECT id, k, v FROM r_in"
+    done = partita(
+        "run", "--sql", sql, "--input", postgres.dsn, "--query", query,
+        "--output", f"{postgres.dsn}?table=r_out&key=k",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    # k0 (165) and k2 (155) passed the HAVING and were retracted once they left it
+    assert postgres.execute("SELECT k, n, s FROM r_out ORDER BY k") == [("k1", 10, 145)]
+    done = partita(
+        "run", "--sql", sql, "--input", postgres.dsn, "--query", query,
+        "--output", f"{postgres.dsn}?table=r_in",
+    )  # fmt: skip
+    assert done.returncode == 1
+    [line] = done.stderr.strip().splitlines()
+    assert 'a retraction (a row with "_retract": true)' in line and "key=" in line
