@@ -31,6 +31,8 @@ from ._sqlgraph import QueryStream as QueryStream
 from ._sqlgraph import build_sql_graph as build_sql_graph
 from ._sqlgraph import open_sql as open_sql
 from ._sqlgraph import run_sql as run_sql
+from ._worker import Worker as Worker
+from ._worker import WorkerStats as WorkerStats
 
 __all__ = [
     "AsyncIterableSource",
@@ -58,6 +60,8 @@ __all__ = [
     "RedisStreamSource",
     "RouterActor",
     "TradeSource",
+    "Worker",
+    "WorkerStats",
     "build_sql_graph",
     "open_sql",
     "run_sql",

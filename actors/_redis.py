@@ -7,7 +7,11 @@ Layout of a topic ``T`` with ``N`` partitions (the names are
   later worker keeps for partition ``p`` (lease, state, position) goes under
   the same hash tag ``{T:p}``, so it lives in one Redis Cluster slot and one
   MULTI/EXEC or Lua script can commit it atomically.
-- ``partita:topic:{T}``: a hash with ``partitions`` (``N``, fixed once made).
+- ``partita:topic:{T}``: a hash with ``partitions`` (``N``, fixed once made),
+  ``key`` (the field records were routed by, when produced with a key) and, for
+  an output topic written by workers (``partita worker``), ``source``: the input
+  topic ``S``, whose partition ``p`` wrote the stream ``{S:p}:out:T`` (read in
+  place of ``{T:p}``).
 
 An entry holds a batch: field ``r`` is a msgpack array of records (JSON-able
 maps).  A partition's end (a bounded topic) is an entry with field ``end``:
@@ -144,15 +148,37 @@ async def topic_partitions(client: Any, topic: str) -> int | None:
     return None if value is None else int(value)
 
 
-async def ensure_topic(client: Any, url: str, topic: str, partitions: int) -> None:
-    """Create ``topic`` with ``partitions``, or check an existing one has that many."""
-    await client.hsetnx(meta_key(topic), "partitions", str(partitions))
+async def ensure_topic(
+    client: Any, url: str, topic: str, partitions: int, key: str | None = None
+) -> None:
+    """Create ``topic`` with ``partitions`` (and the ``key`` field it is routed by), or
+    check an existing one has that many (and that key)."""
+    meta = meta_key(topic)
+    await client.hsetnx(meta, "partitions", str(partitions))
     have = await topic_partitions(client, topic)
     if have != partitions:
         raise RedisError(
             _describe(url),
             f"topic {topic!r} has {have} partitions, not {partitions}",
         )
+    if key is None or partitions == 1:
+        return
+    await client.hsetnx(meta, "key", key)
+    routed = await client.hget(meta, "key")
+    if routed is not None and routed.decode() != key:
+        raise RedisError(
+            _describe(url), f"topic {topic!r} is partitioned by {routed.decode()!r}, not {key!r}"
+        )
+
+
+async def stream_keys(client: Any, topic: str, partitions: int) -> list[str]:
+    """The stream key of each partition of ``topic``: ``{T:p}``, or for an output topic
+    of workers (meta ``source`` = ``S``) ``{S:p}:out:T``."""
+    source = await client.hget(meta_key(topic), "source")
+    if source is None:
+        return [partition_key(topic, p) for p in range(partitions)]
+    # actors._leases.output_key's layout (not imported: _leases imports this module)
+    return [f"{partition_key(source.decode(), p)}:out:{topic}" for p in range(partitions)]
 
 
 @attrs.define(eq=False)
@@ -198,6 +224,7 @@ class RedisStreamSource(RecordSource):
     entries_read: int = attrs.field(init=False, default=0)
     _positions: dict[int, str] = attrs.field(init=False, factory=dict)
     _ended: set[int] = attrs.field(init=False, factory=set)
+    _keys: list[str] = attrs.field(init=False, factory=list)
 
     @property
     def server(self) -> str:
@@ -235,7 +262,7 @@ class RedisStreamSource(RecordSource):
         """``start``, with ``"$"`` made the partition's last entry id now (or ``"0-0"``)."""
         if self.start != "$":
             return self.start
-        last = await client.xrevrange(partition_key(self.topic, partition), count=1)
+        last = await client.xrevrange(self._keys[partition], count=1)
         return _entry_id(last[0].identifier) if last else START
 
     async def _read(self, client: Any) -> None:
@@ -243,6 +270,7 @@ class RedisStreamSource(RecordSource):
         if count is None:
             raise RedisError(self.server, f"no topic {self.topic!r}")
         wanted = list(range(count)) if self.partitions is None else list(self.partitions)
+        self._keys = await stream_keys(client, self.topic, count)
         for p in wanted:
             if p not in self._positions:
                 self._positions[p] = await self._first_position(client, p)
@@ -251,7 +279,7 @@ class RedisStreamSource(RecordSource):
             if not live:
                 return
             n = max(1, self.batch_size // 256)
-            streams = {partition_key(self.topic, p): self._positions[p] for p in live}
+            streams = {self._keys[p]: self._positions[p] for p in live}
             reply = await client.xread(streams, count=n, block=self.block_ms)
             if not reply:
                 if self.idle_timeout is not None:
@@ -260,7 +288,7 @@ class RedisStreamSource(RecordSource):
             records: list[Record] = []
             dead: list[DeadLetter] = []
             failure: BadRecord | None = None
-            by_key = {partition_key(self.topic, p): p for p in live}
+            by_key = {self._keys[p]: p for p in live}
             for key, entries in reply.items():
                 p = by_key[key.decode() if isinstance(key, bytes) else key]
                 for entry in entries:
@@ -346,7 +374,7 @@ class RedisStreamSink(Sink):
         try:
             async with open_redis(self.url) as client:
                 if not self._checked:
-                    await ensure_topic(client, self.url, self.topic, self.partitions)
+                    await ensure_topic(client, self.url, self.topic, self.partitions, self.key)
                     self._checked = True
                 for p, fields in entries:
                     await client.xadd(partition_key(self.topic, p), fields)

@@ -46,6 +46,8 @@ if _typing.TYPE_CHECKING:
     from partita.actors import RedisStreamSink as RedisStreamSink
     from partita.actors import RedisStreamSource as RedisStreamSource
     from partita.actors import TradeSource as TradeSource
+    from partita.actors import Worker as Worker
+    from partita.actors import WorkerStats as WorkerStats
     from partita.actors import open_sql as open_sql
     from partita.actors import run_sql as run_sql
     from partita.runtime import Actor as Actor
@@ -139,6 +141,8 @@ __all__ = [
     "TradeSource",
     "UiServer",
     "Watermark",
+    "Worker",
+    "WorkerStats",
     "compile_query",
     "explain",
     "open_sql",
@@ -204,6 +208,8 @@ _HOMES: dict[str, str] = {
     "TradeSource": "partita.actors",
     "UiServer": "partita._ui",
     "Watermark": "partita.runtime",
+    "Worker": "partita.actors",
+    "WorkerStats": "partita.actors",
     "compile_query": "partita.sql",
     "explain": "partita.sql",
     "open_sql": "partita.actors",

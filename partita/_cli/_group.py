@@ -37,6 +37,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "partita._cli._commands",
         "Run QUERY over an input; write one JSON object per result row.",
     ),
+    "worker": (
+        "partita._cli._worker",
+        "Run QUERY over the partitions of topic T this worker owns, into topic O.",
+    ),
 }
 
 

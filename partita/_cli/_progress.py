@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from typing import Protocol
 
 import attrs
 import trio
@@ -20,9 +21,15 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from partita.runtime import ActorStats, CheckpointInfo, GraphStats, Supervisor
+from partita.runtime import ActorStats, CheckpointInfo, GraphStats
 
-__all__ = ["ProgressDisplay", "RateMeter", "records_read", "summary_table"]
+__all__ = ["HasStats", "ProgressDisplay", "RateMeter", "records_read", "summary_table"]
+
+
+class HasStats(Protocol):
+    """What the display reads: a :class:`runtime.Supervisor`, or anything with its ``stats()``."""
+
+    def stats(self) -> GraphStats: ...
 
 
 def records_read(stats: GraphStats) -> int:
@@ -82,6 +89,8 @@ class ProgressDisplay:
         interval: seconds between refreshes.
         log_interval: when ``console`` is not a terminal (``--progress`` into a
             log file or pipe), seconds between plain one-line status updates.
+        status: more to say at the end of the headline (``partita worker``: the
+            partitions owned, Redis retries).
     """
 
     console: Console
@@ -90,10 +99,11 @@ class ProgressDisplay:
     total: int | None = None
     interval: float = 0.25
     log_interval: float = 1.0
+    status: Callable[[], str] | None = None
     _meter: RateMeter = attrs.field(init=False, factory=RateMeter)
     _started: float = attrs.field(init=False, default=0.0)
 
-    async def run(self, supervisor: Supervisor) -> None:
+    async def run(self, supervisor: HasStats) -> None:
         """Redraw every ``interval`` seconds until cancelled (then draw once more).
 
         On a console that is not a terminal a live panel cannot redraw, so a plain
@@ -141,6 +151,8 @@ class ProgressDisplay:
                 head.append(f" of {_mib(stats.max_memory)}")
         if stats.checkpoint is not None:
             head.append(f"  {checkpoint_text(stats.checkpoint, now)}")
+        if self.status is not None:
+            head.append(f"  {self.status()}")
         return head
 
     def render(self, stats: GraphStats) -> Group:
