@@ -14,7 +14,7 @@ import partita
 def test_all_is_sorted_and_complete() -> None:
     assert partita.__all__ == sorted(partita.__all__, key=lambda n: (not n[:1].isupper(), n))
     public = {n for n in dir(partita) if not n.startswith("_")}
-    submodules = {"actors", "runtime", "sql", "annotations"}
+    submodules = {"actors", "runtime", "sql", "testing", "annotations"}
     assert public - submodules == set(partita.__all__)
 
 

@@ -29,7 +29,9 @@ def modules_of(package: str) -> list[ModuleType]:
     return found
 
 
-@pytest.mark.parametrize("package", ["partita", "partita.runtime", "partita.actors", "partita.sql"])
+@pytest.mark.parametrize(
+    "package", ["partita", "partita.runtime", "partita.actors", "partita.sql", "partita.testing"]
+)
 def test_all_is_sorted_and_complete(package: str) -> None:
     checked = 0
     for module in modules_of(package):
