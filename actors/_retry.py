@@ -148,8 +148,9 @@ async def retrying(
     ``on_retry`` (say, to show "redis unavailable, retrying in 1.6 s" in
     progress and stats), then waited out with :func:`trio.sleep` (so a
     ``MockClock`` controls it) for :func:`backoff_delay`.  Any other error
-    propagates at once.  ``op`` must be safe to repeat: a Lua script is, as it
-    runs wholly or not at all.
+    propagates at once.  ``op`` must be safe to repeat.  A fenced commit is
+    not: if its reply was lost after it ran, a retry appends its rows again,
+    so look at ``load_committed`` before retrying one.
 
     Args:
         op: the operation; called once per attempt.

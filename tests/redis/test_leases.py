@@ -317,3 +317,26 @@ def test_docstring_examples() -> None:
 
     result = doctest.testmod(_leases, raise_on_error=False, verbose=False)
     assert result.failed == 0 and result.attempted >= 5
+
+
+async def test_the_operations_guide_example(
+    redis_server: RedisServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).parents[2] / "docs" / "operations.md").read_text(encoding="utf-8")
+    section = text[text.index("## Ownership, leases and fencing") :]
+    program = re.findall(r"```python\n(.*?)```", section, re.S)[0]
+    assert program.rstrip().endswith("trio.run(main)")
+    program = program.replace('"redis://127.0.0.1:6379"', repr(redis_server.url))
+    namespace: dict[str, Any] = {"__name__": "operations_example"}
+    exec(compile(program.replace("trio.run(main)", ""), "docs/operations.md", "exec"), namespace)
+    await namespace["main"]()
+    out = capsys.readouterr().out.splitlines()
+    assert out == [
+        "a commits: True",
+        "tokens: 1 -> 2",
+        "zombie a commits: False renews: None",
+        "committed: 1 1-0",
+    ]
