@@ -11,6 +11,7 @@ from ._flow import Flow as Flow
 from ._flow import FlowStream as FlowStream
 from ._generator import TradeSource as TradeSource
 from ._merge import MergeActor as MergeActor
+from ._operators import OperatorError as OperatorError
 from ._parquet_sink import ParquetSink as ParquetSink
 from ._partition import PartitionActor as PartitionActor
 from ._postgres_errors import PostgresError as PostgresError
@@ -47,6 +48,7 @@ __all__ = [
     "JsonLinesSink",
     "JsonLinesSource",
     "MergeActor",
+    "OperatorError",
     "ParquetSink",
     "PartitionActor",
     "PostgresError",

@@ -6,24 +6,28 @@ import os
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from copy import deepcopy
-from typing import Any
+from typing import Any, TypeAlias
 
 import attrs
 
 from partita.runtime import (
     Actor,
+    DeadLetter,
     Duration,
     Graph,
     GraphStats,
+    OnError,
     Record,
     Sink,
     Source,
     Supervisor,
     SupervisorOptions,
+    check_on_error,
     open_supervisor,
 )
 
 from ._checkpoints import CheckpointTarget, checkpointed
+from ._dead_letter import DeadLetterSink
 from ._merge import MergeActor
 from ._operators import (
     FilterActor,
@@ -31,9 +35,14 @@ from ._operators import (
     KeyByActor,
     KeyFn,
     MapActor,
+    OperatorActor,
     StatefulActor,
+    check_sync,
     qualname,
+    short_name,
 )
+
+DeadLetterTarget: TypeAlias = Sink | str | os.PathLike[str] | None
 
 __all__ = ["Flow", "FlowStream"]
 
@@ -71,17 +80,57 @@ class Flow:
     """
 
     capacity: int = attrs.field(default=8, validator=attrs.validators.ge(1))
+    on_error: OnError = attrs.field(default="fail", kw_only=True, converter=check_on_error)
+    dead_letter: DeadLetterTarget = attrs.field(default=None, kw_only=True)
     graph: Graph = attrs.field(init=False, factory=Graph)
     _count: int = attrs.field(init=False, default=0)
     # what fingerprint() says of each step, in the order they were added
     _steps: list[str] = attrs.field(init=False, factory=list)
+    # how many outputs each actor has so far (a dead-letter output comes after them)
+    _outputs: dict[str, int] = attrs.field(init=False, factory=dict)
+    # the operators whose policy can dead-letter, wired to one sink when the flow runs
+    _dead_senders: list[OperatorActor] = attrs.field(init=False, factory=list)
+    _dead_sink: Sink | None = attrs.field(init=False, default=None)
+    _wired: bool = attrs.field(init=False, default=False)
 
     def _name(self, kind: str, name: str | None) -> str:
         self._count += 1
         return name if name is not None else f"{kind}-{self._count}"
 
     def _add(self, actor: Actor, inputs: Iterable[Actor]) -> Actor:
-        return self.graph.add(actor, inputs=inputs, capacity=self.capacity)
+        inputs = list(inputs)
+        self.graph.add(actor, inputs=inputs, capacity=self.capacity)
+        for upstream in inputs:
+            self._outputs[upstream.name] = self._outputs.get(upstream.name, 0) + 1
+        if isinstance(actor, OperatorActor) and actor.on_error == "dead-letter":
+            self._dead_senders.append(actor)
+        return actor
+
+    def _policy(self, on_error: OnError | None) -> OnError:
+        return self.on_error if on_error is None else check_on_error(on_error)
+
+    def _wire(self) -> None:
+        """Once, before the flow runs: the dead-letter sink, if any operator needs it."""
+        if self._wired:
+            return
+        self._wired = True
+        if not self._dead_senders:
+            return
+        target = self.dead_letter
+        sink = target if isinstance(target, Sink) else DeadLetterSink("dead-letter", target)
+        self.graph.add(sink, capacity=self.capacity)
+        for sender in self._dead_senders:
+            sender.dead_letter_output = self._outputs.get(sender.name, 0)
+            self.graph.connect(sender, sink)
+        self._dead_sink = sink
+
+    @property
+    def dead_letters(self) -> list[DeadLetter]:
+        """The dead letters kept in memory (no ``dead_letter`` destination given)."""
+        sink = self._dead_sink
+        if isinstance(sink, DeadLetterSink) and sink.path is None:
+            return list(sink.dead_letters)
+        return []
 
     def _step(self, text: str) -> None:
         self._steps.append(text)
@@ -160,6 +209,7 @@ class Flow:
         Leaving the block waits for the graph to end (like a nursery); call
         ``supervisor.cancel()`` to stop it sooner.  Options as for :meth:`run`.
         """
+        self._wire()
         async with (
             checkpointed(
                 SupervisorOptions.of(options, **fields),
@@ -214,23 +264,74 @@ class FlowStream:
         self.flow._step(f"{kind} {name} {qualname(fn)}{extra}")
         return name
 
-    def map(self, fn: Callable[[Record], Record], *, name: str | None = None) -> FlowStream:
-        """Replace each record by ``fn(record)``."""
-        return self._per_lane(self._operator("map", name, fn), lambda n: MapActor(n, fn))
+    def _options(self, kind: str, fn: object, on_error: OnError | None) -> dict[str, Any]:
+        """The keywords every operator actor takes: its label and its policy."""
+        return {"label": f"{kind}({short_name(fn)})", "on_error": self.flow._policy(on_error)}
 
-    def filter(self, predicate: Callable[[Record], Any], *, name: str | None = None) -> FlowStream:
-        """Keep the records for which ``predicate(record)`` is true."""
+    def map(
+        self,
+        fn: Callable[[Record], Record],
+        *,
+        name: str | None = None,
+        on_error: OnError | None = None,
+    ) -> FlowStream:
+        """Replace each record by ``fn(record)``.
+
+        ``on_error`` (``"fail"``, ``"skip"``, ``"dead-letter"``; default: the flow's)
+        says what a record ``fn`` raises on does, as for every operator.
+
+        Raises:
+            TypeError: ``fn`` is an ``async def`` (use :meth:`map_async`).
+        """
+        check_sync("map", fn, "map_async(fn, max_in_flight=...)")
+        opts = self._options("map", fn, on_error)
+        return self._per_lane(self._operator("map", name, fn), lambda n: MapActor(n, fn, **opts))
+
+    def filter(
+        self,
+        predicate: Callable[[Record], Any],
+        *,
+        name: str | None = None,
+        on_error: OnError | None = None,
+    ) -> FlowStream:
+        """Keep the records for which ``predicate(record)`` is true.
+
+        Raises:
+            TypeError: ``predicate`` is an ``async def`` (use :meth:`filter_async`).
+        """
+        check_sync("filter", predicate, "filter_async(fn, max_in_flight=...)")
+        opts = self._options("filter", predicate, on_error)
         return self._per_lane(
-            self._operator("filter", name, predicate), lambda n: FilterActor(n, predicate)
+            self._operator("filter", name, predicate),
+            lambda n: FilterActor(n, predicate, **opts),
         )
 
     def flat_map(
-        self, fn: Callable[[Record], Iterable[Record]], *, name: str | None = None
+        self,
+        fn: Callable[[Record], Iterable[Record]],
+        *,
+        name: str | None = None,
+        on_error: OnError | None = None,
     ) -> FlowStream:
-        """Replace each record by the records of ``fn(record)`` (zero or more)."""
-        return self._per_lane(self._operator("flat_map", name, fn), lambda n: FlatMapActor(n, fn))
+        """Replace each record by the records of ``fn(record)`` (zero or more).
 
-    def key_by(self, key: KeyFn, *, partitions: int = 1, name: str | None = None) -> FlowStream:
+        Raises:
+            TypeError: ``fn`` is an ``async def`` (use :meth:`flat_map_async`).
+        """
+        check_sync("flat_map", fn, "flat_map_async(fn, max_in_flight=...)")
+        opts = self._options("flat_map", fn, on_error)
+        return self._per_lane(
+            self._operator("flat_map", name, fn), lambda n: FlatMapActor(n, fn, **opts)
+        )
+
+    def key_by(
+        self,
+        key: KeyFn,
+        *,
+        partitions: int = 1,
+        name: str | None = None,
+        on_error: OnError | None = None,
+    ) -> FlowStream:
         """Partition by ``key(record)``: hash it across ``partitions`` lanes.
 
         Records of one key always take one lane, in order; :meth:`stateful`
@@ -238,11 +339,16 @@ class FlowStream:
 
         Raises:
             ValueError: ``partitions < 1``.
+            TypeError: ``key`` is an ``async def``.
         """
         if partitions < 1:
             raise ValueError(f"partitions must be >= 1, got {partitions}")
+        check_sync("key_by", key, "a sync key (compute it with map_async first)")
         inputs = self._single()
-        actor = KeyByActor(self._operator("key_by", name, key, f" partitions={partitions}"), key)
+        opts = self._options("key_by", key, on_error)
+        actor = KeyByActor(
+            self._operator("key_by", name, key, f" partitions={partitions}"), key, **opts
+        )
         self.flow._add(actor, inputs)
         return FlowStream(self.flow, [actor], actor, partitions, key)
 
@@ -253,6 +359,7 @@ class FlowStream:
         init: Callable[[], Any] = dict,
         copy: Callable[[Any], Any] = deepcopy,
         name: str | None = None,
+        on_error: OnError | None = None,
     ) -> FlowStream:
         """Run ``fn(state, record) -> rows`` with one state per key (``init()`` makes one).
 
@@ -260,11 +367,18 @@ class FlowStream:
         A batch applies all or nothing: ``fn`` works on a ``copy`` of each state the
         batch touches, kept only when the whole batch succeeded, so under a
         restart policy a retried batch starts from the states before it.
-        ``copy=copy.copy`` is cheaper for flat states.
+        ``copy=copy.copy`` is cheaper for flat states.  A record skipped or
+        dead-lettered by ``on_error`` leaves the states as if it never came.
+
+        Raises:
+            TypeError: ``fn`` is an ``async def`` (do the awaiting in
+                :meth:`map_async` before it).
         """
+        check_sync("stateful", fn, "map_async(fn, max_in_flight=...) before it")
         key = self._key
+        opts = self._options("stateful", fn, on_error)
         step = self._operator("stateful", name, fn, f" init={qualname(init)}")
-        return self._per_lane(step, lambda n: StatefulActor(n, fn, init, key, copy))
+        return self._per_lane(step, lambda n: StatefulActor(n, fn, init, key, copy, **opts))
 
     def via(self, actor: Actor) -> FlowStream:
         """Send the stream through ``actor`` (any :class:`runtime.Actor`); lanes merge first."""

@@ -2,16 +2,20 @@
 
 Each handles a whole batch in one synchronous call: C-level ``map`` /
 ``filter`` / list building over ``batch.records``, no ``await`` per record.
-A function that raises fails the actor with :class:`runtime.BadRecord` naming
-the record's source offset (when the batch still carries offsets).
+A record the function raises on goes to the operator's error policy
+(:class:`OperatorActor`): by default it fails the actor with an
+:class:`OperatorError` naming the operator, the function and the record's source
+offset (when the batch still carries offsets).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable
+import inspect
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from copy import deepcopy
-from itertools import chain, compress
-from typing import Any, NoReturn
+from functools import partial
+from itertools import chain, compress, islice
+from typing import Any
 
 import attrs
 
@@ -20,11 +24,16 @@ from partita.runtime import (
     BadRecord,
     Batch,
     CheckpointCorrupt,
+    DeadLetter,
+    OnError,
     Record,
+    check_on_error,
     decode_state,
     encode_state,
 )
 from partita.sql import partition_of  # the SQL router's process-stable hash
+
+from ._dead_letter import emit_dead_letters
 
 __all__ = [
     "STATE_TYPES",
@@ -32,7 +41,12 @@ __all__ = [
     "FlatMapActor",
     "KeyByActor",
     "MapActor",
+    "OperatorActor",
+    "OperatorError",
     "StatefulActor",
+    "check_sync",
+    "describe_failure",
+    "short_name",
 ]
 
 KeyFn = Callable[[Record], Hashable]
@@ -50,64 +64,183 @@ def qualname(fn: object) -> str:
     return f"{module}.{name}"
 
 
-def _fail(actor: Actor, batch: Batch, index: int, exc: Exception) -> NoReturn:
-    reason = f"{type(exc).__name__}: {exc}"
-    raise BadRecord(reason, batch.offset_of(index), actor.name) from exc
+def short_name(fn: object) -> str:
+    """The user's function as an operator label names it: ``parse_order``, ``<lambda>``."""
+    name = getattr(fn, "__name__", None)
+    return name if isinstance(name, str) else type(fn).__name__
+
+
+def describe_failure(exc: BaseException) -> str:
+    """A record's failure in a few words: ``KeyError 'price'``, ``ValueError: bad x``."""
+    if isinstance(exc, KeyError):
+        return f"KeyError {exc}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def check_sync(kind: str, fn: object, instead: str) -> None:
+    """Refuse an ``async def`` where a sync operator would call it without awaiting.
+
+    Raises:
+        TypeError: ``fn`` is a coroutine function (or an async generator function, or
+            an object whose ``__call__`` is one); the message names ``instead``.
+    """
+    call: object = fn
+    if not (inspect.isroutine(fn) or isinstance(fn, partial)):
+        call = type(fn).__call__ if callable(fn) else fn  # an instance: its method
+    if inspect.iscoroutinefunction(call) or inspect.isasyncgenfunction(call):
+        name = short_name(fn)
+        raise TypeError(
+            f"{kind}({name}): {name} is an async function, and {kind} calls its function "
+            f"without awaiting it (it would emit coroutine objects); use {instead}"
+        )
+
+
+class OperatorError(BadRecord):
+    """A Flow operator's function raised on a record and the operator's policy is ``fail``.
+
+    Names the operator, the user's function and the record's source offset:
+    ``map(parse_order) at record offset 1042: KeyError 'price'``.  ``stage`` is the
+    operator's label (``map(parse_order)``), ``reason`` the error in a few words.
+
+    Example:
+        >>> str(OperatorError("KeyError 'price'", 1042, "map(parse_order)"))
+        "map(parse_order) at record offset 1042: KeyError 'price'"
+    """
+
+    def _describe(self, stage: str) -> str:
+        where = f" at record offset {self.offset}" if self.offset is not None else ""
+        return f"{self.stage}{where}: {self.reason}"
 
 
 @attrs.define(eq=False)
-class MapActor(Actor):
+class OperatorActor(Actor):
+    """What every Flow operator shares: its label, its error policy, its dead letters.
+
+    A record ``fn`` raises on is, by ``on_error``: ``"fail"``, an
+    :class:`OperatorError` that fails the actor; ``"skip"``, left out and counted
+    (``rows_errored``, ``errors_by_reason``); ``"dead-letter"``, counted and sent to
+    :attr:`dead_letter_output` (kept in :attr:`dead_letters` with none) as a
+    :class:`runtime.DeadLetter` whose stage is this actor's name.  With a dead-letter
+    output, data goes to the outputs before it only.
+    """
+
+    label: str = attrs.field(default="", kw_only=True)
+    on_error: OnError = attrs.field(default="fail", kw_only=True, converter=check_on_error)
+    dead_letter_output: int | None = attrs.field(default=None, kw_only=True)
+    dead_letters: list[DeadLetter] = attrs.field(init=False, factory=list)
+
+    def emit_batch(self, batch: Batch, output: int | None = None) -> None:
+        """Emit to ``output``, or to every data output (not the dead-letter one)."""
+        dead = self.dead_letter_output
+        if output is None and dead is not None:
+            super().emit_batch(batch, 0)
+            for index in range(1, dead):
+                self.emit_message(batch, index)
+            return
+        super().emit_batch(batch, output)
+
+    def record_failed(
+        self, exc: Exception, batch: Batch, index: int, letters: list[DeadLetter]
+    ) -> None:
+        """Apply the policy to ``batch.records[index]``, which raised ``exc``.
+
+        Raises:
+            OperatorError: the policy is ``"fail"``.
+        """
+        reason = describe_failure(exc)
+        offset = batch.offset_of(index)
+        if self.on_error == "fail":
+            raise OperatorError(reason, offset, self.label or self.name) from exc
+        self.count_error(reason)
+        if self.on_error == "dead-letter":
+            letters.append(
+                DeadLetter(batch.records[index], f"{self.label}: {reason}", offset, self.name)
+            )
+
+    def send_dead_letters(self, letters: list[DeadLetter]) -> None:
+        """Emit a batch's dead letters (one message), or keep them with no output."""
+        if letters:
+            emit_dead_letters(self, letters, self.dead_letter_output, self.dead_letters)
+
+    def call_each(self, fn: Callable[[Record], Any], batch: Batch) -> tuple[list[Any], list[int]]:
+        """``fn`` of every record (C-level ``map``); the failed indexes, by the policy.
+
+        Returns the results of the records that succeeded, in order, and the indexes
+        of those that failed (skipped or dead-lettered; with ``"fail"`` the first one
+        raises).
+        """
+        records = batch.records
+        results: list[Any] = []
+        failed: list[int] = []
+        letters: list[DeadLetter] = []
+        start = 0
+        n = len(records)
+        while start < n:
+            before = len(results)
+            try:
+                results.extend(map(fn, islice(records, start, None) if start else records))
+                break
+            except Exception as exc:
+                index = start + len(results) - before
+                self.record_failed(exc, batch, index, letters)
+                failed.append(index)
+                start = index + 1
+        self.send_dead_letters(letters)
+        return results, failed
+
+
+def without(items: Sequence[Any], failed: list[int]) -> list[Any]:
+    """``items`` less the (ascending) indexes ``failed``."""
+    if not len(items):
+        return []
+    drop = set(failed)
+    return [item for i, item in enumerate(items) if i not in drop]
+
+
+@attrs.define(eq=False)
+class MapActor(OperatorActor):
     """Emits ``fn(record)`` for every record; keeps the source offsets."""
 
     fn: Callable[[Record], Record]
 
     def on_batch(self, batch: Batch) -> None:
-        out: list[Record] = []
-        try:
-            out.extend(map(self.fn, batch.records))
-        except Exception as exc:
-            _fail(self, batch, len(out), exc)
-        self.emit_batch(Batch(out, batch.offsets))
+        out, failed = self.call_each(self.fn, batch)
+        offsets = without(batch.offsets, failed) if failed else batch.offsets
+        self.emit_batch(Batch(out, offsets))
 
 
 @attrs.define(eq=False)
-class FilterActor(Actor):
+class FilterActor(OperatorActor):
     """Keeps the records for which ``predicate(record)`` is true; counts the rest as filtered."""
 
     predicate: Callable[[Record], Any]
 
     def on_batch(self, batch: Batch) -> None:
-        records = batch.records
-        flags: list[Any] = []
-        try:
-            flags.extend(map(self.predicate, records))
-        except Exception as exc:
-            _fail(self, batch, len(flags), exc)
+        flags, failed = self.call_each(self.predicate, batch)
+        records, offsets = batch.records, batch.offsets
+        if failed:
+            records, offsets = without(records, failed), without(offsets, failed)
         kept = list(compress(records, flags))
         self.rows_filtered += len(records) - len(kept)
-        offsets = list(compress(batch.offsets, flags)) if len(batch.offsets) else ()
+        offsets = list(compress(offsets, flags)) if len(offsets) else ()
         if kept:
             self.emit_batch(Batch(kept, offsets))
 
 
 @attrs.define(eq=False)
-class FlatMapActor(Actor):
+class FlatMapActor(OperatorActor):
     """Emits every record of ``fn(record)`` (an iterable, possibly empty)."""
 
     fn: Callable[[Record], Iterable[Record]]
 
     def on_batch(self, batch: Batch) -> None:
-        parts: list[Iterable[Record]] = []
-        try:
-            parts.extend(map(self.fn, batch.records))
-            out = list(chain.from_iterable(parts))
-        except Exception as exc:
-            _fail(self, batch, len(parts), exc)
-        self.emit(out)
+        fn = self.fn
+        parts, _ = self.call_each(lambda record: list(fn(record)), batch)
+        self.emit(list(chain.from_iterable(parts)))
 
 
 @attrs.define(eq=False)
-class KeyByActor(Actor):
+class KeyByActor(OperatorActor):
     """Hash-partitions records by ``key(record)`` across its outputs.
 
     Records of one key always go to one output, in order.  Watermarks and
@@ -125,16 +258,14 @@ class KeyByActor(Actor):
         return partition_of(self._lanes, key, n) if lane is None else lane
 
     def on_batch(self, batch: Batch) -> None:
-        n = self.outputs
-        records = batch.records
-        keys: list[Hashable] = []
-        try:
-            keys.extend(map(self.key, records))
-        except Exception as exc:
-            _fail(self, batch, len(keys), exc)
+        n = self.lanes
+        keys, failed = self.call_each(self.key, batch)
+        if failed:
+            batch = Batch(without(batch.records, failed), without(batch.offsets, failed))
         if n <= 1:
             self.emit_batch(batch)
             return
+        records = batch.records
         if self.checkpointing:
             lane = self._lane
             keys = [lane(key, n) for key in keys]  # a lane i < n: hash(i) % n == i
@@ -158,9 +289,24 @@ class KeyByActor(Actor):
                 if buckets[i]:
                     self.emit_batch(Batch(buckets[i]), i)
 
+    @property
+    def lanes(self) -> int:
+        """The lanes it splits into: its outputs, less the dead-letter one."""
+        dead = self.dead_letter_output
+        return self.outputs if dead is None else dead
+
+
+class _AtRecord(Exception):
+    """The record at ``index`` raised ``error`` (inside a stateful batch)."""
+
+    def __init__(self, index: int, error: Exception) -> None:
+        super().__init__(index, error)
+        self.index = index
+        self.error = error
+
 
 @attrs.define(eq=False)
-class StatefulActor(Actor):
+class StatefulActor(OperatorActor):
     """Runs ``fn(state, record) -> rows`` with one state per key (``init()`` makes it).
 
     ``key`` is ``None`` for one state for all records.  States are dropped
@@ -174,6 +320,8 @@ class StatefulActor(Actor):
     the states as they were before the batch, and no record counts twice.
     The cost is one copy per key touched per batch, never of all the states;
     pass ``copy=copy.copy`` for flat states (numbers, strings) to make it cheap.
+    A record skipped or dead-lettered by the policy leaves no trace: the batch
+    is applied again, from the states before it, without that record.
     """
 
     fn: Callable[[Any, Record], Iterable[Record] | None]
@@ -183,21 +331,39 @@ class StatefulActor(Actor):
     states: dict[Hashable, Any] = attrs.field(init=False, factory=dict)
 
     def on_batch(self, batch: Batch) -> None:
+        skip: set[int] = set()
+        letters: list[DeadLetter] = []
+        while True:
+            try:
+                out, touched = self._apply(batch.records, skip)
+                break
+            except _AtRecord as at:
+                self.record_failed(at.error, batch, at.index, letters)
+                skip.add(at.index)
+        self.states.update(touched)
+        self.send_dead_letters(letters)
+        self.emit(out)
+
+    def _apply(
+        self, records: list[Record], skip: set[int]
+    ) -> tuple[list[Record], dict[Hashable, Any]]:
+        """The rows of ``records`` (less ``skip``) and the states they leave, by key."""
         fn = self.fn
         init = self.init
         copy = self.copy
         states = self.states
-        records = batch.records
         out: list[Record] = []
         extend = out.extend
         index = 0
         touched: dict[Hashable, Any] = {}  # this batch's working copies, by key
         try:
             if self.key is None:
-                if records:
+                if len(records) > len(skip):
                     old = states.get(None)
                     state = touched[None] = init() if old is None else copy(old)
                     for index in range(len(records)):
+                        if skip and index in skip:
+                            continue
                         rows = fn(state, records[index])
                         if rows:
                             extend(rows)
@@ -205,6 +371,8 @@ class StatefulActor(Actor):
                 keys = self.key
                 get = touched.get
                 for index in range(len(records)):
+                    if skip and index in skip:
+                        continue
                     record = records[index]
                     key = keys(record)
                     state = get(key)
@@ -215,9 +383,8 @@ class StatefulActor(Actor):
                     if rows:
                         extend(rows)
         except Exception as exc:
-            _fail(self, batch, index, exc)
-        states.update(touched)
-        self.emit(out)
+            raise _AtRecord(index, exc) from exc
+        return out, touched
 
     def snapshot_state(self) -> object:
         """Every key's state, encoded at once (one C-level pass in the usual case).
