@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from copy import deepcopy
 from typing import Any, TypeAlias
@@ -26,6 +26,7 @@ from partita.runtime import (
     open_supervisor,
 )
 
+from ._async_ops import AsyncKind, AsyncOperatorActor, Ordering, check_async, check_ordering
 from ._checkpoints import CheckpointTarget, checkpointed
 from ._dead_letter import DeadLetterSink
 from ._merge import MergeActor
@@ -323,6 +324,98 @@ class FlowStream:
         return self._per_lane(
             self._operator("flat_map", name, fn), lambda n: FlatMapActor(n, fn, **opts)
         )
+
+    def _async(
+        self,
+        kind: AsyncKind,
+        fn: Callable[[Record], Any],
+        max_in_flight: int,
+        ordered: Ordering,
+        name: str | None,
+        on_error: OnError | None,
+    ) -> FlowStream:
+        check_async(kind, fn, generators=kind == "flat_map")
+        if not isinstance(max_in_flight, int) or max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be an int >= 1, got {max_in_flight!r}")
+        ordering = check_ordering(ordered, self._key)
+        opts = self._options(f"{kind}_async", fn, on_error)
+        key = self._key
+        step = self._operator(
+            f"{kind}_async", name, fn, f" max_in_flight={max_in_flight} ordered={ordering!r}"
+        )
+        return self._per_lane(
+            step,
+            lambda n: AsyncOperatorActor(
+                n, fn, kind, max_in_flight, ordering, key if ordering == "key" else None, **opts
+            ),
+        )
+
+    def map_async(
+        self,
+        fn: Callable[[Record], Awaitable[Record]],
+        *,
+        max_in_flight: int = 16,
+        ordered: Ordering = True,
+        name: str | None = None,
+        on_error: OnError | None = None,
+    ) -> FlowStream:
+        """Replace each record by ``await fn(record)``, at most ``max_in_flight`` at once.
+
+        For calling a service or a database per record.  The records of a batch are
+        awaited concurrently by a pool of at most ``max_in_flight`` tasks (per lane
+        after :meth:`key_by`); the batch's results go on as one batch when all are
+        done, in input order (``ordered=True``), in input order per key
+        (``ordered="key"``, after :meth:`key_by`: a key's records are awaited one
+        after the other) or in completion order (``ordered=False``).  While a batch
+        is in flight the operator takes no more input: upstream waits.  Cancelling
+        the flow cancels the calls in flight; none is left running.
+
+        Example:
+            >>> import trio
+            >>> from partita import CollectSink, IterableSource
+            >>> async def enrich(r: dict) -> dict:
+            ...     await trio.sleep(0.01 * (3 - r["x"]))  # a slow service
+            ...     return {**r, "y": r["x"] * 10}
+            >>> out = CollectSink("out")
+            >>> flow = Flow()
+            >>> _ = flow.source(IterableSource("in", [{"x": i} for i in range(3)])).map_async(
+            ...     enrich, max_in_flight=3
+            ... ).sink(out)
+            >>> _ = trio.run(flow.run)
+            >>> out.rows
+            [{'x': 0, 'y': 0}, {'x': 1, 'y': 10}, {'x': 2, 'y': 20}]
+
+        Raises:
+            TypeError: ``fn`` is not an ``async def`` (use :meth:`map`).
+            ValueError: ``max_in_flight < 1``, or ``ordered`` is not ``True``,
+                ``False`` or ``"key"`` (``"key"`` needs :meth:`key_by` first).
+        """
+        return self._async("map", fn, max_in_flight, ordered, name, on_error)
+
+    def filter_async(
+        self,
+        predicate: Callable[[Record], Awaitable[Any]],
+        *,
+        max_in_flight: int = 16,
+        ordered: Ordering = True,
+        name: str | None = None,
+        on_error: OnError | None = None,
+    ) -> FlowStream:
+        """Keep the records for which ``await predicate(record)`` is true (as :meth:`map_async`)."""
+        return self._async("filter", predicate, max_in_flight, ordered, name, on_error)
+
+    def flat_map_async(
+        self,
+        fn: Callable[[Record], Any],
+        *,
+        max_in_flight: int = 16,
+        ordered: Ordering = True,
+        name: str | None = None,
+        on_error: OnError | None = None,
+    ) -> FlowStream:
+        """Replace each record by the records of ``await fn(record)`` (an iterable), or of
+        ``fn(record)`` when ``fn`` is an async generator (as :meth:`map_async`)."""
+        return self._async("flat_map", fn, max_in_flight, ordered, name, on_error)
 
     def key_by(
         self,

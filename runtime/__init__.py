@@ -5,6 +5,7 @@ See ``docs/concepts.md``.
 """
 
 from ._actor import Actor as Actor
+from ._actor import AsyncActor as AsyncActor
 from ._actor import Sink as Sink
 from ._batching import BatchSizer as BatchSizer
 from ._checkpoint import CheckpointCoordinator as CheckpointCoordinator
@@ -78,6 +79,7 @@ __all__ = [
     "ActorFailed",
     "ActorState",
     "ActorStats",
+    "AsyncActor",
     "Backoff",
     "BadRecord",
     "Barrier",

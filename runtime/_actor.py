@@ -29,7 +29,7 @@ from ._mailbox import Mailbox
 from ._messages import Barrier, Batch, Message, Record, Watermark
 from ._stats import NO_REASON, ActorStats, ErrorReasons
 
-__all__ = ["Actor", "Sink", "cell_of"]
+__all__ = ["Actor", "AsyncActor", "Sink", "cell_of"]
 
 
 class _LifecycleStateView:
@@ -356,6 +356,42 @@ class Sink(Actor):
 
         .. versionadded:: 0.1
         """
+
+
+@attrs.define(eq=False)
+class _AsyncCell(ActorCell):
+    """An async actor's cell: a batch is handed to :meth:`AsyncActor.on_batch_async`."""
+
+    async def take_batch(self, batch: Batch) -> None:
+        await cast("AsyncActor", self.actor).on_batch_async(batch)
+
+
+@attrs.define(eq=False)
+class AsyncActor(Actor):
+    """An actor whose batch handler awaits: one ``await`` per batch, never per record.
+
+    Override :meth:`on_batch_async` to call out (an HTTP service, a database) while
+    handling a batch; start any concurrent work in a nursery inside it, so that
+    nothing outlives the batch.  While it runs the actor takes no other message:
+    its inbox fills and upstream waits (backpressure).  What it emits is sent when
+    it returns, as for :meth:`Actor.on_batch`: if it raises, nothing was emitted and
+    a restart handles the batch again.  Watermarks, barriers and the end of the
+    stream reach it between batches, as for any actor.
+
+    Example:
+        >>> import attrs, trio
+        >>> @attrs.define(eq=False)
+        ... class Slow(AsyncActor):
+        ...     async def on_batch_async(self, batch: Batch) -> None:
+        ...         await trio.sleep(0)
+        ...         self.emit_batch(batch)
+    """
+
+    _cell_type: ClassVar[type[ActorCell]] = _AsyncCell
+
+    async def on_batch_async(self, batch: Batch) -> None:
+        """Handle one batch, awaiting as needed.  Default: :meth:`Actor.on_batch`."""
+        self.on_batch(batch)
 
 
 def cell_of(actor: Actor) -> ActorCell:
