@@ -21,62 +21,6 @@ from __future__ import annotations
 import importlib as _importlib
 import typing as _typing
 
-from partita.actors import AsyncIterableSource as AsyncIterableSource
-from partita.actors import CallbackSink as CallbackSink
-from partita.actors import CollectSink as CollectSink
-from partita.actors import CsvSource as CsvSource
-from partita.actors import DeadLetterSink as DeadLetterSink
-from partita.actors import Flow as Flow
-from partita.actors import FlowStream as FlowStream
-from partita.actors import IterableSource as IterableSource
-from partita.actors import JsonLinesSink as JsonLinesSink
-from partita.actors import JsonLinesSource as JsonLinesSource
-from partita.actors import OperatorError as OperatorError
-from partita.actors import PostgresError as PostgresError
-from partita.actors import PostgresSink as PostgresSink
-from partita.actors import PostgresSource as PostgresSource
-from partita.actors import QueryRun as QueryRun
-from partita.actors import QueryStream as QueryStream
-from partita.actors import RecordSource as RecordSource
-from partita.actors import RedisError as RedisError
-from partita.actors import RedisStreamSink as RedisStreamSink
-from partita.actors import RedisStreamSource as RedisStreamSource
-from partita.actors import TradeSource as TradeSource
-from partita.actors import open_sql as open_sql
-from partita.actors import run_sql as run_sql
-from partita.runtime import Actor as Actor
-from partita.runtime import ActorFailed as ActorFailed
-from partita.runtime import ActorState as ActorState
-from partita.runtime import ActorStats as ActorStats
-from partita.runtime import BadRecord as BadRecord
-from partita.runtime import Batch as Batch
-from partita.runtime import BatchSizer as BatchSizer
-from partita.runtime import CheckpointCorrupt as CheckpointCorrupt
-from partita.runtime import CheckpointError as CheckpointError
-from partita.runtime import ConsumerGone as ConsumerGone
-from partita.runtime import DeadLetter as DeadLetter
-from partita.runtime import Graph as Graph
-from partita.runtime import GraphStats as GraphStats
-from partita.runtime import InvalidTransition as InvalidTransition
-from partita.runtime import MemoryLimitExceeded as MemoryLimitExceeded
-from partita.runtime import PartitaError as PartitaError
-from partita.runtime import Record as Record
-from partita.runtime import RestartIntensityExceeded as RestartIntensityExceeded
-from partita.runtime import RestartPolicy as RestartPolicy
-from partita.runtime import Sink as Sink
-from partita.runtime import Source as Source
-from partita.runtime import Strategy as Strategy
-from partita.runtime import Supervisor as Supervisor
-from partita.runtime import Watermark as Watermark
-from partita.runtime import open_supervisor as open_supervisor
-from partita.runtime import run_graph as run_graph
-from partita.sql import CompiledQuery as CompiledQuery
-from partita.sql import QueryResult as QueryResult
-from partita.sql import SqlError as SqlError
-from partita.sql import compile_query as compile_query
-from partita.sql import explain as explain
-from partita.sql import run_query as run_query
-
 from ._metadata import fixup_module_metadata as _fixup
 
 if _typing.TYPE_CHECKING:
@@ -91,6 +35,7 @@ if _typing.TYPE_CHECKING:
     from partita.actors import IterableSource as IterableSource
     from partita.actors import JsonLinesSink as JsonLinesSink
     from partita.actors import JsonLinesSource as JsonLinesSource
+    from partita.actors import OperatorError as OperatorError
     from partita.actors import ParquetSink as ParquetSink
     from partita.actors import PostgresError as PostgresError
     from partita.actors import PostgresSink as PostgresSink
