@@ -11,11 +11,14 @@ and writes through here, so they agree on the rules:
   decodes to one) is written escaped (``"\\ud800"``), so the line is valid JSON
   and valid UTF-8 and no other row is lost;
 * a value JSON has no type for is written as its ``str()`` (bytes as UTF-8
-  text, ``datetime`` as ``str(dt)``); an enum as its value.
+  text, ``datetime`` as ``str(dt)``).
 
-The common case is one ``orjson.dumps`` per row, in C, and one join per batch;
-the careful paths (Python's ``json``) run only for the rows orjson refuses: an
-int past 64 bits, a lone surrogate, nesting deeper than 254 levels.
+The common case is one ``msgspec`` ``encode_lines`` call per batch, in C, after a
+check that every key is a ``str`` and every value a plain JSON value (str, int,
+float, bool, None, or lists and dicts of them) -- so msgspec's own ways with other
+types (bytes as base64, datetimes in RFC 3339) never apply.  The careful path
+(Python's ``json``, a row at a time) runs for the batches that fail the check
+and for the rows msgspec refuses (a lone surrogate).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from collections.abc import Iterable
 from typing import IO, Any
 
 import attrs
-import orjson
+import msgspec
 
 __all__ = ["JsonLinesWriter", "encode_lines", "encode_row"]
 
@@ -40,10 +43,6 @@ def _default(value: Any) -> Any:
     return str(value)
 
 
-_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
-_OPTIONS |= orjson.OPT_NON_STR_KEYS
-_LINE = _OPTIONS | orjson.OPT_APPEND_NEWLINE
-_dumps = orjson.dumps
 _encode = json.JSONEncoder(
     ensure_ascii=False, allow_nan=False, default=_default, separators=(",", ":")
 ).encode
@@ -64,7 +63,7 @@ def _finite(value: Any) -> Any:
 
 
 def _careful(row: Any) -> bytes:
-    """One row orjson refused, as a JSON line, by Python's ``json``."""
+    """One row as a JSON line by Python's ``json`` (the rows msgspec is not given)."""
     try:
         text = _encode(row)
     except ValueError:  # NaN or infinity somewhere in the row
@@ -75,11 +74,36 @@ def _careful(row: Any) -> bytes:
         return (_encode_ascii(_finite(row)) + "\n").encode("ascii")
 
 
-def _line(row: Any) -> bytes:
+_ENCODER = msgspec.json.Encoder()
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+_NESTED = frozenset({dict, list, tuple})
+
+
+def _plain(value: Any) -> bool:
+    kind = type(value)
+    if kind in _PLAIN:
+        return True
+    if kind is dict:
+        return all(type(k) is str and _plain(v) for k, v in value.items())
+    if kind is list or kind is tuple:
+        return all(map(_plain, value))
+    return False
+
+
+def _all_plain(rows: list[Any]) -> bool:
+    """Every row a dict of ``str`` keys and plain JSON values (two passes, in C mostly)."""
     try:
-        return _dumps(row, default=_default, option=_LINE)
-    except TypeError:  # orjson.JSONEncodeError: a big int, a lone surrogate, deep nesting
-        return _careful(row)
+        keys = {type(k) for r in rows for k in r}
+        kinds = {type(v) for r in rows for v in r.values()}
+        if keys - {str}:
+            return False
+        if kinds <= _PLAIN:
+            return True
+        if kinds - _PLAIN - _NESTED:
+            return False
+        return all(_plain(v) for r in rows for v in r.values() if type(v) in _NESTED)
+    except (AttributeError, TypeError, RecursionError):  # not dicts; nesting too deep
+        return False
 
 
 def encode_row(row: Any) -> str:
@@ -88,8 +112,10 @@ def encode_row(row: Any) -> str:
     Example:
         >>> encode_row({"x": float("nan"), "y": [1.5, float("inf")], "s": "é", "n": 2**70})
         '{"x":null,"y":[1.5,null],"s":"é","n":1180591620717411303424}'
+        >>> encode_row({"b": b"\\xffab", 1: {2, 3}})
+        '{"b":"\ufffdab","1":"{2, 3}"}'
     """
-    return _line(row)[:-1].decode("utf-8")
+    return encode_lines([row])[:-1].decode("utf-8")
 
 
 def encode_lines(rows: Iterable[Any]) -> bytes:
@@ -100,11 +126,12 @@ def encode_lines(rows: Iterable[Any]) -> bytes:
         b'{"a":1,"b":0.1}\\n{"a":"\\\\ud800"}\\n'
     """
     rows = rows if isinstance(rows, list) else list(rows)
-    dumps = _dumps
-    try:
-        return b"".join([dumps(r, default=_default, option=_LINE) for r in rows])
-    except TypeError:
-        return b"".join([_line(r) for r in rows])
+    if _all_plain(rows):
+        try:
+            return _ENCODER.encode_lines(rows)
+        except UnicodeEncodeError:  # a lone surrogate: the careful path escapes it
+            pass
+    return b"".join([_careful(r) for r in rows])
 
 
 @attrs.define(eq=False)

@@ -3,9 +3,13 @@ Python's ``json`` reads line by line, with the same offsets and the same message
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import doctest
+import enum
 import itertools
 import json
+import uuid
 from typing import Any
 
 import pytest
@@ -161,3 +165,27 @@ def test_encoded_lines_read_back_as_the_rows(rows: list[dict[str, Any]]) -> None
         back = json.loads(line, parse_constant=lambda c: pytest.fail(f"bare {c}"))
         assert _same(back, _jsonl._finite(row))
         assert _jsonl.encode_row(row) == line
+
+
+class _Color(enum.Enum):
+    RED = "r"
+
+
+class _Size(enum.IntEnum):
+    BIG = 3
+
+
+def test_values_json_has_no_type_for_are_written_as_their_str() -> None:
+    # never msgspec's own encodings (bytes as base64, datetimes in RFC 3339)
+    when = datetime.datetime(2024, 1, 31, 12, 30, tzinfo=datetime.UTC)
+    rows = [
+        {"when": when, "raw": b"\xffab", "d": decimal.Decimal("1.50"), "u": uuid.UUID(int=5)},
+        {"tags": {"x"}, "c": _Color.RED, "s": _Size.BIG, "t": (1, 2.5), 7: None},
+        {"nested": {"k": [when]}},
+    ]
+    assert _jsonl.encode_lines(rows).decode().splitlines() == [
+        '{"when":"2024-01-31 12:30:00+00:00","raw":"\ufffdab","d":"1.50",'
+        '"u":"00000000-0000-0000-0000-000000000005"}',
+        '{"tags":"{\'x\'}","c":"_Color.RED","s":3,"t":[1,2.5],"7":null}',
+        '{"nested":{"k":["2024-01-31 12:30:00+00:00"]}}',
+    ]
