@@ -139,9 +139,21 @@ def measure(records: int, repeat: int, workloads: list[str], seed: int = 0) -> l
     lines: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="partita-bench-") as tmp:
         src = os.path.join(tmp, "trades.jsonl")
-        with open(src, "w", encoding="utf-8") as f:
-            for record in generate_trades(records, seed=seed):
-                f.write(json.dumps(record) + "\n")
+        # written by a child: this process stays small, and so do the children it
+        # forks (a child's peak RSS counts what it inherited before its exec)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "benchmarks.files",
+                "--write",
+                src,
+                f"--records={records}",
+                f"--seed={seed}",
+            ],
+            check=True,
+            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        )
         for workload in workloads:
             times: dict[str, list[tuple[float, float, float]]] = {s: [] for s in systems}
             rows: dict[str, int] = {}
@@ -180,7 +192,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--workloads", default="W1,W3", help="from W1,W3 (default both)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--write", metavar="PATH", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.write:
+        with open(args.write, "w", encoding="utf-8") as f:
+            for record in generate_trades(args.records, seed=args.seed):
+                f.write(json.dumps(record) + "\n")
+        return 0
     workloads = [w for w in args.workloads.split(",") if w]
     if any(w not in _DUCKDB_SQL for w in workloads):
         parser.error("--workloads: choose from W1,W3")

@@ -27,6 +27,7 @@ def gen_process(scopes: QueryScopes, out: _Lines) -> None:
     """``process``: one partition's fused loop over a batch."""
     shape = scopes.shape
     out.add(0, f"def process({PROCESS_PARAMS}):")
+    start = len(out.lines)
     out.add(1, "out = []", "append = out.append", "nf = 0", "n = len(records)", "i = 0")
     if shape.aggregated and not shape.windowed:
         out.add(1, "get = groups.get")
@@ -41,6 +42,30 @@ def gen_process(scopes: QueryScopes, out: _Lines) -> None:
     out.add(2, "except Exception as exc:")
     out.add(3, "on_bad(exc, records[i], offsets, i)", "i += 1")
     out.add(1, "return _Processed(out, nf)", "")
+    if not shape.aggregated:  # the fast path goes first (generated last: the loop's
+        fast = _Lines([], out.base)  # temporaries keep their names)
+        _gen_comprehension(scopes, fast)
+        out.lines[start:start] = fast.lines
+
+
+def _gen_comprehension(scopes: QueryScopes, out: _Lines) -> None:
+    """A stateless query's fast path: one list comprehension over the batch (about a
+    quarter cheaper than the loop below).  Its expressions have no side effects, so
+    when a record fails it is dropped and the careful loop redoes the batch, calling
+    ``on_bad`` for each bad record."""
+    plan, shape = scopes.plan, scopes.shape
+    rec = scopes.record()
+    items = [f"{o.name!r}: {rec.value(o.expr).src}" for o in plan.outputs]
+    if shape.star:
+        row = "{**r, " + ", ".join(items) + "}" if items else "dict(r)"
+    else:
+        row = "{" + ", ".join(items) + "}"
+    where = "" if plan.where is None else f" if {rec.cond(plan.where)}"
+    out.add(1, "try:")
+    out.add(2, f"out = [{row} for r in records{where}]")
+    out.add(2, "return _Processed(out, len(records) - len(out))")
+    out.add(1, "except Exception:")
+    out.add(2, "pass  # the loop below says which records fail, and why")
 
 
 def _gen_body(scopes: QueryScopes, out: _Lines) -> None:
