@@ -35,7 +35,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "run": (
         "partita._cli._commands",
-        "Run QUERY over an input; write one JSON object per result row.",
+        "Run QUERY over an input; write the result rows (JSON lines, CSV or Parquet).",
     ),
     "worker": (
         "partita._cli._worker",
