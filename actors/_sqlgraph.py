@@ -38,6 +38,7 @@ from partita.sql import CompiledQuery, LatePolicy, WatermarkStrategy, compile_qu
 
 from ._checkpoints import CheckpointTarget, checkpointed, fingerprint
 from ._dead_letter import DeadLetterSink
+from ._limit import LimitedSink
 from ._merge import MergeActor
 from ._partition import PartitionActor
 from ._router import RouterActor
@@ -355,7 +356,9 @@ async def run_sql(
         SupervisorOptions.of(supervision, **supervisor_fields),
     )
     out = CollectSink("sink") if sink is None else sink
-    graph, dead = build_sql_graph(query, actor, out, partitions=partitions, dead_letter=dead_letter)
+    graph, dead = build_sql_graph(
+        query, actor, _limited(out, query), partitions=partitions, dead_letter=dead_letter
+    )
     async with (
         checkpointed(
             options,
@@ -370,6 +373,11 @@ async def run_sql(
     rows = out.rows if isinstance(out, CollectSink) else []
     letters = dead.dead_letters if dead is not None and dead.path is None else []
     return QueryRun(rows, running.stats(), letters)
+
+
+def _limited(sink: Sink, query: CompiledQuery) -> Sink:
+    """``sink``, or ``sink`` stopping the run after the query's ``LIMIT n`` rows."""
+    return sink if query.limit is None else LimitedSink(sink.name, sink, query.limit)
 
 
 @asynccontextmanager
@@ -437,7 +445,11 @@ async def open_sql(
     )
     send, receive = trio.open_memory_channel[list[Record]](_STREAM_CAPACITY)
     graph, dead = build_sql_graph(
-        query, actor, ChannelSink("sink", send), partitions=partitions, dead_letter=dead_letter
+        query,
+        actor,
+        _limited(ChannelSink("sink", send), query),
+        partitions=partitions,
+        dead_letter=dead_letter,
     )
     # However the graph ends (even cancelled with nothing flowing), the stream ends.
     async with (

@@ -29,6 +29,7 @@ from partita.actors import (
     build_sql_graph,
 )
 from partita.actors._checkpoints import fingerprint, open_checkpointing
+from partita.actors._limit import LimitedSink, run_limit
 from partita.runtime import BatchSizer, GraphStats, OnError, Sink, SupervisorOptions
 
 from ._columns import warn_missing_columns
@@ -36,7 +37,6 @@ from ._console import console_for, show
 from ._driver import drive
 from ._exit import EXIT_INTERRUPTED, EXIT_READER_GONE, EXIT_TERMINATED, EXIT_USAGE, fail
 from ._group import cli
-from ._limit import LimitedSink, run_limit
 from ._parse import (
     compile_or_exit,
     duration_option,

@@ -1,4 +1,4 @@
-"""``--limit n`` and ``LIMIT n``: the run stops once its sink has written ``n`` rows.
+"""``LIMIT n`` (and the CLI's ``--limit n``): a run stops once its sink has written ``n`` rows.
 
 The limit wraps whatever sink the run writes to.  It cuts the batch that reaches
 the limit, flushes the sink, then raises :class:`partita.ConsumerGone`, which
@@ -29,6 +29,7 @@ class LimitedSink(Sink):
 
     Example:
         >>> from partita.actors import JsonLinesSink
+        >>> from partita.actors._limit import LimitedSink
         >>> sink = LimitedSink("sink", JsonLinesSink("sink", "out.jsonl"), 10)
     """
 
