@@ -9,11 +9,11 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 import attrs
-import trio
 
-from partita.runtime import BadRecord, Batch, ConsumerGone, Record, Sink
+from partita.runtime import BadRecord, Batch, Record, Sink
 
 from ._jsonl import JsonLinesWriter, encode_row
+from ._sinks import finish_output, write_output
 
 __all__ = ["CsvSink"]
 
@@ -165,16 +165,7 @@ class CsvSink(Sink):
         self.rows_written += len(batch.records) - skipped
 
     async def _write(self, data: bytes) -> None:
-        try:
-            await trio.to_thread.run_sync(self._writer.write, data, abandon_on_cancel=True)
-        except BrokenPipeError as exc:
-            self.reader_gone = True
-            raise ConsumerGone(self.name) from exc
-        except OSError as exc:
-            raise self._write_error(exc) from None
-
-    def _write_error(self, exc: OSError) -> OSError:
-        return OSError(exc.errno, f"cannot write output {os.fspath(self.path)!r}: {exc.strerror}")
+        await write_output(self, self._writer, data)
 
     async def flush(self) -> None:
         if self._header is None and self.columns is not None:
@@ -183,12 +174,7 @@ class CsvSink(Sink):
             csv.writer(out).writerow(self.columns)
             await self._write(out.getvalue().encode("utf-8", "surrogateescape"))
             self._header = self.columns
-        writer = self._writer
-        try:
-            await trio.to_thread.run_sync(writer.open)  # an empty result is still a file
-        except OSError as exc:
-            raise self._write_error(exc) from None
-        writer.close()
+        await finish_output(self, self._writer)
 
 
 def _differs(record: Record, header: tuple[str, ...], keys: set[str]) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import os
 from collections.abc import Awaitable, Callable
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Protocol
 
 import attrs
 import trio
@@ -14,7 +14,49 @@ from partita.runtime import Batch, ConsumerGone, Record, Sink
 
 from ._jsonl import JsonLinesWriter, encode_lines
 
-__all__ = ["CallbackSink", "CollectSink", "JsonLinesSink"]
+__all__ = [
+    "CallbackSink",
+    "CollectSink",
+    "FileOutput",
+    "JsonLinesSink",
+    "finish_output",
+    "write_output",
+]
+
+
+class FileOutput(Protocol):
+    """A sink writing bytes to a file or stdout (:func:`write_output`)."""
+
+    name: str
+    path: str | os.PathLike[str]
+    reader_gone: bool
+
+
+async def write_output(sink: FileOutput, writer: JsonLinesWriter, data: bytes) -> None:
+    """Append ``data`` in a thread; stdout's reader gone is :class:`ConsumerGone`.
+
+    Any other failure is one line naming the file (``cannot write output ...``).
+    """
+    try:
+        await trio.to_thread.run_sync(writer.write, data, abandon_on_cancel=True)
+    except BrokenPipeError as exc:
+        sink.reader_gone = True
+        raise ConsumerGone(sink.name) from exc
+    except OSError as exc:
+        raise _write_error(sink, exc) from None
+
+
+async def finish_output(sink: FileOutput, writer: JsonLinesWriter) -> None:
+    """Open the file if no row came (an empty result is still a file), then close it."""
+    try:
+        await trio.to_thread.run_sync(writer.open)
+    except OSError as exc:
+        raise _write_error(sink, exc) from None
+    writer.close()
+
+
+def _write_error(sink: FileOutput, exc: OSError) -> OSError:
+    return OSError(exc.errno, f"cannot write output {os.fspath(sink.path)!r}: {exc.strerror}")
 
 
 @attrs.define(eq=False)
@@ -109,26 +151,11 @@ class JsonLinesSink(Sink):
         records = batch.records
         if not records:
             return
-        data = encode_lines(records)
-        try:
-            await trio.to_thread.run_sync(self._writer.write, data, abandon_on_cancel=True)
-        except BrokenPipeError as exc:
-            self.reader_gone = True
-            raise ConsumerGone(self.name) from exc
-        except OSError as exc:
-            raise self._write_error(exc) from None
+        await write_output(self, self._writer, encode_lines(records))
         self.rows_written += len(records)
 
-    def _write_error(self, exc: OSError) -> OSError:
-        return OSError(exc.errno, f"cannot write output {os.fspath(self.path)!r}: {exc.strerror}")
-
     async def flush(self) -> None:
-        writer = self._writer
-        try:
-            await trio.to_thread.run_sync(writer.open)  # an empty result is still a file
-        except OSError as exc:
-            raise self._write_error(exc) from None
-        writer.close()
+        await finish_output(self, self._writer)
 
 
 @attrs.define(eq=False)
