@@ -14,16 +14,15 @@ the best of each; ``ratio_median`` is the median of the per-round ratios.
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import statistics
 import sys
-import time
 from typing import Any
 
 from ._data import generate_trades
 from ._rss import current_rss_mb, peak_rss_mb
 from ._run import PartitaTiming, run_partita
+from ._timing import timed
 from ._workloads import WORKLOADS, Workload
 
 __all__ = ["main", "measure"]
@@ -31,15 +30,8 @@ __all__ = ["main", "measure"]
 
 def _time_floor(workload: Workload, records: list[dict[str, Any]]) -> tuple[float, float, int]:
     """Wall-clock seconds, CPU seconds and rows of one floor run."""
-    gc.collect()
-    cpu_start = time.process_time()
-    start = time.perf_counter()
-    out = workload.floor(records)
-    seconds = time.perf_counter() - start
-    cpu_seconds = time.process_time() - cpu_start
-    rows = len(out)
-    del out
-    return seconds, cpu_seconds, rows
+    run = timed(workload.floor, records)
+    return run.seconds, run.cpu_seconds, run.rows
 
 
 def measure(
