@@ -21,6 +21,7 @@ from ._redis import RedisError as RedisError
 from ._redis import RedisStreamSink as RedisStreamSink
 from ._redis import RedisStreamSource as RedisStreamSource
 from ._router import RouterActor as RouterActor
+from ._row_stream import RowStream as RowStream
 from ._sinks import CallbackSink as CallbackSink
 from ._sinks import CollectSink as CollectSink
 from ._sinks import JsonLinesSink as JsonLinesSink
@@ -61,6 +62,7 @@ __all__ = [
     "RedisStreamSink",
     "RedisStreamSource",
     "RouterActor",
+    "RowStream",
     "TradeSource",
     "Worker",
     "WorkerStats",

@@ -23,9 +23,12 @@ from partita.runtime import (
     Checkpointing,
     CheckpointStore,
     Duration,
+    Graph,
     Source,
+    Supervisor,
     SupervisorOptions,
     open_sqlite_store,
+    open_supervisor,
 )
 from partita.sql import CompiledQuery
 
@@ -35,6 +38,7 @@ __all__ = [
     "checkpointed",
     "fingerprint",
     "open_checkpointing",
+    "supervised",
 ]
 
 CheckpointTarget: TypeAlias = str | os.PathLike[str] | CheckpointStore | None
@@ -123,3 +127,23 @@ async def checkpointed(
     name = job() if target is not None else ""
     async with open_checkpointing(target, interval=interval, fresh=fresh, job=name) as checkpoints:
         yield options if checkpoints is None else attrs.evolve(options, checkpoints=checkpoints)
+
+
+@asynccontextmanager
+async def supervised(
+    graph: Graph,
+    options: SupervisorOptions,
+    target: CheckpointTarget,
+    *,
+    interval: Duration | None,
+    fresh: bool,
+    job: Callable[[], str],
+    on_end: Callable[[], None] | None = None,
+) -> AsyncIterator[Supervisor]:
+    """Run ``graph`` under a supervisor for the block, with the checkpoints ``target``
+    asks for (as :func:`checkpointed`); ``on_end`` as for :func:`runtime.open_supervisor`."""
+    async with (
+        checkpointed(options, target, interval=interval, fresh=fresh, job=job) as with_checkpoints,
+        open_supervisor(graph, with_checkpoints, on_end=on_end) as running,
+    ):
+        yield running

@@ -9,6 +9,7 @@ from copy import deepcopy
 from typing import Any, TypeAlias
 
 import attrs
+import trio
 
 from partita.runtime import (
     Actor,
@@ -20,14 +21,12 @@ from partita.runtime import (
     Record,
     Sink,
     Source,
-    Supervisor,
     SupervisorOptions,
     check_on_error,
-    open_supervisor,
 )
 
 from ._async_ops import AsyncKind, AsyncOperatorActor, Ordering, check_async, check_ordering
-from ._checkpoints import CheckpointTarget, checkpointed
+from ._checkpoints import CheckpointTarget, supervised
 from ._dead_letter import DeadLetterSink
 from ._merge import MergeActor
 from ._operators import (
@@ -42,6 +41,8 @@ from ._operators import (
     qualname,
     short_name,
 )
+from ._row_stream import RowStream, row_channel, streaming
+from ._sinks import ChannelSink
 
 DeadLetterTarget: TypeAlias = Sink | str | os.PathLike[str] | None
 
@@ -93,6 +94,11 @@ class Flow:
     _dead_senders: list[OperatorActor] = attrs.field(init=False, factory=list)
     _dead_sink: Sink | None = attrs.field(init=False, default=None)
     _wired: bool = attrs.field(init=False, default=False)
+    # the stream open() yields reads what a chain without .sink() makes
+    _stream_sink: ChannelSink | None = attrs.field(init=False, default=None)
+    _stream_receive: trio.MemoryReceiveChannel[list[Record]] | None = attrs.field(
+        init=False, default=None
+    )
 
     def _name(self, kind: str, name: str | None) -> str:
         self._count += 1
@@ -110,13 +116,21 @@ class Flow:
     def _policy(self, on_error: OnError | None) -> OnError:
         return self.on_error if on_error is None else check_on_error(on_error)
 
-    def _wire(self) -> None:
-        """Once, before the flow runs: the dead-letter sink, if any operator needs it."""
+    def _open_ends(self) -> list[Actor]:
+        """The chains' ends that no sink takes: what :meth:`open` streams."""
+        return [
+            a for a in self.graph if not isinstance(a, Sink) and self._outputs.get(a.name, 0) == 0
+        ]
+
+    def _wire(self) -> ChannelSink | None:
+        """Once, before the flow runs: the sink of the stream :meth:`open` yields, if a
+        chain ends without one, then the dead-letter sink, if any operator needs it."""
         if self._wired:
-            return
+            return self._stream_sink  # the runtime refuses to run a graph twice
         self._wired = True
+        stream = self._stream_sink = self._wire_stream()
         if not self._dead_senders:
-            return
+            return stream
         target = self.dead_letter
         sink = target if isinstance(target, Sink) else DeadLetterSink("dead-letter", target)
         self.graph.add(sink, capacity=self.capacity)
@@ -124,6 +138,18 @@ class Flow:
             sender.dead_letter_output = self._outputs.get(sender.name, 0)
             self.graph.connect(sender, sink)
         self._dead_sink = sink
+        return stream
+
+    def _wire_stream(self) -> ChannelSink | None:
+        ends = self._open_ends()
+        if not ends:
+            return None
+        if len(ends) > 1:
+            ends = [self._add(MergeActor(self._name("merge", None)), ends)]
+        sink, self._stream_receive = row_channel(self._name("stream", None))
+        self._add(sink, ends)
+        self._step(f"stream {sink.name}")
+        return sink
 
     @property
     def dead_letters(self) -> list[DeadLetter]:
@@ -182,17 +208,25 @@ class Flow:
                 a :class:`runtime.BadRecord` naming the record offset).
             runtime.CheckpointError: the checkpoint is of another flow (both named),
                 or a source cannot resume.
-            ValueError: ``checkpoint_interval`` or ``fresh`` without ``checkpoint``.
+            ValueError: ``checkpoint_interval`` or ``fresh`` without ``checkpoint``;
+                a chain ends without :meth:`FlowStream.sink` (its rows would go
+                nowhere: read them with :meth:`open`).
         """
+        if self._open_ends():
+            ends = ", ".join(repr(a.name) for a in self._open_ends())
+            raise ValueError(
+                f"a chain of this flow ends without .sink() (at {ends}): its rows would go "
+                "nowhere; end it with .sink(...), or read them with async with flow.open()"
+            )
         async with self.open(
             options,
             checkpoint=checkpoint,
             checkpoint_interval=checkpoint_interval,
             fresh=fresh,
             **fields,
-        ) as supervisor:
+        ) as stream:
             pass
-        return supervisor.stats()
+        return stream.stats()
 
     @asynccontextmanager
     async def open(
@@ -204,24 +238,52 @@ class Flow:
         checkpoint_interval: Duration | None = None,
         fresh: bool = False,
         **fields: Any,
-    ) -> AsyncIterator[Supervisor]:
-        """Run the graph for the duration of the block; yields its supervisor.
+    ) -> AsyncIterator[RowStream]:
+        """Run the graph for the duration of the block; yields a :class:`RowStream`.
 
-        Leaving the block waits for the graph to end (like a nursery); call
-        ``supervisor.cancel()`` to stop it sooner.  Options as for :meth:`run`.
+        A chain that ends without :meth:`FlowStream.sink` is what the stream's
+        ``async for`` reads (several such chains merge into one stream): its rows
+        cross into the block in batches through a small bounded channel, so a slow
+        consumer holds the graph back.  Leaving the block before the rows ended
+        (``break``, ``return``, an exception) cancels what still runs, at once; an
+        actor's failure is raised out of the ``async for`` and the block.
+
+        When every chain ends at a sink there is nothing to iterate, and leaving
+        the block waits for the graph to end (like a nursery).  Either way the
+        stream pauses, resumes, cancels (``graceful=True``: stop the sources,
+        drain, complete) and reports stats (``stream.supervisor`` is the
+        :class:`runtime.Supervisor`).  Options as for :meth:`run`.
+
+        Example:
+            >>> import trio
+            >>> from partita import IterableSource
+            >>> async def main() -> None:
+            ...     flow = Flow()
+            ...     flow.source(IterableSource("in", [{"x": i} for i in range(4)])).filter(
+            ...         lambda r: r["x"] % 2 == 1
+            ...     )
+            ...     async with flow.open() as stream:
+            ...         print([row async for row in stream], stream.state.name)
+            >>> trio.run(main)
+            [{'x': 1}, {'x': 3}] COMPLETED
         """
-        self._wire()
-        async with (
-            checkpointed(
+        sink = self._wire()
+        receive = self._stream_receive
+        dead = self._dead_sink if isinstance(self._dead_sink, DeadLetterSink) else None
+        async with streaming(
+            lambda on_end: supervised(
+                self.graph,
                 SupervisorOptions.of(options, **fields),
                 checkpoint,
                 interval=checkpoint_interval,
                 fresh=fresh,
                 job=self.fingerprint,
-            ) as supervision,
-            open_supervisor(self.graph, supervision) as supervisor,
-        ):
-            yield supervisor
+                on_end=on_end,
+            ),
+            lambda running: RowStream(running, receive=receive, dead_letter_sink=dead),
+            sink,
+        ) as stream:
+            yield stream
 
 
 @attrs.define(eq=False)

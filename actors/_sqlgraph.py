@@ -16,10 +16,8 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeAlias
 
 import attrs
-import trio
 
 from partita.runtime import (
-    ActorState,
     BatchSizer,
     DeadLetter,
     Duration,
@@ -29,20 +27,19 @@ from partita.runtime import (
     Record,
     Sink,
     Source,
-    Supervisor,
     SupervisorOptions,
-    open_supervisor,
     parse_duration_ms,
 )
 from partita.sql import CompiledQuery, LatePolicy, WatermarkStrategy, compile_query
 
-from ._checkpoints import CheckpointTarget, checkpointed, fingerprint
+from ._checkpoints import CheckpointTarget, fingerprint, supervised
 from ._dead_letter import DeadLetterSink
 from ._limit import LimitedSink
 from ._merge import MergeActor
 from ._partition import PartitionActor
 from ._router import RouterActor
-from ._sinks import ChannelSink, CollectSink
+from ._row_stream import RowStream, row_channel, streaming
+from ._sinks import CollectSink
 from ._sources import AsyncIterableSource, IterableSource, RecordSource, default_sizer
 
 __all__ = ["QueryRun", "QueryStream", "build_sql_graph", "open_sql", "run_sql"]
@@ -50,8 +47,6 @@ __all__ = ["QueryRun", "QueryStream", "build_sql_graph", "open_sql", "run_sql"]
 SourceLike: TypeAlias = Source | Iterable[Record] | AsyncIterable[Record]
 DeadLetterTarget: TypeAlias = Sink | str | os.PathLike[str] | None
 
-_ENDED = (ActorState.COMPLETED, ActorState.FAILED, ActorState.CANCELLED)
-_STREAM_CAPACITY = 2
 _CAPACITY = 4  # batches per mailbox: enough to pipeline, and batches are large
 
 
@@ -75,78 +70,16 @@ class QueryRun:
 
 
 @attrs.define(eq=False)
-class QueryStream:
+class QueryStream(RowStream):
     """The result rows of :func:`open_sql`, as they come: ``async for row in stream``.
 
-    Rows arrive in batches through a small channel; :meth:`batches` gives
-    the batches themselves (cheaper for large outputs).  :attr:`supervisor`
-    pauses, resumes, cancels and reports stats.  Leaving the ``open_sql`` block,
-    or the iterator going away, cancels everything still running.
+    A :class:`RowStream` (rows in batches through a small channel, :meth:`batches`,
+    :meth:`pause` / :meth:`resume` / :meth:`cancel` / :meth:`stats`, and
+    :attr:`supervisor`) that also holds the compiled :attr:`query`.  Leaving the
+    ``open_sql`` block, or the iterator going away, cancels everything still running.
     """
 
-    supervisor: Supervisor
-    query: CompiledQuery
-    _receive: trio.MemoryReceiveChannel[list[Record]]
-    _dead_letter_sink: DeadLetterSink | None = None
-    _rows: list[Record] = attrs.field(init=False, factory=list)
-    _index: int = attrs.field(init=False, default=0)
-    _exhausted: bool = attrs.field(init=False, default=False)
-
-    def __aiter__(self) -> QueryStream:
-        return self
-
-    async def __anext__(self) -> Record:
-        index = self._index
-        rows = self._rows
-        if index < len(rows):
-            self._index = index + 1
-            return rows[index]
-        while True:
-            try:
-                rows = await self._receive.receive()
-            except trio.EndOfChannel:
-                self._rows = []
-                self._index = 0
-                self._exhausted = True
-                raise StopAsyncIteration from None
-            except trio.ClosedResourceError:
-                raise StopAsyncIteration from None
-            if rows:
-                self._rows = rows
-                self._index = 1
-                return rows[0]
-
-    async def batches(self) -> AsyncIterator[list[Record]]:
-        """The result rows batch by batch (each a list the caller may keep)."""
-        if self._index < len(self._rows):
-            rest = self._rows[self._index :]
-            self._rows = []
-            self._index = 0
-            yield rest
-        while True:
-            try:
-                rows = await self._receive.receive()
-            except trio.EndOfChannel:
-                self._exhausted = True
-                return
-            except trio.ClosedResourceError:
-                return
-            yield rows
-            del rows
-
-    def stats(self) -> GraphStats:
-        """The graph's stats now (as ``stream.supervisor.stats()``)."""
-        return self.supervisor.stats()
-
-    @property
-    def dead_letters(self) -> list[DeadLetter]:
-        """Dead letters kept in memory so far (no ``dead_letter`` destination given)."""
-        sink = self._dead_letter_sink
-        return [] if sink is None or sink.path is not None else list(sink.dead_letters)
-
-    def close(self) -> None:
-        """Stop reading: the sink sees the consumer gone and the graph is cancelled."""
-        self._receive.close()
+    query: CompiledQuery = attrs.field(kw_only=True)
 
 
 def _compile(sql: str | CompiledQuery, compile_options: dict[str, Any]) -> CompiledQuery:
@@ -359,16 +292,14 @@ async def run_sql(
     graph, dead = build_sql_graph(
         query, actor, _limited(out, query), partitions=partitions, dead_letter=dead_letter
     )
-    async with (
-        checkpointed(
-            options,
-            checkpoint,
-            interval=checkpoint_interval,
-            fresh=fresh,
-            job=lambda: fingerprint(query, partitions, actor),
-        ) as options,
-        open_supervisor(graph, options) as running,
-    ):
+    async with supervised(
+        graph,
+        options,
+        checkpoint,
+        interval=checkpoint_interval,
+        fresh=fresh,
+        job=lambda: fingerprint(query, partitions, actor),
+    ) as running:
         pass
     rows = out.rows if isinstance(out, CollectSink) else []
     letters = dead.dead_letters if dead is not None and dead.path is None else []
@@ -443,31 +374,21 @@ async def open_sql(
         },
         SupervisorOptions.of(supervision, **supervisor_fields),
     )
-    send, receive = trio.open_memory_channel[list[Record]](_STREAM_CAPACITY)
+    sink, receive = row_channel("sink")
     graph, dead = build_sql_graph(
-        query,
-        actor,
-        _limited(ChannelSink("sink", send), query),
-        partitions=partitions,
-        dead_letter=dead_letter,
+        query, actor, _limited(sink, query), partitions=partitions, dead_letter=dead_letter
     )
-    # However the graph ends (even cancelled with nothing flowing), the stream ends.
-    async with (
-        checkpointed(
+    async with streaming(
+        lambda on_end: supervised(
+            graph,
             options,
             checkpoint,
             interval=checkpoint_interval,
             fresh=fresh,
             job=lambda: fingerprint(query, partitions, actor),
-        ) as options,
-        open_supervisor(graph, options, on_end=send.close) as running,
-    ):
-        stream = QueryStream(running, query, receive, dead)
-        try:
-            yield stream
-        finally:
-            if not stream._exhausted:
-                # The consumer left before the end: cancel what still runs, now.
-                receive.close()
-                if running.state not in _ENDED:
-                    await running.cancel(graceful=False)
+            on_end=on_end,
+        ),
+        lambda running: QueryStream(running, receive=receive, dead_letter_sink=dead, query=query),
+        sink,
+    ) as stream:
+        yield stream

@@ -46,6 +46,7 @@ if _typing.TYPE_CHECKING:
     from partita.actors import RedisError as RedisError
     from partita.actors import RedisStreamSink as RedisStreamSink
     from partita.actors import RedisStreamSource as RedisStreamSource
+    from partita.actors import RowStream as RowStream
     from partita.actors import TradeSource as TradeSource
     from partita.actors import Worker as Worker
     from partita.actors import WorkerStats as WorkerStats
@@ -135,6 +136,7 @@ __all__ = [
     "RedisStreamSource",
     "RestartIntensityExceeded",
     "RestartPolicy",
+    "RowStream",
     "Sink",
     "Source",
     "SqlError",
@@ -203,6 +205,7 @@ _HOMES: dict[str, str] = {
     "RedisStreamSource": "partita.actors",
     "RestartIntensityExceeded": "partita.runtime",
     "RestartPolicy": "partita.runtime",
+    "RowStream": "partita.actors",
     "Sink": "partita.runtime",
     "Source": "partita.runtime",
     "SqlError": "partita.sql",
