@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 
 import outcome
 import trio
@@ -34,8 +35,9 @@ class Mailbox:
     ``send`` waits while the mailbox is full: that wait is backpressure, and
     it reaches the source.  Items carry the input port they arrived on, so an
     actor with several inputs knows which one sent what.  Accounting: items
-    buffered (exact, from the channel), estimated bytes (reserved before the
-    send, so a blocked sender's message counts too), an occupancy histogram
+    buffered (exact, from the channel), estimated bytes (``estimate``, by default
+    :func:`estimate_nbytes`, taken once per send and reserved before it, so a
+    blocked sender's message counts too), an occupancy histogram
     sampled at every send, and the high-water mark.
 
     Senders are served in the order they came, as trio's channels do:
@@ -53,12 +55,20 @@ class Mailbox:
         (0, Watermark(ts=5))
     """
 
-    def __init__(self, owner: str, capacity: int, *, budget: MemoryBudget | None = None) -> None:
+    def __init__(
+        self,
+        owner: str,
+        capacity: int,
+        *,
+        budget: MemoryBudget | None = None,
+        estimate: Callable[[Message], int] = estimate_nbytes,
+    ) -> None:
         if capacity < 1:
             raise ValueError(f"mailbox capacity must be >= 1, got {capacity}")
         self.owner = owner
         self.capacity = capacity
         self._budget = budget
+        self._estimate = estimate
         if budget is not None:
             budget.join()
         self._tx, self._rx = trio.open_memory_channel[_Item](capacity)
@@ -87,10 +97,24 @@ class Mailbox:
 
     def _release(self, nbytes: int) -> None:
         self.nbytes -= nbytes
-        if self._budget is not None:
-            self._budget.update(self.owner, self.nbytes, -nbytes)
+        budget = self._budget
+        if budget is not None:
+            budget.update(self.owner, self.nbytes, -nbytes)
         if self._parked:
             self._admit()
+        if budget is not None:
+            budget.room_freed()  # this mailbox's senders first, then the others'
+
+    def _sync_waiting(self) -> None:
+        """Tell the budget whether a sender here waits for room (it is then the last)."""
+        budget = self._budget
+        if budget is None:
+            return
+        parked = self._parked
+        if parked and not parked[-1].reserved:
+            budget.wait_for_room(self, self._admit)
+        else:
+            budget.stop_waiting(self)
 
     def _sent(self) -> None:
         self.sent += 1
@@ -133,6 +157,7 @@ class Mailbox:
                     trio.lowlevel.reschedule(waiter.task, outcome.Error(exc))
                     continue
                 if not fits:
+                    self._sync_waiting()
                     return
                 waiter.reserved = True
                 self._reserve(waiter.item[2])
@@ -147,6 +172,7 @@ class Mailbox:
                 trio.lowlevel.reschedule(waiter.task)
                 continue
             index += 1
+        self._sync_waiting()
 
     def send_nowait(self, message: Message, port: int = 0) -> None:
         """Buffer ``message`` now or raise ``trio.WouldBlock``.
@@ -158,7 +184,7 @@ class Mailbox:
             MemoryLimitExceeded: the graph's memory budget forbids it.
             trio.BrokenResourceError: the receiving side was closed.
         """
-        if not self._offer((port, message, estimate_nbytes(message))):
+        if not self._offer((port, message, self._estimate(message))):
             raise trio.WouldBlock
 
     async def send(self, message: Message, port: int = 0) -> None:
@@ -172,7 +198,7 @@ class Mailbox:
             trio.BrokenResourceError: the receiving side was closed.
         """
         await trio.lowlevel.checkpoint_if_cancelled()
-        item = (port, message, estimate_nbytes(message))
+        item = (port, message, self._estimate(message))
         if self._offer(item):
             await trio.lowlevel.cancel_shielded_checkpoint()
             return
@@ -183,6 +209,7 @@ class Mailbox:
         if reserve:
             self._reserve(item[2])
         parked.append(waiter)
+        self._sync_waiting()
 
         def abort(_: trio.lowlevel.RaiseCancelT) -> trio.lowlevel.Abort:
             parked.remove(waiter)
@@ -190,6 +217,7 @@ class Mailbox:
                 self._release(waiter.item[2])  # and let the next ones in
             else:
                 self._admit()
+            self._sync_waiting()
             return trio.lowlevel.Abort.SUCCEEDED
 
         await trio.lowlevel.wait_task_rescheduled(abort)
@@ -225,6 +253,8 @@ class Mailbox:
         self._closed = True
         self._rx.close()
         parked, self._parked = self._parked, deque()
+        if self._budget is not None:
+            self._budget.stop_waiting(self)
         for waiter in parked:
             if waiter.reserved:
                 self._release(waiter.item[2])
@@ -249,7 +279,7 @@ class Mailbox:
             _check(budget is not None, "a sender waits for memory room without a budget")
             assert budget is not None
             nbytes = waiting[0].item[2]
-            _check(self.nbytes + nbytes > budget.share, "a sender waits though its bytes fit")
+            _check(not budget.fits(self.nbytes, nbytes), "a sender waits though its bytes fit")
 
     def stats(self) -> MailboxStats:
         """A frozen snapshot of the accounting."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import trio
 import trio.testing
@@ -70,24 +72,75 @@ def test_estimate_nbytes() -> None:
     assert estimate_nbytes(Batch.from_records([{"a": 1}] * 1000)) > 50 * small
 
 
-async def test_budget_is_split_across_mailboxes_and_tracks_pressure() -> None:
+async def test_mailboxes_share_one_pool_and_track_its_pressure() -> None:
+    # issue 14 item 3: one pool for the graph, not an even split per mailbox
     budget = MemoryBudget(1000, soft_fraction=0.5, policy="fail")
-    a = Mailbox("a", 10, budget=budget)
-    Mailbox("b", 10, budget=budget)
-    assert budget.share == 500
-    a.send_nowait(Watermark(1))  # 64 bytes
-    assert not budget.under_pressure
-    for ts in range(2, 5):
-        a.send_nowait(Watermark(ts))
-    assert budget.in_use == 256 and budget.under_pressure  # past half of the share
-    with pytest.raises(MemoryLimitExceeded, match=r"^actor 'a': buffering 64 more bytes"):
-        for ts in range(5, 10):
-            a.send_nowait(Watermark(ts))
-    while a.items:
-        a.receive_nowait()
+    a = Mailbox("a", 20, budget=budget)
+    b = Mailbox("b", 20, budget=budget)
+    c = Mailbox("c", 20, budget=budget)
+    assert budget.share == 333  # what sources size batches by, not a mailbox's limit
+    for ts in range(7):
+        a.send_nowait(Watermark(ts))  # 64 bytes each
+    assert budget.in_use == 448 and not budget.under_pressure
+    a.send_nowait(Watermark(7))
+    assert budget.in_use == 512 and budget.under_pressure  # past half of the pool
+    b.send_nowait(Watermark(0))
+    for ts in range(8, 14):
+        a.send_nowait(Watermark(ts))  # a holds 832 bytes: far past a third of the pool
+    assert budget.in_use == 960
+    message = (
+        "actor 'b': buffering 64 more bytes would exceed max_memory (960 of 1000 bytes in use)"
+    )
+    with pytest.raises(MemoryLimitExceeded, match=f"^{re.escape(message)}$"):
+        b.send_nowait(Watermark(1))
+    # an empty mailbox always takes one message, so the graph can always go on
+    c.send_nowait(Watermark(0))
+    assert budget.in_use == 1024
+    with pytest.raises(MemoryLimitExceeded):
+        c.send_nowait(Watermark(1))
+    a.receive_nowait()
+    a.receive_nowait()
+    b.send_nowait(Watermark(1))  # room freed by a
+    for box in (a, b, c):
+        while box.items:
+            box.receive_nowait()
     assert budget.in_use == 0 and not budget.under_pressure
     with trio.fail_after(1):
         await budget.wait_relieved()
+
+
+async def test_room_freed_by_one_mailbox_lets_in_a_sender_waiting_on_another() -> None:
+    one = estimate_nbytes(padded(0, 3000))
+    budget = MemoryBudget(2 * one + one // 2, policy="wait")
+    a = Mailbox("a", 10, budget=budget)
+    b = Mailbox("b", 10, budget=budget)
+    a.send_nowait(padded(1, 3000))
+    b.send_nowait(padded(2, 3000))
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(b.send, waiting := padded(3, 3000))
+        await trio.testing.wait_all_tasks_blocked()
+        assert b.sent == 1  # the pool has no room for a third
+        b.check_invariants()
+        a.receive_nowait()  # a frees room: b's sender goes in
+        await trio.testing.wait_all_tasks_blocked()
+        assert b.sent == 2
+    assert [b.receive_nowait()[1].records[0]["seq"] for _ in range(2)] == [2, 3]
+    assert waiting is not None and budget.in_use == 0
+
+
+async def test_an_empty_mailbox_takes_a_message_though_the_pool_is_full() -> None:
+    # the progress rule: an operator must be able to pass a batch on while its own full
+    # mailbox holds the pool, or the graph would stop
+    one = estimate_nbytes(padded(0, 3000))
+    budget = MemoryBudget(one, policy="wait")
+    a = Mailbox("a", 10, budget=budget)
+    b = Mailbox("b", 10, budget=budget)
+    a.send_nowait(padded(1, 3000))
+    with trio.fail_after(1):
+        await b.send(padded(2, 3000))
+    assert budget.in_use == 2 * one
+    with pytest.raises(trio.WouldBlock):
+        b.send_nowait(padded(3, 3000))
 
 
 def padded(seq: int, pad: int) -> Batch:

@@ -73,7 +73,11 @@ class MailboxMachine(RuleBasedStateMachine):
         self.budget = (
             None if self.policy is None else MemoryBudget(self.max_bytes, policy=self.policy)
         )
-        self.box = self.mailbox("box", CAPACITY, budget=self.budget)
+        # Sizes are taken once, by the model: an estimate counts shared objects by their
+        # share, which can move by a byte as other objects come and go.
+        self.sizes: dict[int, int] = {}
+        self.messages: list[Message] = []  # (kept alive: ids stay unique)
+        self.box = self.mailbox("box", CAPACITY, budget=self.budget, estimate=self._size_of)
         self.seq = 0
         # The model.
         self.buffer: deque[tuple[int, Message, int]] = deque()
@@ -88,11 +92,19 @@ class MailboxMachine(RuleBasedStateMachine):
         self.samples: list[int] = []
 
     # ---------------------------------------------------------------- model
+    def _size_of(self, message: Message) -> int:
+        return self.sizes[id(message)]
+
     def _message(self, pad: int, size: int) -> Message:
         self.seq += 1
+        message: Message
         if size == 0:
-            return Watermark(self.seq)
-        return Batch.from_records([{"seq": self.seq, "pad": "x" * pad} for _ in range(size)])
+            message = Watermark(self.seq)
+        else:
+            message = Batch.from_records([{"seq": self.seq, "pad": "x" * pad} for _ in range(size)])
+        self.sizes[id(message)] = nbytes_of(message)
+        self.messages.append(message)
+        return message
 
     @property
     def reserved(self) -> int:
@@ -158,7 +170,7 @@ class MailboxMachine(RuleBasedStateMachine):
     @rule(port=st.integers(0, 2), pad=st.sampled_from(PADS), size=st.integers(0, 3))
     def send_nowait(self, port: int, pad: int, size: int) -> None:
         message = self._message(pad, size)
-        nbytes = nbytes_of(message)
+        nbytes = self.sizes[id(message)]
         # Behind a sender waiting for memory room it waits too, whatever its size; the
         # budget's verdict is taken when its turn for memory comes (now, otherwise).
         verdict = "wait" if self._waiting_for_memory() else self._budget_verdict(nbytes)
@@ -183,7 +195,7 @@ class MailboxMachine(RuleBasedStateMachine):
     @rule(port=st.integers(0, 2), pad=st.sampled_from(PADS), size=st.integers(0, 3))
     def send(self, port: int, pad: int, size: int) -> None:
         message = self._message(pad, size)
-        sender = Sender(port, message, nbytes_of(message))
+        sender = Sender(port, message, self.sizes[id(message)])
 
         async def send(task_status: trio.TaskStatus[None]) -> None:
             with sender.scope:
