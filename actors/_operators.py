@@ -30,6 +30,7 @@ from partita.runtime import (
     check_on_error,
     decode_state,
     encode_state,
+    estimate_state_nbytes,
 )
 from partita.sql import partition_of  # the SQL router's process-stable hash
 
@@ -329,6 +330,10 @@ class StatefulActor(OperatorActor):
     key: KeyFn | None = None
     copy: Callable[[Any], Any] = deepcopy
     states: dict[Hashable, Any] = attrs.field(init=False, factory=dict)
+
+    def state_nbytes(self) -> int:
+        """Every key's state, estimated (sampled)."""
+        return estimate_state_nbytes(self.states)
 
     def on_batch(self, batch: Batch) -> None:
         skip: set[int] = set()

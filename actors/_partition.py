@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-from partita.runtime import Actor, Batch, DeadLetter
+from partita.runtime import Actor, Batch, DeadLetter, estimate_state_nbytes
 from partita.sql import PartitionProgram, PartitionResult, PartitionStep
 
 from ._dead_letter import emit_dead_letters
@@ -58,6 +58,10 @@ class PartitionActor(Actor):
 
     def restore_state(self, state: object) -> None:
         self._step.restore(state)
+
+    def state_nbytes(self) -> int:
+        """The program's groups, windows and sessions, estimated (sampled)."""
+        return estimate_state_nbytes(self._step.snapshot())
 
     def _send(self, result: PartitionResult) -> None:
         rows = result.rows

@@ -27,6 +27,7 @@ from ._mailbox import Mailbox as Mailbox
 from ._memory import MemoryBudget as MemoryBudget
 from ._memory import MemoryPolicy as MemoryPolicy
 from ._memory import estimate_nbytes as estimate_nbytes
+from ._memory import estimate_state_nbytes as estimate_state_nbytes
 from ._messages import Barrier as Barrier
 from ._messages import Batch as Batch
 from ._messages import DeadLetter as DeadLetter
@@ -125,6 +126,7 @@ __all__ = [
     "decode_state",
     "encode_state",
     "estimate_nbytes",
+    "estimate_state_nbytes",
     "open_sqlite_store",
     "open_supervisor",
     "parse_duration_ms",

@@ -126,6 +126,14 @@ class Actor:
         """
         return None
 
+    def state_nbytes(self) -> int:
+        """Estimated bytes this actor's state holds, for :attr:`ActorStats.state_memory`.
+
+        Called whenever stats are taken, so it must be cheap (sample, as
+        :func:`estimate_state_nbytes` does).  Default: 0 (a stateless actor).
+        """
+        return 0
+
     def restore_state(self, state: object) -> None:
         """Take back what :meth:`snapshot_state` returned (recovery, before the graph runs).
 
@@ -269,6 +277,7 @@ class Actor:
             delivery=getattr(self, "delivery", None),
             watermark=cell.wm,
             occupancy_counts=box.occupancy_counts if box else (),
+            state_memory=self.state_nbytes(),
         )
 
     def _error_snapshot(self) -> tuple[tuple[str, int], ...]:

@@ -234,6 +234,10 @@ class ActorStats:
     occupancy_counts: tuple[int, ...] = ()
     """The inbox's occupancy histogram: how many sends found it holding 0, 1, ...
     ``capacity`` items (empty for sources)."""
+    state_memory: int = 0
+    """Estimated bytes the actor's state holds (a partition's groups and windows, an
+    operator's per-key states; sampled, see :func:`estimate_state_nbytes`); 0 for a
+    stateless actor."""
 
 
 @attrs.frozen
@@ -268,7 +272,13 @@ class GraphStats:
 
     @property
     def estimated_memory(self) -> int:
+        """Estimated bytes buffered in every mailbox (what ``max_memory`` bounds)."""
         return sum(a.estimated_memory for a in self.actors)
+
+    @property
+    def state_memory(self) -> int:
+        """Estimated bytes every actor's state holds (groups, windows, per-key states)."""
+        return sum(a.state_memory for a in self.actors)
 
     @property
     def rows_late(self) -> int:

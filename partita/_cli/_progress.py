@@ -149,6 +149,8 @@ class ProgressDisplay:
             head.append(f"  mailboxes {_mib(stats.memory_in_use)}")
             if stats.max_memory:
                 head.append(f" of {_mib(stats.max_memory)}")
+        if stats.state_memory:
+            head.append(f"  state {_mib(stats.state_memory)}")
         if stats.checkpoint is not None:
             head.append(f"  {checkpoint_text(stats.checkpoint, now)}")
         if self.status is not None:

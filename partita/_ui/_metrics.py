@@ -129,6 +129,11 @@ class GraphCollector(Collector):
                 [(a, a.high_water) for a in inboxes],
             ),
             (
+                "partita_state_bytes",
+                "Estimated bytes of the actor's state (groups, windows, per-key states).",
+                [(a, a.state_memory) for a in actors if a.state_memory],
+            ),
+            (
                 "partita_batch_size_records",
                 "The batch size the actor uses now (sources: adaptive).",
                 [(a, a.batch_size) for a in actors if a.batch_size is not None],

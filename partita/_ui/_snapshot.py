@@ -33,6 +33,7 @@ def _actor_view(a: ActorStats, lag: dict[str, int]) -> dict[str, Any]:
         "batches_in": a.batches_in,
         "mailbox_items": a.items_buffered,
         "mailbox_bytes": a.estimated_memory,
+        "state_bytes": a.state_memory,
         "mailbox_capacity": capacity,
         "high_water": a.high_water,
         "occupancy_p50": a.occupancy_p50,
@@ -55,6 +56,7 @@ def stats_view(supervisor: Supervisor, now: float) -> dict[str, Any]:
         "time": now,
         "state": stats.state.value,
         "memory_in_use": stats.memory_in_use,
+        "state_memory": stats.state_memory,
         "max_memory": stats.max_memory,
         "restarts": stats.restarts,
         "checkpoint": None

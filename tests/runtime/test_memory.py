@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-import random
 import re
 import tracemalloc
-from collections.abc import Callable
 from typing import Any
 
 import attrs
-import msgspec
 import pytest
 import trio
 
+from benchmarks._record_kinds import RECORD_KINDS
 from partita.runtime import (
     Actor,
     ActorFailed,
@@ -26,9 +21,11 @@ from partita.runtime import (
     MemoryLimitExceeded,
     Sink,
     estimate_nbytes,
+    estimate_state_nbytes,
     open_supervisor,
     run_graph,
 )
+from partita.sql import PartitionStep, compile_query
 from tests.runtime._helpers import Counter, chain
 
 
@@ -178,52 +175,6 @@ def test_nested_records_are_estimated_by_what_they_hold() -> None:
     assert estimate_nbytes(once) < 500 * 1000 // 4
 
 
-def _trades(n: int) -> list[dict[str, Any]]:
-    rng = random.Random(7)
-    symbols = [f"S{i:03d}" for i in range(50)]
-    return [
-        {
-            "symbol": symbols[rng.randrange(50)],
-            "price": round(rng.uniform(10, 500), 2),
-            "qty": 1 + rng.randrange(100),
-            "side": "buy" if rng.randrange(2) else "sell",
-            "ts": 1_700_000_000_000 + i,
-        }
-        for i in range(n)
-    ]
-
-
-_LINES = b"".join(json.dumps(r).encode() + b"\n" for r in _trades(2048))
-_CSV = "symbol,price,qty,side,ts\n" + "".join(
-    f"{r['symbol']},{r['price']},{r['qty']},{r['side']},{r['ts']}\n" for r in _trades(2048)
-)
-
-RECORD_KINDS: dict[str, Callable[[], list[Any]]] = {
-    "generated trades": lambda: _trades(2048),
-    "msgspec JSON lines": lambda: msgspec.json.Decoder().decode_lines(_LINES),
-    "stdlib json per line": lambda: [json.loads(line) for line in _LINES.splitlines()],
-    "csv.DictReader rows": lambda: list(csv.DictReader(io.StringIO(_CSV))),
-    "nested": lambda: [
-        {
-            "id": i,
-            "user": {"name": f"user{i}", "tags": [f"t{i % 7}", f"x{i}"]},
-            "items": [{"sku": f"s{j}", "n": j} for j in range(3)],
-        }
-        for i in range(2048)
-    ],
-    "long strings": lambda: [
-        {"id": i, "text": "lorem ipsum " * (i % 20) + str(i), "v": i * 1.5} for i in range(2048)
-    ],
-    "wide records (40 fields, sampled)": lambda: [
-        {f"f{j}": i * 100.0 + j for j in range(40)} for i in range(512)
-    ],
-    "long lists (sampled)": lambda: [
-        {"id": i, "xs": [i * 1.5 + j for j in range(100)]} for i in range(512)
-    ],
-    "tuples": lambda: [(f"k{i}", i * 0.5, [i, i + 1000]) for i in range(2048)],
-}
-
-
 @pytest.mark.parametrize("kind", sorted(RECORD_KINDS))
 def test_a_batch_is_estimated_within_30_percent_of_tracemalloc(kind: str) -> None:
     # issue 14 item 3: shared key strings were counted per record (2.6x over)
@@ -237,3 +188,57 @@ def test_a_batch_is_estimated_within_30_percent_of_tracemalloc(kind: str) -> Non
         tracemalloc.stop()
     estimate = estimate_nbytes(Batch.from_records(records))
     assert 0.7 * held <= estimate <= 1.3 * held, (kind, estimate / held)
+
+
+def _state_after(sql: str, n: int, keys: int) -> tuple[int, int]:
+    """(bytes tracemalloc saw the program's state keep, the state estimate): the
+    records are made and dropped under tracemalloc, so what stays is the state."""
+    program = compile_query(sql, event_time="ts").new_program()
+    step = PartitionStep(program)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        records = [
+            {"k": f"key-{i % keys}", "v": i * 0.5, "ts": 1_700_000_000_000 + i // 10}
+            for i in range(n)
+        ]
+        step.process(Batch.from_records(records))
+        del records
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    return held, estimate_state_nbytes(step.snapshot())
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT k, COUNT(*) AS n, SUM(v) AS s FROM t GROUP BY k",
+        "SELECT k, window_start, COUNT(*) AS n, AVG(v) AS a FROM t "
+        "GROUP BY k, TUMBLE(ts, INTERVAL '1' SECOND)",
+    ],
+)
+def test_a_programs_state_is_estimated_within_30_percent_of_tracemalloc(sql: str) -> None:
+    # issue 14 item 3: window and group state counted too (sampled, for stats)
+    held, estimate = _state_after(sql, 40_000, 20_000)
+    assert held > 20_000 * 100  # 20,000 groups of real state
+    assert 0.7 * held <= estimate <= 1.3 * held, estimate / held
+
+
+async def test_stats_show_each_actors_state(autojump_clock: trio.testing.MockClock) -> None:
+    from partita import CollectSink, Flow, IterableSource
+
+    def count(state: dict[str, int], r: dict[str, Any]) -> list[dict[str, Any]]:
+        state["n"] = state.get("n", 0) + 1
+        return []
+
+    flow = Flow()
+    rows = [{"k": f"user-{i}"} for i in range(5000)]
+    flow.source(IterableSource("src", rows)).key_by(lambda r: r["k"]).stateful(
+        count, init=dict, name="count"
+    ).sink(CollectSink("out"))
+    stats = await flow.run()
+    # 5,000 keys, each a dict {"n": int}: a few hundred bytes apiece
+    assert 5000 * 150 < stats["count"].state_memory < 5000 * 600
+    assert stats["src"].state_memory == 0
+    assert stats.state_memory == stats["count"].state_memory
