@@ -136,9 +136,11 @@ def _deep_nbytes(value: object, depth: int, width: int = _WIDTH) -> float:
 
 
 def _record_nbytes(record: object) -> float:
-    if record.__class__ is not dict or len(record) > _WIDTH:  # type: ignore[arg-type]
+    if record.__class__ is not dict:
         return _deep_nbytes(record, 0)
     assert isinstance(record, dict)
+    if len(record) > _WIDTH:  # a wide record: its fields are sampled
+        return _deep_nbytes(record, 0)
     # the hot case, a flat record: no call per field
     containers = _CONTAINER_TYPES
     refs = _refs
