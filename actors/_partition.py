@@ -61,7 +61,8 @@ class PartitionActor(Actor):
 
     def state_nbytes(self) -> int:
         """The program's groups, windows and sessions, estimated (sampled)."""
-        return estimate_state_nbytes(self._step.snapshot())
+        state = self._step.state()
+        return 0 if state is None else estimate_state_nbytes(state)
 
     def _send(self, result: PartitionResult) -> None:
         rows = result.rows

@@ -210,6 +210,12 @@ class PartitionStep:
         """Take back what :meth:`snapshot` returned (before the first batch)."""
         self._program.restore(state)
 
+    def state(self) -> object | None:
+        """The program's state for the stats' estimate: its snapshot, or ``None`` for
+        a program that has none (one that cannot checkpoint still runs and reports)."""
+        snapshot = getattr(self._program, "snapshot", None)
+        return None if snapshot is None else snapshot()
+
     def _result(self, rows: list[Record]) -> PartitionResult:
         program = self._program
         letters = program.take_dead_letters()
