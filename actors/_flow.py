@@ -28,6 +28,7 @@ from partita.runtime import (
 from ._async_ops import AsyncKind, AsyncOperatorActor, Ordering, check_async, check_ordering
 from ._checkpoints import CheckpointTarget, supervised
 from ._dead_letter import DeadLetterSink
+from ._limit import LimitedSink, RowCount, check_count, check_timeout, wait_bounded
 from ._merge import MergeActor
 from ._operators import (
     FilterActor,
@@ -183,6 +184,9 @@ class Flow:
         checkpoint: CheckpointTarget = None,
         checkpoint_interval: Duration | None = None,
         fresh: bool = False,
+        count: int | None = None,
+        # a graceful stop (drain, flush), which a caller's cancel scope cannot give
+        timeout: Duration | None = None,  # noqa: ASYNC109
         **fields: Any,
     ) -> GraphStats:
         """Run the graph to its end; return the final stats.
@@ -200,6 +204,15 @@ class Flow:
                 tuples, dicts, sets and frozensets of them).
             checkpoint_interval: a duration between checkpoints (default ``"5s"``).
             fresh: ignore (and discard) the checkpoints there, start over.
+            count: stop after this many output rows (a bounded run, as Quix's
+                ``app.run(count=)``): the flow's sinks get exactly ``count`` rows
+                between them (fewer if the input ends first), then the graph stops
+                gracefully (the sources stop, the mailboxes drain, every sink
+                flushes: files are complete) and the stats' ``stopped_by`` is
+                ``"count"``.
+            timeout: a duration (``"30s"``, a ``timedelta``; a bare number is
+                milliseconds) on trio's clock after which the graph stops
+                gracefully as for ``count`` (``stopped_by == "timeout"``).
             **fields: the options' fields as keywords (``restart=``, ``max_memory=``,
                 ``memory_policy=``, ``on_stats=``, ``stats_interval=``).
 
@@ -210,14 +223,28 @@ class Flow:
                 or a source cannot resume.
             ValueError: ``checkpoint_interval`` or ``fresh`` without ``checkpoint``;
                 a chain ends without :meth:`FlowStream.sink` (its rows would go
-                nowhere: read them with :meth:`open`).
+                nowhere: read them with :meth:`open`); ``count`` is not an int
+                >= 1, ``timeout`` not a duration > 0.
+
+        Example:
+            >>> import itertools, trio
+            >>> from partita import CollectSink, IterableSource
+            >>> out = CollectSink("out")
+            >>> flow = Flow()
+            >>> endless = ({"x": i} for i in itertools.count())
+            >>> _ = flow.source(IterableSource("in", endless)).sink(out)
+            >>> stats = trio.run(lambda: flow.run(count=5))
+            >>> out.rows[-1], len(out.rows), stats.stopped_by, stats.state.name
+            ({'x': 4}, 5, 'count', 'COMPLETED')
         """
+        limit, seconds = check_count(count), check_timeout(timeout)
         if self._open_ends():
             ends = ", ".join(repr(a.name) for a in self._open_ends())
             raise ValueError(
                 f"a chain of this flow ends without .sink() (at {ends}): its rows would go "
                 "nowhere; end it with .sink(...), or read them with async with flow.open()"
             )
+        rows = self._count_rows(limit)
         async with self.open(
             options,
             checkpoint=checkpoint,
@@ -225,8 +252,17 @@ class Flow:
             fresh=fresh,
             **fields,
         ) as stream:
-            pass
-        return stream.stats()
+            stopped = await wait_bounded(stream.supervisor, rows, seconds)
+        return attrs.evolve(stream.stats(), stopped_by=stopped)
+
+    def _count_rows(self, limit: int | None) -> RowCount | None:
+        """With a ``limit``: every sink of the flow writes its share of one count."""
+        if limit is None:
+            return None
+        rows = RowCount(limit)
+        for sink in [a for a in self.graph if isinstance(a, Sink)]:
+            self.graph.replace(sink, LimitedSink.counting(sink, rows))
+        return rows
 
     @asynccontextmanager
     async def open(

@@ -11,8 +11,8 @@ Both build the same graph and run it under one supervisor::
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TypeAlias
 
 import attrs
@@ -27,6 +27,7 @@ from partita.runtime import (
     Record,
     Sink,
     Source,
+    Supervisor,
     SupervisorOptions,
     parse_duration_ms,
 )
@@ -34,7 +35,7 @@ from partita.sql import CompiledQuery, LatePolicy, WatermarkStrategy, compile_qu
 
 from ._checkpoints import CheckpointTarget, fingerprint, supervised
 from ._dead_letter import DeadLetterSink
-from ._limit import LimitedSink
+from ._limit import LimitedSink, RowCount, check_count, check_timeout, wait_bounded
 from ._merge import MergeActor
 from ._partition import PartitionActor
 from ._router import RouterActor
@@ -216,6 +217,9 @@ async def run_sql(
     checkpoint: CheckpointTarget = None,
     checkpoint_interval: Duration | None = None,
     fresh: bool = False,
+    count: int | None = None,
+    # a graceful stop (drain, flush), which a caller's cancel scope cannot give
+    timeout: Duration | None = None,  # noqa: ASYNC109
     supervision: SupervisorOptions | None = None,
     **supervisor_fields: Any,
 ) -> QueryRun:
@@ -243,6 +247,14 @@ async def run_sql(
             every ``checkpoint_interval`` (default ``"5s"``), and a run of the
             same job resumes from the latest (exactly-once into a file sink;
             see docs/operations.md).  ``fresh=True`` discards what it holds.
+        count: stop after this many result rows (a bounded run, as Quix's
+            ``app.run(count=)``): the sink gets exactly ``count`` rows (fewer if the
+            input ends first), then the graph stops gracefully (the source stops,
+            the mailboxes drain, the sink flushes) and ``stats.stopped_by`` is
+            ``"count"``.  With a ``LIMIT``, the smaller stops it.
+        timeout: a duration (``"30s"``; a bare number is milliseconds) on trio's
+            clock after which the graph stops gracefully as for ``count``
+            (``stats.stopped_by == "timeout"``).
         supervision: how to run the graph (:class:`runtime.SupervisorOptions`).
         **supervisor_fields: its fields as keywords: ``restart``, ``max_memory``
             (bytes or ``"256MB"``), ``memory_policy`` (``"wait"``, the default,
@@ -259,7 +271,8 @@ async def run_sql(
         runtime.ActorFailed: an actor failed (e.g. ``on_error="fail"``: its
             cause is a :class:`runtime.BadRecord` naming the record offset or
             input line).
-        ValueError: an option is out of range.
+        ValueError: an option is out of range (``count must be an int >= 1 or
+            None, got 0``).
         TypeError: a compile option with a :class:`sql.CompiledQuery`, or an
             option that does not exist.
 
@@ -288,22 +301,45 @@ async def run_sql(
         },
         SupervisorOptions.of(supervision, **supervisor_fields),
     )
+    limit, seconds = check_count(count), check_timeout(timeout)
     out = CollectSink("sink") if sink is None else sink
+    rows_count = None if limit is None else RowCount(limit)
+    target = _limited(out, query)
+    if rows_count is not None:
+        target = LimitedSink.counting(target, rows_count)
     graph, dead = build_sql_graph(
-        query, actor, _limited(out, query), partitions=partitions, dead_letter=dead_letter
+        query, actor, target, partitions=partitions, dead_letter=dead_letter
     )
-    async with supervised(
+    async with _supervised(
+        graph, options, query, partitions, actor, checkpoint, checkpoint_interval, fresh
+    ) as running:
+        stopped = await wait_bounded(running, rows_count, seconds)
+    rows = out.rows if isinstance(out, CollectSink) else []
+    letters = dead.dead_letters if dead is not None and dead.path is None else []
+    return QueryRun(rows, attrs.evolve(running.stats(), stopped_by=stopped), letters)
+
+
+def _supervised(
+    graph: Graph,
+    options: SupervisorOptions,
+    query: CompiledQuery,
+    partitions: int,
+    source: Source,
+    checkpoint: CheckpointTarget,
+    interval: Duration | None,
+    fresh: bool,
+    on_end: Callable[[], None] | None = None,
+) -> AbstractAsyncContextManager[Supervisor]:
+    """The SQL graph running under its supervisor, checkpointed as the job asks."""
+    return supervised(
         graph,
         options,
         checkpoint,
-        interval=checkpoint_interval,
+        interval=interval,
         fresh=fresh,
-        job=lambda: fingerprint(query, partitions, actor),
-    ) as running:
-        pass
-    rows = out.rows if isinstance(out, CollectSink) else []
-    letters = dead.dead_letters if dead is not None and dead.path is None else []
-    return QueryRun(rows, running.stats(), letters)
+        job=lambda: fingerprint(query, partitions, source),
+        on_end=on_end,
+    )
 
 
 def _limited(sink: Sink, query: CompiledQuery) -> Sink:
@@ -379,14 +415,8 @@ async def open_sql(
         query, actor, _limited(sink, query), partitions=partitions, dead_letter=dead_letter
     )
     async with streaming(
-        lambda on_end: supervised(
-            graph,
-            options,
-            checkpoint,
-            interval=checkpoint_interval,
-            fresh=fresh,
-            job=lambda: fingerprint(query, partitions, actor),
-            on_end=on_end,
+        lambda on_end: _supervised(
+            graph, options, query, partitions, actor, checkpoint, checkpoint_interval, fresh, on_end
         ),
         lambda running: QueryStream(running, receive=receive, dead_letter_sink=dead, query=query),
         sink,

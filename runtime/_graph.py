@@ -62,6 +62,19 @@ class Graph:
             raise ValueError(f"connecting {upstream.name!r} -> {downstream.name!r} makes a cycle")
         self._inputs[downstream.name].append(upstream.name)
 
+    def replace(self, actor: Actor, by: Actor) -> None:
+        """Put ``by`` where ``actor`` is: same name, same inputs, outputs and inbox
+        (a wrapper around it, before the graph runs).
+
+        Raises:
+            ValueError: ``actor`` is not in the graph, or ``by`` has another name.
+        """
+        if self._actors.get(actor.name) is not actor:
+            raise ValueError(f"actor {actor.name!r} is not in the graph")
+        if by.name != actor.name:
+            raise ValueError(f"{by.name!r} cannot replace {actor.name!r}: the names differ")
+        self._actors[actor.name] = by
+
     def _reachable_from(self, name: str) -> set[str]:
         seen = {name}
         stack = [name]

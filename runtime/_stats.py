@@ -248,7 +248,9 @@ class GraphStats:
     checkpoints are off); ``resumed_from`` the id of the checkpoint this run
     resumed from (``None``: it started from the beginning).  ``restarts`` counts the
     actors' restarts by the restart policy, ``backoff_time`` the seconds they waited
-    before restarting, in all (:class:`Backoff`).
+    before restarting, in all (:class:`Backoff`).  ``stopped_by`` says what stopped a
+    bounded run (``run(count=, timeout=)``): ``"count"`` or ``"timeout"`` (``None``: it
+    was not stopped by either).
     """
 
     state: ActorState
@@ -259,6 +261,7 @@ class GraphStats:
     checkpoint: CheckpointInfo | None = None
     resumed_from: int | None = None
     backoff_time: float = 0.0
+    stopped_by: str | None = None
 
     def __getitem__(self, name: str) -> ActorStats:
         for actor in self.actors:

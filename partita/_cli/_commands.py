@@ -134,6 +134,14 @@ def _sql_options(verb: str) -> Callable[[Callable[..., Any]], Callable[..., Any]
     help="Stop after N result rows (as the query's LIMIT N / EMIT CHANGES LIMIT N).",
 )
 @click.option(
+    "--timeout",
+    metavar="DURATION",
+    default=None,
+    callback=duration_option,
+    help="Stop after this long (30s, 5m; bare number = ms): the input stops being read, "
+    "what was read is finished and the output flushed; exit 0.",
+)
+@click.option(
     "--batch-size",
     type=click.IntRange(min=1),
     default=None,
@@ -236,6 +244,7 @@ def run(
     fmt: str,
     partitions: int,
     limit: int | None,
+    timeout: int | None,
     batch_size: int | None,
     event_time: str | None,
     allowed_lateness: int | None,
@@ -267,6 +276,8 @@ def run(
         fail(f"--max-memory must be more than 0 bytes, got {max_memory}", EXIT_USAGE)
     if idle_timeout is not None and idle_timeout <= 0:
         fail(f"--idle-timeout must be more than 0, got {idle_timeout} ms", EXIT_USAGE)
+    if timeout is not None and timeout <= 0:
+        fail(f"--timeout must be more than 0, got {timeout} ms", EXIT_USAGE)
     if checkpoint_dir is None and (checkpoint_interval is not None or fresh):
         fail("--checkpoint-interval and --fresh need --checkpoint DIR", EXIT_USAGE)
     if checkpoint_interval is not None and checkpoint_interval <= 0:
@@ -342,6 +353,7 @@ def run(
         where=source.describe_offset,
         checkpoints=checkpoints,
         ui=ui,
+        timeout=None if timeout is None else timeout / 1000,
     )
     if (
         isinstance(sink, JsonLinesSink | CsvSink)
@@ -361,6 +373,18 @@ def run(
         fail(f"terminated (SIGTERM); wrote {sink.rows_written} rows", EXIT_TERMINATED)
     if outcome.interrupts:
         fail(f"interrupted; wrote {sink.rows_written} rows", EXIT_INTERRUPTED)
+    if stats is not None and stats.stopped_by == "timeout":
+        console.print(
+            f"partita: stopped by --timeout after {_duration_text(timeout)}; "
+            f"wrote {sink.rows_written} rows",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def _duration_text(ms: int | None) -> str:
+    """``5s`` for 5000, ``250ms`` for 250."""
+    return f"{ms // 1000}s" if ms is not None and ms % 1000 == 0 else f"{ms}ms"
 
 
 def _limit_reached(target: Sink) -> bool:

@@ -20,6 +20,7 @@ import trio
 from rich.console import Console
 
 from partita._ui import serve_ui
+from partita.actors._limit import StoppedBy, wait_bounded
 from partita.actors._sources import error_leaves
 from partita.runtime import (
     ActorFailed,
@@ -124,20 +125,24 @@ async def _run(
     outcome: Outcome,
     checkpoints: OpenCheckpoints | None,
     ui: tuple[str, int] | None = None,
+    stop_after: float | None = None,
 ) -> None:
     started = trio.current_time()
     supervisor: Supervisor | None = None
+    stopped: StoppedBy | None = None
     opening = checkpoints() if checkpoints is not None else contextlib.nullcontext(None)
     try:
         async with opening as checkpointing:
             if checkpointing is not None:
                 options = attrs.evolve(options, checkpoints=checkpointing)
             async with open_supervisor(graph, options) as supervisor:
-                await _supervise(supervisor, graph, progress, console, outcome, ui)
+                stopped = await _supervise(
+                    supervisor, graph, progress, console, outcome, ui, stop_after
+                )
     finally:
         outcome.elapsed = trio.current_time() - started
         if supervisor is not None:
-            outcome.stats = supervisor.stats()
+            outcome.stats = attrs.evolve(supervisor.stats(), stopped_by=stopped)
 
 
 async def _supervise(
@@ -147,7 +152,8 @@ async def _supervise(
     console: Console,
     outcome: Outcome,
     ui: tuple[str, int] | None = None,
-) -> None:
+    stop_after: float | None = None,
+) -> StoppedBy | None:
     resumed = supervisor.stats().resumed_from
     if resumed is not None:
         console.print(
@@ -162,8 +168,9 @@ async def _supervise(
                 a.name: graph.capacity_of(a) for a in graph if graph.inputs_of(a)
             }
             nursery.start_soon(progress.run, supervisor)
-        await supervisor.wait()
+        stopped = await wait_bounded(supervisor, None, stop_after)
         nursery.cancel_scope.cancel()
+    return stopped
 
 
 def drive(
@@ -175,14 +182,16 @@ def drive(
     where: Where = at_record_offset,
     checkpoints: OpenCheckpoints | None = None,
     ui: tuple[str, int] | None = None,
+    timeout: float | None = None,
 ) -> Outcome:
     """``trio.run`` the graph to its end; a failure is :class:`CliError` (exit 1).
 
     With ``ui`` (host, port), the web view serves the run (see ``partita.serve_ui``).
+    With ``timeout`` (seconds), the run stops gracefully then (``stats.stopped_by``).
     """
     outcome = Outcome()
     try:
-        trio.run(_run, graph, options, progress, console, outcome, checkpoints, ui)
+        trio.run(_run, graph, options, progress, console, outcome, checkpoints, ui, timeout)
     except KeyboardInterrupt:  # Ctrl-C before the signal receiver was in place
         outcome.interrupts = max(outcome.interrupts, 1)
     except BaseException as exc:

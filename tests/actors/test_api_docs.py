@@ -11,7 +11,7 @@ import trio
 import trio.testing
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"
-SECTIONS = ("Consuming a Flow",)
+SECTIONS = ("Consuming a Flow", "Bounded runs")
 
 
 def _examples() -> list[tuple[str, str, str]]:
