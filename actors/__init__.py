@@ -9,6 +9,7 @@ from ._files import CsvSource as CsvSource
 from ._files import JsonLinesSource as JsonLinesSource
 from ._flow import Flow as Flow
 from ._flow import FlowStream as FlowStream
+from ._flow_windows import WindowedStream as WindowedStream
 from ._generator import TradeSource as TradeSource
 from ._merge import MergeActor as MergeActor
 from ._operators import OperatorError as OperatorError
@@ -33,6 +34,9 @@ from ._sqlgraph import QueryStream as QueryStream
 from ._sqlgraph import build_sql_graph as build_sql_graph
 from ._sqlgraph import open_sql as open_sql
 from ._sqlgraph import run_sql as run_sql
+from ._windowers import HoppingWindow as HoppingWindow
+from ._windowers import SessionWindow as SessionWindow
+from ._windowers import TumblingWindow as TumblingWindow
 from ._worker import Worker as Worker
 from ._worker import WorkerStats as WorkerStats
 
@@ -45,6 +49,7 @@ __all__ = [
     "DeadLetterSink",
     "Flow",
     "FlowStream",
+    "HoppingWindow",
     "IterableSource",
     "JsonLinesSink",
     "JsonLinesSource",
@@ -63,7 +68,10 @@ __all__ = [
     "RedisStreamSource",
     "RouterActor",
     "RowStream",
+    "SessionWindow",
     "TradeSource",
+    "TumblingWindow",
+    "WindowedStream",
     "Worker",
     "WorkerStats",
     "build_sql_graph",

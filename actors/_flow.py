@@ -24,10 +24,13 @@ from partita.runtime import (
     SupervisorOptions,
     check_on_error,
 )
+from partita.sql import LatePolicy
 
 from ._async_ops import AsyncKind, AsyncOperatorActor, Ordering, check_async, check_ordering
 from ._checkpoints import CheckpointTarget, supervised
 from ._dead_letter import DeadLetterSink
+from ._event_clock import EventClock
+from ._flow_windows import Emit, WindowedStream, WindowOptions
 from ._limit import LimitedSink, RowCount, check_count, check_timeout, wait_bounded
 from ._merge import MergeActor
 from ._operators import (
@@ -44,6 +47,9 @@ from ._operators import (
 )
 from ._row_stream import RowStream, row_channel, streaming
 from ._sinks import ChannelSink
+from ._window_actor import WindowActor
+from ._window_aggs import WindowFold
+from ._windowers import HoppingWindow, SessionWindow, TumblingWindow, Windower
 
 DeadLetterTarget: TypeAlias = Sink | str | os.PathLike[str] | None
 
@@ -570,6 +576,105 @@ class FlowStream:
         opts = self._options("stateful", fn, on_error)
         step = self._operator("stateful", name, fn, f" init={qualname(init)}")
         return self._per_lane(step, lambda n: StatefulActor(n, fn, init, key, copy, **opts))
+
+    def window(
+        self,
+        windower: Windower,
+        *,
+        ts: str | Callable[[Record], Any],
+        allowed_lateness: Duration = 0,
+        late: LatePolicy = "drop",
+        retention: Duration | None = None,
+        emit: Emit = "final",
+    ) -> WindowedStream[FlowStream]:
+        """Keyed event-time windows, as SQL's (end them with a fold of the result).
+
+        The key is the last :meth:`key_by`'s (one group per window without one).
+        ``windower`` is a :class:`TumblingWindow`, :class:`HoppingWindow` or
+        :class:`SessionWindow`; ``ts`` the event-time field or a function of the
+        record (epoch ms, or ISO-8601 text).  The watermark is the largest event
+        time so far, in source order, less ``allowed_lateness``; a window closes when
+        the watermark reaches its end, and end of input closes all.  A record is
+        judged against the watermark as of itself: one for closed windows only is
+        ``late`` -- ``"drop"`` (counted in ``rows_late``), ``"dead-letter"``
+        (counted, and sent to the flow's dead-letter output) or ``"update"`` (its
+        closed window, kept ``retention`` past its end, is updated and re-emitted).
+        ``emit="changes"`` emits a row on every update instead of one at the close.
+        See :class:`WindowedStream` for the folds, and docs/api.md.
+
+        The window follows :meth:`key_by` directly (its lanes get their watermark
+        from there) or runs on one lane.
+
+        Raises:
+            TypeError: ``windower`` is not a window, or ``ts`` is an ``async def``.
+            ValueError: a bad duration or policy, or the stream runs in several lanes
+                that did not come straight from :meth:`key_by`.
+        """
+        options = WindowOptions.of(windower, ts, allowed_lateness, late, retention, emit)
+        if self._fanout is None and len(self._tails) > 1:
+            raise ValueError(
+                f"window after key_by(partitions={len(self._tails)}) and other operators: "
+                "put the window right after key_by (its watermark is exact in source "
+                "order, before the lanes split), or the other operators before key_by"
+            )
+        if self._fanout is not None and self._fanout.clock is not None:
+            raise ValueError(f"key_by {self._fanout.name!r} already feeds a window")
+        return WindowedStream(self, options)
+
+    def tumbling(
+        self, size: Duration, *, ts: str | Callable[[Record], Any], **options: Any
+    ) -> WindowedStream[FlowStream]:
+        """:meth:`window` of :class:`TumblingWindow` ``(size)``; same keywords."""
+        return self.window(TumblingWindow(size), ts=ts, **options)
+
+    def hopping(
+        self, size: Duration, *, slide: Duration, ts: str | Callable[[Record], Any], **options: Any
+    ) -> WindowedStream[FlowStream]:
+        """:meth:`window` of :class:`HoppingWindow` ``(size, slide=slide)``; same keywords."""
+        return self.window(HoppingWindow(size, slide=slide), ts=ts, **options)
+
+    def session(
+        self, gap: Duration, *, ts: str | Callable[[Record], Any], **options: Any
+    ) -> WindowedStream[FlowStream]:
+        """:meth:`window` of :class:`SessionWindow` ``(gap)``; same keywords."""
+        return self.window(SessionWindow(gap), ts=ts, **options)
+
+    def _windowed(
+        self, options: WindowOptions, fold: WindowFold, name: str | None, on_error: OnError | None
+    ) -> FlowStream:
+        """The window actors (one per lane) of :meth:`window` ending in ``fold``."""
+        flow = self.flow
+        fanout = self._fanout
+        if fanout is not None:
+            if fanout.clock is not None:
+                raise ValueError(f"key_by {fanout.name!r} already feeds a window")
+            fanout.clock = EventClock(options.time_of(), options.lateness_ms)
+        name = flow._name("window", name)
+        flow._step(f"window {name} {fold.describe}{options.describe()}")
+        policy = flow._policy(on_error)
+        key = self._key
+
+        def make(lane: str) -> Actor:
+            clock = (
+                None if fanout is not None else EventClock(options.time_of(), options.lateness_ms)
+            )
+            actor = WindowActor(
+                lane,
+                options.windower,
+                options.time_of(),
+                key,
+                fold,
+                options.rules(),
+                clock,
+                label=f"window {fold.label}",
+                on_error=policy,
+            )
+            if options.late != "drop" and policy != "dead-letter":
+                flow._dead_senders.append(actor)  # late records go to the dead letters
+            return actor
+
+        stream = self._per_lane(name, make)
+        return FlowStream(flow, stream._tails, None, stream._lanes, None)
 
     def via(self, actor: Actor) -> FlowStream:
         """Send the stream through ``actor`` (any :class:`runtime.Actor`); lanes merge first."""

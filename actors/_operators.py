@@ -27,6 +27,7 @@ from partita.runtime import (
     DeadLetter,
     OnError,
     Record,
+    Watermark,
     check_on_error,
     decode_state,
     encode_state,
@@ -35,6 +36,7 @@ from partita.runtime import (
 from partita.sql import partition_of  # the SQL router's process-stable hash
 
 from ._dead_letter import emit_dead_letters
+from ._event_clock import EventClock
 
 __all__ = [
     "STATE_TYPES",
@@ -249,10 +251,17 @@ class KeyByActor(OperatorActor):
     output comes from a hash that does not depend on the process (the SQL
     router's; ``hash()`` of a ``str`` does), so a run resumed in a new process
     sends each key to the lane that holds its restored state.
+
+    With a ``clock`` (a window follows), it stamps each record with the exact
+    watermark as of it, in source order, before the lanes split, and after each
+    batch sends the new watermark to every lane (instead of forwarding upstream
+    watermarks): so every lane's windows close as one stream's would.
     """
 
     key: KeyFn
+    clock: EventClock | None = attrs.field(default=None, kw_only=True)
     _lanes: dict[Hashable, int] = attrs.field(init=False, factory=dict)
+    _sent_wm: int | None = attrs.field(init=False, default=None)
 
     def _lane(self, key: Hashable, n: int) -> int:
         lane = self._lanes.get(key)
@@ -260,41 +269,86 @@ class KeyByActor(OperatorActor):
 
     def on_batch(self, batch: Batch) -> None:
         n = self.lanes
+        clock = self.clock
+        wms = clock.stamp(batch.records) if clock is not None else None
         keys, failed = self.call_each(self.key, batch)
         if failed:
-            batch = Batch(without(batch.records, failed), without(batch.offsets, failed))
+            batch = Batch(
+                without(batch.records, failed),
+                without(batch.offsets, failed),
+                None if wms is None else without(wms, failed),
+            )
+        elif wms is not None:
+            batch = Batch(batch.records, batch.offsets, wms)
         if n <= 1:
             self.emit_batch(batch)
-            return
+        else:
+            self._split(batch, keys, n)
+        if clock is not None:
+            self._send_watermark(clock.watermark())
+
+    def _split(self, batch: Batch, keys: list[Any], n: int) -> None:
         records = batch.records
         if self.checkpointing:
             lane = self._lane
             keys = [lane(key, n) for key in keys]  # a lane i < n: hash(i) % n == i
+        lanes = [hash(key) % n for key in keys]
         buckets: list[list[Record]] = [[] for _ in range(n)]
         appends = [b.append for b in buckets]
-        offsets = batch.offsets
-        if len(offsets):
-            marks: list[list[int]] = [[] for _ in range(n)]
-            mark_appends = [m.append for m in marks]
-            for record, key, offset in zip(records, keys, offsets, strict=True):
-                i = hash(key) % n
-                appends[i](record)
-                mark_appends[i](offset)
-            for i in range(n):
-                if buckets[i]:
-                    self.emit_batch(Batch(buckets[i], marks[i]), i)
-        else:
-            for record, key in zip(records, keys, strict=True):
-                appends[hash(key) % n](record)
-            for i in range(n):
-                if buckets[i]:
-                    self.emit_batch(Batch(buckets[i]), i)
+        for record, i in zip(records, lanes, strict=True):
+            appends[i](record)
+        columns = [
+            _split_column(batch.offsets, lanes, n),
+            _split_column(batch.watermarks, lanes, n),
+        ]
+        for i in range(n):
+            if buckets[i]:
+                offsets, wms = (column[i] if column else None for column in columns)
+                self.emit_batch(Batch(buckets[i], offsets or (), wms), i)
+
+    def _send_watermark(self, wm: int | None) -> None:
+        if wm is not None and (self._sent_wm is None or wm > self._sent_wm):
+            self._sent_wm = wm
+            for i in range(self.lanes):
+                self.emit_message(Watermark(wm), i)
+
+    def on_watermark(self, ts: int) -> None:
+        """Forwarded to every output, unless a clock makes the lanes' watermarks."""
+        if self.clock is None:
+            super().on_watermark(ts)
+
+    def snapshot_state(self) -> object:
+        """The clock's largest event time (with a clock), else nothing."""
+        if self.clock is None:
+            return None
+        return [self.clock.max_ts, self._sent_wm]
+
+    def restore_state(self, state: object) -> None:
+        """Take back what :meth:`snapshot_state` returned."""
+        if self.clock is None:
+            return
+        if not (isinstance(state, list) and len(state) == 2):
+            raise CheckpointCorrupt(
+                f"the state of operator {self.name!r}", "not the event-time clock it wrote"
+            )
+        self.clock.max_ts, self._sent_wm = state
 
     @property
     def lanes(self) -> int:
         """The lanes it splits into: its outputs, less the dead-letter one."""
         dead = self.dead_letter_output
         return self.outputs if dead is None else dead
+
+
+def _split_column(column: Sequence[int] | None, lanes: list[int], n: int) -> list[list[int]] | None:
+    """``column`` (offsets or watermarks, one per record) split by the records' lanes."""
+    if column is None or not len(column):
+        return None
+    parts: list[list[int]] = [[] for _ in range(n)]
+    appends = [p.append for p in parts]
+    for value, i in zip(column, lanes, strict=True):
+        appends[i](value)
+    return parts
 
 
 class _AtRecord(Exception):

@@ -32,6 +32,7 @@ if _typing.TYPE_CHECKING:
     from partita.actors import DeadLetterSink as DeadLetterSink
     from partita.actors import Flow as Flow
     from partita.actors import FlowStream as FlowStream
+    from partita.actors import HoppingWindow as HoppingWindow
     from partita.actors import IterableSource as IterableSource
     from partita.actors import JsonLinesSink as JsonLinesSink
     from partita.actors import JsonLinesSource as JsonLinesSource
@@ -47,7 +48,10 @@ if _typing.TYPE_CHECKING:
     from partita.actors import RedisStreamSink as RedisStreamSink
     from partita.actors import RedisStreamSource as RedisStreamSource
     from partita.actors import RowStream as RowStream
+    from partita.actors import SessionWindow as SessionWindow
     from partita.actors import TradeSource as TradeSource
+    from partita.actors import TumblingWindow as TumblingWindow
+    from partita.actors import WindowedStream as WindowedStream
     from partita.actors import Worker as Worker
     from partita.actors import WorkerStats as WorkerStats
     from partita.actors import open_sql as open_sql
@@ -115,6 +119,7 @@ __all__ = [
     "FlowStream",
     "Graph",
     "GraphStats",
+    "HoppingWindow",
     "InvalidTransition",
     "IterableSource",
     "JsonLinesSink",
@@ -137,14 +142,17 @@ __all__ = [
     "RestartIntensityExceeded",
     "RestartPolicy",
     "RowStream",
+    "SessionWindow",
     "Sink",
     "Source",
     "SqlError",
     "Strategy",
     "Supervisor",
     "TradeSource",
+    "TumblingWindow",
     "UiServer",
     "Watermark",
+    "WindowedStream",
     "Worker",
     "WorkerStats",
     "compile_query",
@@ -184,6 +192,7 @@ _HOMES: dict[str, str] = {
     "FlowStream": "partita.actors",
     "Graph": "partita.runtime",
     "GraphStats": "partita.runtime",
+    "HoppingWindow": "partita.actors",
     "InvalidTransition": "partita.runtime",
     "IterableSource": "partita.actors",
     "JsonLinesSink": "partita.actors",
@@ -206,14 +215,17 @@ _HOMES: dict[str, str] = {
     "RestartIntensityExceeded": "partita.runtime",
     "RestartPolicy": "partita.runtime",
     "RowStream": "partita.actors",
+    "SessionWindow": "partita.actors",
     "Sink": "partita.runtime",
     "Source": "partita.runtime",
     "SqlError": "partita.sql",
     "Strategy": "partita.runtime",
     "Supervisor": "partita.runtime",
     "TradeSource": "partita.actors",
+    "TumblingWindow": "partita.actors",
     "UiServer": "partita._ui",
     "Watermark": "partita.runtime",
+    "WindowedStream": "partita.actors",
     "Worker": "partita.actors",
     "WorkerStats": "partita.actors",
     "compile_query": "partita.sql",

@@ -9,6 +9,7 @@ Example:
 from ._driver import QueryResult as QueryResult
 from ._driver import run_query as run_query
 from ._errors import SqlError as SqlError
+from ._functions import to_epoch_ms as to_epoch_ms
 from ._hashing import partition_of as partition_of
 from ._hashing import stable_hash as stable_hash
 from ._interface import PartitionProgram as PartitionProgram
@@ -20,9 +21,11 @@ from ._policy import RecordErrors as RecordErrors
 from ._query import CompiledQuery as CompiledQuery
 from ._query import compile_query as compile_query
 from ._query import explain as explain
+from ._query_config import LATE_POLICIES as LATE_POLICIES
 from ._query_config import LatePolicy as LatePolicy
 from ._query_config import QueryOptions as QueryOptions
 from ._query_config import WatermarkStrategy as WatermarkStrategy
+from ._query_config import check_late as check_late
 from ._schema import SchemaColumn as SchemaColumn
 from ._schema import StreamSchema as StreamSchema
 from ._schema import parse_schema as parse_schema
@@ -38,6 +41,7 @@ from ._windows import new_window_state as new_window_state
 __all__ = [
     "Aggregation",
     "CompiledQuery",
+    "LATE_POLICIES",
     "LatePolicy",
     "PartitionProgram",
     "PartitionResult",
@@ -57,6 +61,7 @@ __all__ = [
     "WindowRules",
     "WindowSpec",
     "WindowState",
+    "check_late",
     "compile_query",
     "explain",
     "new_window_state",
@@ -64,4 +69,5 @@ __all__ = [
     "partition_of",
     "run_query",
     "stable_hash",
+    "to_epoch_ms",
 ]

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-__all__ = ["HELPERS"]
+__all__ = ["HELPERS", "to_epoch_ms"]
 
 
 def sql_div(a: Any, b: Any) -> Any:

@@ -101,6 +101,12 @@ class WindowState(Protocol):
         """Close entries waiting (sessions); for tests and stats."""
         ...
 
+    def late_record(self, record: Any, offset: int | None, why: str) -> None:
+        """Count ``record`` late (every window it would join is closed) and, unless the
+        late policy is ``"drop"``, dead-letter it with ``why`` (for a caller that decides
+        lateness of aligned windows itself, as a Flow window does)."""
+        ...
+
     def snapshot(self) -> dict[str, Any]:
         """The state as plain data (for a checkpoint)."""
         ...
@@ -231,7 +237,7 @@ class _Base:
     def scheduled_closes(self) -> int:
         return 0
 
-    def _late_record(self, record: Any, offset: int | None, why: str) -> None:
+    def late_record(self, record: Any, offset: int | None, why: str) -> None:
         self.late += 1
         if self._ctx.late_policy != "drop":
             self._ctx.policy.dead.append(
@@ -358,7 +364,7 @@ class AlignedWindows(_Base):
         # retention is decided by event time alone, so every partition agrees
         if ws + size <= wm - self._ctx.retention_ms:
             if count:
-                self._late_record(
+                self.late_record(
                     record,
                     offset,
                     f"window [{ws}, {ws + size}) is closed and no longer retained",
@@ -502,7 +508,7 @@ class SessionWindows(_Base):
                     self.late += 1
                     ctx.emit({key: closed[2]}, closed[0], closed[1], rows)
                     return rows
-        self._late_record(record, offset, f"event time {t} joins no open session of its key")
+        self.late_record(record, offset, f"event time {t} joins no open session of its key")
         return rows
 
     def _close_until(self, watermark: float) -> list[Record]:
