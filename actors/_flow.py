@@ -605,6 +605,22 @@ class FlowStream:
         The window follows :meth:`key_by` directly (its lanes get their watermark
         from there) or runs on one lane.
 
+        Example:
+            >>> import trio
+            >>> from partita import CollectSink, HoppingWindow, IterableSource
+            >>> out = CollectSink("out")
+            >>> flow = Flow()
+            >>> _ = (
+            ...     flow.source(IterableSource("in", [{"k": "a", "t": 7}, {"k": "a", "t": 12}]))
+            ...     .key_by(lambda r: r["k"])
+            ...     .window(HoppingWindow(10, slide=5), ts="t", emit="changes")
+            ...     .count()
+            ...     .sink(out)
+            ... )
+            >>> _ = trio.run(flow.run)
+            >>> [(r["window_start"], r["count"]) for r in out.rows]
+            [(0, 1), (5, 1), (5, 2), (10, 1)]
+
         Raises:
             TypeError: ``windower`` is not a window, or ``ts`` is an ``async def``.
             ValueError: a bad duration or policy, or the stream runs in several lanes

@@ -59,6 +59,12 @@ class TumblingWindow:
 
     Args:
         size: the window length (positive).
+
+    Example:
+        >>> TumblingWindow("1s")
+        TumblingWindow(size_ms=1000)
+        >>> list(TumblingWindow("1s").starts(2_500))
+        [2000]
     """
 
     size_ms: int = attrs.field(alias="size", converter=_size)
@@ -85,9 +91,14 @@ class HoppingWindow:
         size: the window length (positive).
         slide: how far apart windows start (positive, at most ``size``).
 
+    Example:
+        >>> list(HoppingWindow("1m", slide="20s").starts(65_000))
+        [20000, 40000, 60000]
+
     Raises:
         ValueError: ``slide`` is larger than ``size`` (records would fall between
             windows), or either is not positive.
+        TypeError: ``size`` or ``slide`` is not a duration.
     """
 
     size_ms: int = attrs.field(alias="size", converter=_size)
@@ -127,6 +138,10 @@ class SessionWindow:
 
     Args:
         gap: the silence that ends a session (positive).
+
+    Example:
+        >>> SessionWindow("30s")
+        SessionWindow(gap_ms=30000)
     """
 
     gap_ms: int = attrs.field(alias="gap", converter=_gap)

@@ -9,7 +9,9 @@ same late count and the same late dead letters, whatever the batches and lanes.
 
 from __future__ import annotations
 
+import doctest
 import json
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -505,3 +507,31 @@ async def test_a_resumed_window_restores_its_open_windows(
     expected = tmp_path / "expected.jsonl"
     await build(path, expected).run()
     assert sorted(out.read_text().splitlines()) == sorted(expected.read_text().splitlines())
+
+
+# -- the guide's example ------------------------------------------------------------------
+
+
+def test_the_api_guide_window_example_prints_what_it_says(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "api.md").read_text("utf-8")
+    section = text.split("## Windows in a Flow", 1)[1]
+    program, printed = re.findall(r"```(?:python)?\n(.*?)```", section, re.S)[:2]
+    assert program.rstrip().endswith("trio.run(main)")
+    namespace: dict[str, object] = {"__name__": "api_windows_example"}
+    code = compile(program.replace("trio.run(main)", ""), "docs/api.md", "exec")
+    exec(code, namespace)
+    main = namespace["main"]
+    assert callable(main)
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    assert capsys.readouterr().out == printed
+
+
+def test_the_window_modules_docstring_examples() -> None:
+    from partita.actors import _event_clock, _flow_windows, _window_aggs, _windowers
+
+    for module in (_event_clock, _flow_windows, _window_aggs, _windowers):
+        result = doctest.testmod(module, raise_on_error=False, verbose=False)
+        assert result.failed == 0, module.__name__
+        assert result.attempted > 0, module.__name__
