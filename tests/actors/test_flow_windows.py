@@ -535,3 +535,12 @@ def test_the_window_modules_docstring_examples() -> None:
         result = doctest.testmod(module, raise_on_error=False, verbose=False)
         assert result.failed == 0, module.__name__
         assert result.attempted > 0, module.__name__
+
+
+async def test_window_rows_stream_out_of_flow_open() -> None:
+    records = [{"k": "a", "ts": t} for t in (1, 2, 11, 25)]
+    flow = Flow()
+    flow.source(IterableSource("in", records)).key_by(key_of).tumbling(10, ts="ts").count()
+    async with flow.open() as stream:
+        got = [(row["window_start"], row["count"]) async for row in stream]
+    assert got == [(0, 2), (10, 1), (20, 1)]
