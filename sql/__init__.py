@@ -39,9 +39,9 @@ from ._windows import WindowState as WindowState
 from ._windows import new_window_state as new_window_state
 
 __all__ = [
+    "LATE_POLICIES",
     "Aggregation",
     "CompiledQuery",
-    "LATE_POLICIES",
     "LatePolicy",
     "PartitionProgram",
     "PartitionResult",
