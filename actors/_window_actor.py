@@ -25,6 +25,7 @@ from partita.runtime import (
     Record,
     decode_state,
     encode_state,
+    estimate_state_nbytes,
 )
 from partita.sql import Aggregation, RecordErrors, WindowRules, WindowState, new_window_state
 
@@ -197,6 +198,11 @@ class WindowActor(OperatorActor):
             self._rows_failed = errors.rows_failed
         letters += errors.take()
         self.send_dead_letters(letters)
+
+    def state_nbytes(self) -> int:
+        """The open and retained windows, sessions and their accumulators, estimated
+        (sampled)."""
+        return estimate_state_nbytes(self._state.snapshot())
 
     # -- checkpoints ------------------------------------------------------------------
 

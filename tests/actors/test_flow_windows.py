@@ -544,3 +544,19 @@ async def test_window_rows_stream_out_of_flow_open() -> None:
     async with flow.open() as stream:
         got = [(row["window_start"], row["count"]) async for row in stream]
     assert got == [(0, 2), (10, 1), (20, 1)]
+
+
+def test_open_windows_count_in_the_state_memory() -> None:
+    from partita.actors._window_actor import WindowActor
+    from partita.runtime import Batch
+
+    flow = Flow()
+    flow.source(IterableSource("in", [])).map(dict).tumbling(1_000, ts="ts").collect().sink(
+        CollectSink("out")
+    )
+    [actor] = [a for a in flow.graph if isinstance(a, WindowActor)]
+    empty = actor.state_nbytes()  # the state's own dicts
+    actor.on_batch(Batch.from_records([{"ts": i, "text": "x" * 100} for i in range(50)]))
+    assert actor.state_nbytes() > empty + 50 * 100  # the collected records, sampled
+    actor.on_end()  # end of input closes (and drops) every window
+    assert actor.state_nbytes() < empty + 1_000  # (an emptied dict keeps its table)
