@@ -21,7 +21,6 @@ from ._policy import RecordErrors as RecordErrors
 from ._query import CompiledQuery as CompiledQuery
 from ._query import compile_query as compile_query
 from ._query import explain as explain
-from ._query_config import LATE_POLICIES as LATE_POLICIES
 from ._query_config import LatePolicy as LatePolicy
 from ._query_config import QueryOptions as QueryOptions
 from ._query_config import WatermarkStrategy as WatermarkStrategy
@@ -39,7 +38,6 @@ from ._windows import WindowState as WindowState
 from ._windows import new_window_state as new_window_state
 
 __all__ = [
-    "LATE_POLICIES",
     "Aggregation",
     "CompiledQuery",
     "LatePolicy",
