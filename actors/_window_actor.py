@@ -32,7 +32,7 @@ from partita.sql import Aggregation, RecordErrors, WindowRules, WindowState, new
 from ._event_clock import EventClock, EventTime
 from ._operators import STATE_TYPES, KeyFn, OperatorActor
 from ._window_aggs import WindowFold
-from ._windowers import SessionWindow, Windower
+from ._windowers import SessionWindow, TumblingWindow, Windower
 
 __all__ = ["WindowActor"]
 
@@ -79,6 +79,8 @@ class WindowActor(OperatorActor):
         letters: list[DeadLetter] = []
         if isinstance(self.windower, SessionWindow):
             rows = self._sessions(batch, wms, letters)
+        elif isinstance(self.windower, TumblingWindow):
+            rows = self._tumbling(batch, wms, letters)
         else:
             rows = self._aligned(batch, wms, letters)
         pending = self._state.take_pending()
@@ -108,8 +110,54 @@ class WindowActor(OperatorActor):
 
     # -- the per-record loops ---------------------------------------------------------
 
+    def _tumbling(self, batch: Batch, wms: Any, letters: list[DeadLetter]) -> list[Record]:
+        """Tumbling windows: :meth:`_aligned` with one window per record (the last
+        window's groups kept at hand, as SQL's generated loop does)."""
+        state = self._state
+        _, windows, _, on_late = state.process_args()
+        time_of, key_of = self.time_of, self.key
+        step = self.fold.step
+        row = self._aggregation.row
+        changes = self.rules.emit == "changes"
+        update = self.rules.late == "update"
+        windower = self.windower
+        assert isinstance(windower, TumblingWindow)
+        size = windower.size_ms
+        out: list[Record] = []
+        current: Any = None
+        groups: dict[Any, Any] = {}
+        for i, record in enumerate(batch.records):
+            try:
+                t = time_of(record)
+                k = key_of(record) if key_of is not None else None
+                ws = t - t % size
+                wm = wms[i]
+                if ws + size <= wm:  # its window is closed: late
+                    if update:
+                        out += on_late(record, batch.offset_of(i), k, ws, record, wm, True)
+                    else:
+                        state.late_record(
+                            record,
+                            batch.offset_of(i),
+                            f"event time {t} is behind watermark {wm}; its windows are closed",
+                        )
+                    continue
+                if ws != current:  # (an open window is never closed mid-batch)
+                    found = windows.get(ws)
+                    groups = windows[ws] = {} if found is None else found
+                    current = ws
+                acc = step(groups.get(k), record)
+                if changes:
+                    changed = row(k, acc, ws, ws + size)
+                    if changed is not None:
+                        out.append(changed)
+                groups[k] = acc
+            except Exception as exc:
+                self.record_failed(exc, batch, i, letters)
+        return out
+
     def _aligned(self, batch: Batch, wms: Any, letters: list[DeadLetter]) -> list[Record]:
-        """Tumbling and hopping windows: as SQL's generated loop, record by record."""
+        """Hopping windows: as SQL's generated loop, record by record."""
         state = self._state
         _, windows, _, on_late = state.process_args()
         records = batch.records
