@@ -13,9 +13,11 @@ Layout of a topic ``T`` with ``N`` partitions (the names are
   topic ``S``, whose partition ``p`` wrote the stream ``{S:p}:out:T`` (read in
   place of ``{T:p}``).
 
-An entry holds a batch: field ``r`` is a msgpack array of records (JSON-able
-maps).  A partition's end (a bounded topic) is an entry with field ``end``:
-it is in the stream's order, so a reader at the end marker has read all.
+An entry holds a batch of records (JSON-able maps): field ``t``, a table (runs
+of records with the same fields, column by column), or ``r``, a msgpack array
+of maps (see :mod:`actors._redis_entries`).  A partition's end (a bounded
+topic) is an entry with field ``end``: it is in the stream's order, so a
+reader at the end marker has read all.
 A position in a partition is an entry id (``"1700000000000-0"``); ``"0-0"``
 is before the first entry.
 """
@@ -27,11 +29,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import attrs
-import msgpack
 
 from partita.runtime import BadRecord, Batch, DeadLetter, Record, Sink
 from partita.sql import stable_hash
 
+from ._redis_entries import END, decode_entry, encode_entry
 from ._sources import ErrorPolicy, RecordSource, _check_policy, single_error
 
 __all__ = [
@@ -47,8 +49,6 @@ __all__ = [
     "topic_partitions",
 ]
 
-RECORDS = b"r"
-END = b"end"
 START = "0-0"
 
 
@@ -82,27 +82,6 @@ def partition_of(value: Any, partitions: int) -> int:
     a topic's partition ``p`` holds the keys the in-process partition ``p`` would.
     """
     return stable_hash(value) % partitions
-
-
-def encode_entry(records: Sequence[Record]) -> dict[bytes, bytes]:
-    """One stream entry's fields for a batch of records."""
-    return {RECORDS: msgpack.packb(list(records), use_bin_type=True)}
-
-
-def decode_entry(fields: Any) -> list[Record] | None:
-    """The records of an entry, ``None`` for an end marker; ``ValueError`` if malformed."""
-    if END in fields:
-        return None
-    data = fields.get(RECORDS)
-    if data is None:
-        raise ValueError("entry has no 'r' field")
-    try:
-        records = msgpack.unpackb(data, raw=False)
-    except Exception as exc:  # msgpack raises several unrelated types
-        raise ValueError(f"entry is not msgpack ({type(exc).__name__})") from exc
-    if type(records) is not list or not all(type(r) is dict for r in records):
-        raise ValueError("entry is not an array of maps")
-    return records
 
 
 def _describe(url: str) -> str:

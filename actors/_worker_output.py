@@ -19,7 +19,7 @@ import attrs
 
 from partita.runtime import Batch, Record, Sink
 
-from ._redis import END, encode_entry
+from ._redis_entries import END, encode_entry
 from ._worker_retry import RedisRetry
 
 __all__ = [
@@ -170,6 +170,6 @@ class RedisDeadLetterSink(Sink):
         rows = batch.records
         if not rows:
             return
-        fields = encode_entry(rows)
+        fields = encode_entry(rows, table=False)
         await self.retry.call(lambda: self.client.xadd(self.key, fields), what=f"XADD {self.key}")
         self.letters_written += len(rows)

@@ -10,33 +10,53 @@ seeded trades written in one burst (pre-encoded entries of 8,192 records, and
 the end markers), timed until every partition's commit says ``done``.  So the
 interpreter's start is not counted, and the burst is a fraction of a second.
 
+The machine may be shared, so wall-clock rates are noisy; each run also reads
+the CPU seconds every process spent between the burst and the last ``done``
+(``/proc/<pid>/stat``): what the workers would take with a core each.
+
 Prints one JSON object per line:
 
-- ``in_process``: W3 with ``run_sql`` over the records in memory (1 partition);
+- ``in_process``: W3 with ``run_sql`` over the records in memory (1 partition),
+  best records per second and CPU µs per record;
 - ``workers``: for each worker count, the best of ``--repeat`` runs, records
-  per second, and ``speedup`` over one worker;
+  per second, and ``speedup`` over one worker; ``worker_cpu_s`` (per run, per
+  worker), ``redis_cpu_s``, ``bench_cpu_s`` (this process: burst and polling);
+  ``cpu_speedup``: one worker's CPU seconds over the busiest worker's (medians
+  over the runs), the speedup with a core per worker; ``balance_bound``: the
+  speedup whole partitions allow at most (records over the biggest share);
 - ``redis_hop``: the per-record cost of going through Redis, in microseconds:
-  ``1 / rate(1 worker) - 1 / rate(in process)``.
+  ``1 / rate(1 worker) - 1 / rate(in process)``, and ``cpu_us_per_record``, the
+  same from CPU time.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from typing import Any
 
+import attrs
 import trio
 
 from partita.actors import run_sql
-from partita.actors._leases import LeaseTable, load_committed, members_key, wall_clock_ms
-from partita.actors._redis import END, encode_entry, ensure_topic, open_redis, partition_key
+from partita.actors._leases import (
+    LeaseTable,
+    assignment,
+    load_committed,
+    members_key,
+    wall_clock_ms,
+)
+from partita.actors._redis import ensure_topic, open_redis, partition_key
 from partita.actors._redis import partition_of as topic_partition_of
+from partita.actors._redis_entries import END, encode_entry
 
 from ._data import generate_trades
 from ._workloads import WORKLOADS
@@ -74,46 +94,85 @@ def _start_redis(folder: str) -> tuple[subprocess.Popen[bytes], str]:
     raise SystemExit("redis-server did not answer PING")
 
 
-def _entries(records: list[dict[str, Any]], partitions: int) -> dict[int, list[dict[bytes, bytes]]]:
+def _entries(
+    records: list[dict[str, Any]], partitions: int
+) -> tuple[dict[int, list[dict[bytes, bytes]]], dict[int, int]]:
+    """Each partition's entries (as ``partita produce`` routes them), and its record count."""
     by: dict[int, list[dict[str, Any]]] = {p: [] for p in range(partitions)}
     for r in records:
         by[topic_partition_of(r["symbol"], partitions)].append(r)
-    return {
+    entries = {
         p: [encode_entry(rows[i : i + _ENTRY]) for i in range(0, len(rows), _ENTRY)]
         for p, rows in by.items()
     }
+    return entries, {p: len(rows) for p, rows in by.items()}
 
 
-def _in_process(records: list[dict[str, Any]]) -> float:
+def _in_process(records: list[dict[str, Any]]) -> tuple[float, float]:
+    """W3 with ``run_sql`` in this process: records per second, CPU µs per record."""
     workload = WORKLOADS["W3"]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     trio.run(run_sql, workload.sql, records)
-    return len(records) / (time.perf_counter() - start)
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    return len(records) / seconds, cpu / len(records) * 1e6
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux ``/proc``)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _balance_bound(
+    entries: dict[int, list[dict[bytes, bytes]]], sizes: dict[int, int], workers: int
+) -> float:
+    """The speedup ``workers`` can reach at most: records over the biggest worker's share.
+
+    Each worker owns whole partitions (:func:`assignment`), so the one with the
+    most records sets the end.
+    """
+    owners = assignment([f"w{i}" for i in range(workers)], len(entries))
+    shares: dict[str, int] = {}
+    for p, owner in owners.items():
+        shares[owner] = shares.get(owner, 0) + sizes[p]
+    return sum(sizes.values()) / max(shares.values())
 
 
 async def _settled(url: str, topic: str, names: list[str], partitions: int) -> bool:
+    """Every worker a member, and the leases exactly the fair shares."""
     async with open_redis(url) as client:
         members = {m.decode() for m in await client.hkeys(members_key(topic, "default"))}
         table = LeaseTable(client, topic, "default", "probe", partitions)
-        owners = {w for w, _ in (await table.owners(wall_clock_ms())).values()}
-    return members == set(names) and owners == set(names)
+        owners = await table.owners(wall_clock_ms())
+    fair = assignment(names, partitions)
+    return members == set(names) and {p: w for p, (w, _) in owners.items()} == fair
 
 
-async def _burst(url: str, topic: str, entries: dict[int, list[dict[bytes, bytes]]]) -> None:
+async def _all_done(client: Any, topic: str, partitions: int) -> bool:
+    for p in range(partitions):
+        committed = await load_committed(client, topic, "default", p)
+        if committed is None or not committed.done:
+            return False
+    return True
+
+
+async def _burst_until_done(
+    url: str, topic: str, entries: dict[int, list[dict[bytes, bytes]]]
+) -> float:
+    """Write every entry and the end markers, wait for every partition's ``done``: seconds.
+
+    One connection, polled every 20 ms, so the benchmark's own CPU stays small.
+    """
     async with open_redis(url) as client:
+        start = time.perf_counter()
         for p, batch in entries.items():
             for fields in batch:
                 await client.xadd(partition_key(topic, p), fields)
             await client.xadd(partition_key(topic, p), {END: b""})
-
-
-async def _all_done(url: str, topic: str, partitions: int) -> bool:
-    async with open_redis(url) as client:
-        for p in range(partitions):
-            committed = await load_committed(client, topic, "default", p)
-            if committed is None or not committed.done:
-                return False
-    return True
+        while not await _all_done(client, topic, len(entries)):  # noqa: ASYNC110 (polling Redis)
+            await trio.sleep(0.02)
+        return time.perf_counter() - start
 
 
 async def _make_topic(url: str, topic: str, partitions: int) -> None:
@@ -121,10 +180,24 @@ async def _make_topic(url: str, topic: str, partitions: int) -> None:
         await ensure_topic(client, url, topic, partitions, "symbol")
 
 
+@attrs.frozen
+class _Run:
+    seconds: float
+    worker_cpu_s: tuple[float, ...]
+    """Each worker's CPU seconds from the burst to the last ``done``."""
+    redis_cpu_s: float
+    bench_cpu_s: float
+    """This process's (the burst and the polling)."""
+
+
 def _run(
-    url: str, run: str, workers: int, partitions: int, entries: dict[int, list[dict[bytes, bytes]]]
-) -> float:
-    topic = f"trades-{run}"
+    server: subprocess.Popen[bytes],
+    url: str,
+    run: str,
+    workers: int,
+    entries: dict[int, list[dict[bytes, bytes]]],
+) -> _Run:
+    topic, partitions = f"trades-{run}", len(entries)
     trio.run(_make_topic, url, topic, partitions)
     names = [f"w{i}" for i in range(workers)]
     command = [sys.executable, "-m", "partita", "worker", "--redis", url, "--topic", topic,
@@ -142,14 +215,15 @@ def _run(
             if time.monotonic() > deadline:
                 raise SystemExit("the workers did not settle")
             time.sleep(0.05)
-        start = time.perf_counter()
-        trio.run(_burst, url, topic, entries)
-        while not trio.run(_all_done, url, topic, partitions):
-            time.sleep(0.01)
-        seconds = time.perf_counter() - start
+        cpu = [_cpu_seconds(p.pid) for p in procs]
+        redis_cpu, bench_cpu = _cpu_seconds(server.pid), time.process_time()
+        seconds = trio.run(_burst_until_done, url, topic, entries)
+        cpu = [_cpu_seconds(p.pid) - c for p, c in zip(procs, cpu, strict=True)]
+        redis_cpu = _cpu_seconds(server.pid) - redis_cpu
+        bench_cpu = time.process_time() - bench_cpu
         for proc in procs:
             proc.wait(timeout=60)
-        return seconds
+        return _Run(seconds, tuple(cpu), redis_cpu, bench_cpu)
     finally:
         for proc in procs:
             if proc.poll() is None:
@@ -166,35 +240,47 @@ def main(argv: list[str] | None = None) -> int:
     counts = [int(c) for c in args.workers.split(",")]
     info = {"python": sys.version.split()[0], "records": args.records}
     records = generate_trades(args.records)
-    entries = _entries(records, args.partitions)
-    inproc = max(_in_process(records) for _ in range(args.repeat))
-    print(json.dumps({"benchmark": "in_process", "rec_per_s": inproc, **info}), flush=True)
+    entries, sizes = _entries(records, args.partitions)
+    inproc = [_in_process(records) for _ in range(args.repeat)]
+    rate, cpu_us = max(r for r, _ in inproc), min(c for _, c in inproc)
+    line = {"benchmark": "in_process", "rec_per_s": rate, "cpu_us_per_record": cpu_us, **info}
+    print(json.dumps(line), flush=True)
+    del records
+    runs: dict[int, list[_Run]] = {c: [] for c in counts}
     with tempfile.TemporaryDirectory() as folder:
-        process, url = _start_redis(folder)
+        server, url = _start_redis(folder)
         try:
-            rates: dict[int, list[float]] = {c: [] for c in counts}
             for r in range(args.repeat):
                 for c in counts:  # interleaved, so a busy spell hits each count alike
-                    seconds = _run(url, f"{c}-{r}", c, args.partitions, entries)
-                    rates[c].append(args.records / seconds)
+                    runs[c].append(_run(server, url, f"{c}-{r}", c, entries))
         finally:
-            process.terminate()
-            process.wait(timeout=10)
-    one = max(rates[counts[0]])
+            server.terminate()
+            server.wait(timeout=10)
+    n = args.records
+    one = max(n / run.seconds for run in runs[counts[0]])
+    one_cpu = statistics.median(sum(run.worker_cpu_s) for run in runs[counts[0]])
     for c in counts:
-        best = max(rates[c])
+        rates = sorted(n / run.seconds for run in runs[c])
+        busiest = statistics.median(max(run.worker_cpu_s) for run in runs[c])
         line = {
             "benchmark": "workers",
             "workers": c,
             "partitions": args.partitions,
-            "rec_per_s": best,
-            "runs_rec_per_s": sorted(rates[c]),
-            "speedup": best / one,
+            "rec_per_s": rates[-1],
+            "runs_rec_per_s": rates,
+            "speedup": rates[-1] / one,
+            "worker_cpu_s": [list(run.worker_cpu_s) for run in runs[c]],
+            "redis_cpu_s": [run.redis_cpu_s for run in runs[c]],
+            "bench_cpu_s": [run.bench_cpu_s for run in runs[c]],
+            "cpu_speedup": one_cpu / busiest,
+            "balance_bound": _balance_bound(entries, sizes, c),
             **info,
         }
         print(json.dumps(line), flush=True)
-    hop = (1 / one - 1 / inproc) * 1e6
-    print(json.dumps({"benchmark": "redis_hop", "us_per_record": hop, **info}), flush=True)
+    hop = (1 / one - 1 / rate) * 1e6
+    cpu_hop = one_cpu / n * 1e6 - cpu_us
+    line = {"benchmark": "redis_hop", "us_per_record": hop, "cpu_us_per_record": cpu_hop, **info}
+    print(json.dumps(line), flush=True)
     return 0
 
 

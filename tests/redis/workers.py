@@ -17,7 +17,8 @@ import trio
 
 from partita.actors import IterableSource, RedisStreamSink, run_sql
 from partita.actors._leases import load_committed, output_key
-from partita.actors._redis import END, decode_entry, open_redis
+from partita.actors._redis import open_redis
+from partita.actors._redis_entries import END, decode_entry
 from partita.runtime import BatchSizer, Graph, run_graph
 
 WINDOWED = (
