@@ -92,6 +92,7 @@ class PartitionPipeline:
     handing_over: bool = attrs.field(init=False, default=False)
     ended: trio.Event = attrs.field(init=False, factory=trio.Event)
     _periodic: trio.CancelScope = attrs.field(init=False, factory=trio.CancelScope)
+    _scope: trio.CancelScope = attrs.field(init=False, factory=trio.CancelScope)
     _final: GraphStats | None = attrs.field(init=False, default=None)
     _graph_ended: bool = attrs.field(init=False, default=False)
 
@@ -161,15 +162,16 @@ class PartitionPipeline:
         """
         started = False
         try:
-            async with open_supervisor(self._graph, self._options) as supervisor:
-                self.supervisor = supervisor
-                task_status.started()
-                started = True
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._checkpoint_periodically)
-                    await supervisor.wait()
-                    # not cancelled: a checkpoint in flight finishes its commit first
-                    self._graph_ended = True
+            with self._scope:  # cancelled by drop() before the supervisor exists
+                async with open_supervisor(self._graph, self._options) as supervisor:
+                    self.supervisor = supervisor
+                    task_status.started()
+                    started = True
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(self._checkpoint_periodically)
+                        await supervisor.wait()
+                        # not cancelled: a checkpoint in flight finishes its commit first
+                        self._graph_ended = True
         except* LeaseLost:
             self.lost = True
         finally:
@@ -216,11 +218,13 @@ class PartitionPipeline:
 
         Past ``hand_over_timeout_s`` (Redis unreachable, say) it stops without
         that checkpoint: the next owner starts from the previous commit instead.
+        A pipeline still recovering (no supervisor yet) has read nothing since
+        that commit: it stops at once.
         """
         self.handing_over = True  # the periodic checkpoints stop (after one in flight)
         supervisor = self.supervisor
         if supervisor is None:
-            await self.ended.wait()
+            await self.drop()
             return
         with trio.move_on_after(self.config.hand_over_timeout_s):
             supervisor.resume()
@@ -238,4 +242,6 @@ class PartitionPipeline:
         self._periodic.cancel()
         if self.supervisor is not None:
             await self.supervisor.cancel(graceful=False)
+        else:
+            self._scope.cancel()  # still recovering, or not started yet
         await self.ended.wait()

@@ -1,13 +1,15 @@
 """W3 over Redis: ``partita worker`` processes sharing a topic, against W3 in one process.
 
     python -m benchmarks.redis_workers [--records N] [--partitions P] [--workers 1,2] [--repeat R]
+                                       [--entries table|rows]
 
 Starts its own ``redis-server`` (no persistence, a temporary directory, a free
 port).  For each worker count: a fresh topic of ``P`` partitions keyed by
 ``symbol``, that many ``partita worker`` processes started and settled (every
-worker a member and owning its share) *before* any input exists, then the
-seeded trades written in one burst (pre-encoded entries of 8,192 records, and
-the end markers), timed until every partition's commit says ``done``.  So the
+worker a member and owning exactly its fair share) *before* any input exists,
+then the seeded trades written in one burst (pre-encoded entries of 8,192
+records, as tables or with ``--entries rows`` as arrays of maps, and the end
+markers), timed until every partition's commit says ``done``.  So the
 interpreter's start is not counted, and the burst is a fraction of a second.
 
 The machine may be shared, so wall-clock rates are noisy; each run also reads
@@ -95,14 +97,14 @@ def _start_redis(folder: str) -> tuple[subprocess.Popen[bytes], str]:
 
 
 def _entries(
-    records: list[dict[str, Any]], partitions: int
+    records: list[dict[str, Any]], partitions: int, *, table: bool = True
 ) -> tuple[dict[int, list[dict[bytes, bytes]]], dict[int, int]]:
     """Each partition's entries (as ``partita produce`` routes them), and its record count."""
     by: dict[int, list[dict[str, Any]]] = {p: [] for p in range(partitions)}
     for r in records:
         by[topic_partition_of(r["symbol"], partitions)].append(r)
     entries = {
-        p: [encode_entry(rows[i : i + _ENTRY]) for i in range(0, len(rows), _ENTRY)]
+        p: [encode_entry(rows[i : i + _ENTRY], table=table) for i in range(0, len(rows), _ENTRY)]
         for p, rows in by.items()
     }
     return entries, {p: len(rows) for p, rows in by.items()}
@@ -236,11 +238,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--entries", choices=["table", "rows"], default="table", help="the entries' field: t or r"
+    )
     args = parser.parse_args(argv)
     counts = [int(c) for c in args.workers.split(",")]
-    info = {"python": sys.version.split()[0], "records": args.records}
+    info = {"python": sys.version.split()[0], "records": args.records, "entries": args.entries}
     records = generate_trades(args.records)
-    entries, sizes = _entries(records, args.partitions)
+    entries, sizes = _entries(records, args.partitions, table=args.entries == "table")
     inproc = [_in_process(records) for _ in range(args.repeat)]
     rate, cpu_us = max(r for r, _ in inproc), min(c for _, c in inproc)
     line = {"benchmark": "in_process", "rec_per_s": rate, "cpu_us_per_record": cpu_us, **info}

@@ -5,10 +5,11 @@ from __future__ import annotations
 import runpy
 from pathlib import Path
 
+import attrs
 import pytest
 import trio
 
-from partita import Worker, compile_query
+from partita import Worker, WorkerStats, compile_query
 from partita.actors import RedisError
 from partita.actors._leases import output_key
 from partita.actors._redis import encode_entry, open_redis, partition_key
@@ -17,7 +18,7 @@ from partita.actors._worker_output import dead_letter_key
 from partita.actors._worker_retry import RedisRetry
 
 from .conftest import RedisServer
-from .workers import WINDOWED, expected, multiset, produce, read_output, records
+from .workers import WINDOWED, expected, multiset, owners, produce, read_output, records
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
 
@@ -117,3 +118,37 @@ async def test_redis_retry_backs_off_then_succeeds(autojump_clock: trio.abc.Cloc
 def test_output_keys_share_the_input_partition_hash_tag() -> None:
     assert output_key("t", 3, "o").startswith("{t:3}")
     assert dead_letter_key("t", 3, "g") == "{t:3}:dead:g"
+
+
+@attrs.define(eq=False)
+class _StopWhenAPipelineStarts(trio.abc.Instrument):
+    """Stops ``worker`` the moment it spawns a pipeline's task, before that task runs:
+    a stop (SIGTERM) just after a lease was taken."""
+
+    worker: Worker
+    spawned: int = 0
+
+    def task_spawned(self, task: trio.lowlevel.Task) -> None:
+        if task.name.endswith("_run_pipeline"):
+            self.spawned += 1
+            self.worker.stop()
+
+
+def test_a_stop_just_after_taking_a_lease_hands_it_over_at_once(
+    redis_server: RedisServer,
+) -> None:
+    produce(redis_server.url, records(100), partitions=1, keep_open=True)
+    worker = Worker(redis_server.url, "t", WINDOWED, "o", lease_ms=500)
+    instrument = _StopWhenAPipelineStarts(worker)
+
+    async def main() -> tuple[WorkerStats, float]:
+        trio.lowlevel.add_instrument(instrument)
+        started = trio.current_time()
+        stats = await worker.run()
+        return stats, trio.current_time() - started
+
+    stats, took = trio.run(main)
+    assert instrument.spawned == 1
+    assert (stats.state, stats.acquired, stats.handed_over) == ("stopped", 1, 1)
+    assert owners(redis_server.url, 1) == {}  # released: the next owner need not wait
+    assert took < 2.0  # not hand_over_timeout_s (2 s) and more

@@ -187,3 +187,15 @@ class Workers:
                 proc.send_signal(signal.SIGCONT)
                 proc.kill()
                 proc.wait(timeout=10)
+
+
+def owners(url: str, partitions: int, topic: str = "t", group: str = "default") -> dict[int, str]:
+    """Partition -> the worker holding a live lease on it."""
+    from partita.actors._leases import LeaseTable, wall_clock_ms
+
+    async def read() -> dict[int, str]:
+        async with open_redis(url) as client:
+            table = LeaseTable(client, topic, group, "probe", partitions)
+            return {p: w for p, (w, _) in (await table.owners(wall_clock_ms())).items()}
+
+    return trio.run(read)
