@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
-from partita.runtime import BadRecord, Batch, DeadLetter, Record, Sink
+from partita.runtime import BadRecord, Batch, DeadLetter, PartitaError, Record, Sink
 from partita.sql import stable_hash
 
 from ._redis_entries import END, decode_entry, encode_entry
@@ -52,7 +52,7 @@ __all__ = [
 START = "0-0"
 
 
-class RedisError(Exception):
+class RedisError(PartitaError):
     """Raised when Redis cannot be reached or a topic cannot be used, naming the URL."""
 
     def __init__(self, url: str, message: str) -> None:

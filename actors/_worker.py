@@ -270,7 +270,8 @@ class Worker:
         self._loop.cancel()  # even a call waiting for Redis to come back
 
     def pause(self) -> None:
-        """Pause every pipeline at its next batch boundary (leases are still renewed)."""
+        """Pause every pipeline, and those started later, at its next batch boundary (leases
+        are still renewed)."""
         self._paused = True
         for pipeline in self._pipelines.values():
             pipeline.pause()
@@ -297,8 +298,8 @@ class Worker:
             handed_over=self._handed_over,
             lost=self._lost,
             commits=self._commits + sum(pl.store.commits for pl in self._pipelines.values()),
-            records=self._records + sum(s["source"].rows_in for _, s in live),
-            rows_out=self._rows_out + sum(s["sink"].rows_in for _, s in live),
+            records=self._records + sum(pl.counts()[0] for pl in self._pipelines.values()),
+            rows_out=self._rows_out + sum(pl.counts()[1] for pl in self._pipelines.values()),
             redis_unavailable=self.retry.unavailable,
             redis_retries=self.retry.retries,
             last_redis_error=self.retry.last_error,
@@ -461,6 +462,8 @@ class Worker:
             return
         self._acquired += 1
         pipeline = PartitionPipeline.build(config, client, lease, self.retry)
+        if self._paused:
+            pipeline.pause()
         self._pipelines[p] = pipeline
         nursery.start_soon(self._run_pipeline, pipeline)
 
@@ -485,10 +488,9 @@ class Worker:
         """A pipeline leaves the worker: keep what it counted."""
         self._commits += pipeline.store.commits
         self._lost += pipeline.lost
-        stats = pipeline.stats()
-        if stats is not None:
-            self._rows_out += stats["sink"].rows_in
-            self._records += stats["source"].rows_in
+        records, rows = pipeline.counts()
+        self._records += records
+        self._rows_out += rows
 
     async def _learn_done(self, client: Any) -> None:
         """Which partitions others finished (so every worker knows when the job is done)."""

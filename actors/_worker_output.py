@@ -87,6 +87,8 @@ class PartitionOutputSink(Sink):
     retry: RedisRetry
     mode: Delivery = attrs.field(default="exactly-once", kw_only=True, validator=_check_delivery)
     rows_emitted: int = attrs.field(init=False, default=0)
+    restored_rows: int = attrs.field(init=False, default=0)
+    """``rows_in`` as restored from the last commit: what earlier owners made."""
     _pending: list[Record] = attrs.field(init=False, factory=list)
     _staged: list[Record] = attrs.field(init=False, factory=list)
 
@@ -122,6 +124,7 @@ class PartitionOutputSink(Sink):
     def restore_state(self, state: object) -> None:
         saved: Any = state
         self.rows_emitted = int(saved["emitted"])
+        self.restored_rows = self.rows_in  # the cell restored the counters just before
 
     async def flush(self) -> None:
         """The input ended: every row is for the final commit."""

@@ -95,6 +95,7 @@ class PartitionPipeline:
     _scope: trio.CancelScope = attrs.field(init=False, factory=trio.CancelScope)
     _final: GraphStats | None = attrs.field(init=False, default=None)
     _graph_ended: bool = attrs.field(init=False, default=False)
+    _paused: bool = attrs.field(init=False, default=False)
 
     @classmethod
     def build(
@@ -165,6 +166,8 @@ class PartitionPipeline:
             with self._scope:  # cancelled by drop() before the supervisor exists
                 async with open_supervisor(self._graph, self._options) as supervisor:
                     self.supervisor = supervisor
+                    if self._paused:  # paused before it started
+                        supervisor.pause()
                     task_status.started()
                     started = True
                     async with trio.open_nursery() as nursery:
@@ -205,11 +208,20 @@ class PartitionPipeline:
         """Whether a commit now would hold anything new (input read or rows made)."""
         return self.source.position != self.source.checkpoint_position or self.sink.pending_rows > 0
 
+    def counts(self) -> tuple[int, int]:
+        """Input records read and result rows made by this pipeline (not by earlier owners:
+        the counters restored from the last commit are not counted again)."""
+        source, sink = self.source, self.sink
+        return source.rows_in - source.restored_rows, sink.rows_in - sink.restored_rows
+
     def pause(self) -> None:
+        """Pause at the next batch boundary (or as soon as it starts)."""
+        self._paused = True
         if self.supervisor is not None:
             self.supervisor.pause()
 
     def resume(self) -> None:
+        self._paused = False
         if self.supervisor is not None:
             self.supervisor.resume()
 

@@ -64,6 +64,8 @@ class PartitionStreamSource(RecordSource):
     ended: bool = attrs.field(init=False, default=False)
     entries_read: int = attrs.field(init=False, default=0)
     checkpoint_position: str = attrs.field(init=False, default=START)
+    restored_rows: int = attrs.field(init=False, default=0)
+    """``rows_in`` as restored from the last commit: what earlier owners read."""
 
     def describe_input(self) -> str:
         return f"topic {self.topic!r} partition {self.partition}"
@@ -84,6 +86,7 @@ class PartitionStreamSource(RecordSource):
         self.position = str(saved["position"])
         self.ended = bool(saved["ended"])
         self.checkpoint_position = self.position
+        self.restored_rows = self.rows_in  # the cell restored the counters just before
 
     async def produce(self) -> None:
         key = self.key

@@ -191,7 +191,7 @@ def worker(
     except BaseException as exc:
         if isinstance(exc, SystemExit | CliError):
             raise
-        kinds = PartitaError | RedisError | OSError | ValueError
+        kinds = PartitaError | OSError | ValueError
         known = [e for e in error_leaves(exc) if isinstance(e, kinds)]
         if not known:
             raise

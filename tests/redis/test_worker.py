@@ -11,11 +11,13 @@ import trio
 
 from partita import Worker, WorkerStats, compile_query
 from partita.actors import RedisError
-from partita.actors._leases import output_key
+from partita.actors._leases import LeaseTable, load_committed, output_key, wall_clock_ms
 from partita.actors._redis import encode_entry, open_redis, partition_key
 from partita.actors._worker import PartitioningMismatch, check_partitioning
 from partita.actors._worker_output import dead_letter_key
+from partita.actors._worker_pipeline import PartitionPipeline, PipelineConfig
 from partita.actors._worker_retry import RedisRetry
+from partita.runtime import ActorState, PartitaError
 
 from .conftest import RedisServer
 from .workers import WINDOWED, expected, multiset, owners, produce, read_output, records
@@ -72,8 +74,9 @@ def test_bad_entries_go_to_the_dead_letter_stream(redis_server: RedisServer) -> 
 
 def test_a_missing_topic_and_a_foreign_output_topic_are_errors(redis_server: RedisServer) -> None:
     worker = Worker(redis_server.url, "nope", "SELECT a FROM t", "o", lease_ms=500)
-    with pytest.raises(RedisError, match="no topic 'nope'"):
+    with pytest.raises(RedisError, match="no topic 'nope'") as raised:
         trio.run(worker.run)
+    assert isinstance(raised.value, PartitaError)  # partita's own: one line in every CLI
     produce(redis_server.url, records(10))
     produce_other = Worker(redis_server.url, "t", "SELECT k FROM t", "t", lease_ms=500)
     with pytest.raises(RedisError, match="output topic 't' is not made by workers"):
@@ -152,3 +155,58 @@ def test_a_stop_just_after_taking_a_lease_hands_it_over_at_once(
     assert (stats.state, stats.acquired, stats.handed_over) == ("stopped", 1, 1)
     assert owners(redis_server.url, 1) == {}  # released: the next owner need not wait
     assert took < 2.0  # not hand_over_timeout_s (2 s) and more
+
+
+async def _committed_to_the_end(url: str, partition: int) -> bool:
+    """Whether partition ``partition``'s last commit holds its stream's last entry."""
+    async with open_redis(url) as client:
+        last = await client.xrevrange(partition_key("t", partition), count=1)
+        committed = await load_committed(client, "t", "default", partition)
+    return committed is not None and committed.position == last[0].identifier.decode()
+
+
+def test_a_new_owner_counts_only_the_records_it_read(redis_server: RedisServer) -> None:
+    rows = records(3000)
+    produce(redis_server.url, rows[:1000], partitions=1, keep_open=True)
+    first = Worker(redis_server.url, "t", WINDOWED, "o", lease_ms=500, checkpoint_interval="50ms")
+
+    async def run_first() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(first.run)
+            with trio.fail_after(30):  # polls the real server, as the process tests do
+                while not await _committed_to_the_end(redis_server.url, 0):  # noqa: ASYNC110
+                    await trio.sleep(0.05)
+            first.stop()
+
+    trio.run(run_first)
+    assert first.stats().records == 1000
+    produce(redis_server.url, rows[1000:], partitions=1)
+    second = Worker(redis_server.url, "t", WINDOWED, "o", lease_ms=500)
+    stats = trio.run(second.run)
+    assert stats.records == 2000  # read from the first's commit on, not the restored 1000 too
+    assert first.stats().rows_out + stats.rows_out == len(
+        read_output(redis_server.url, "t", "o", 1).rows
+    )
+    assert multiset(read_output(redis_server.url, "t", "o", 1).rows) == expected(WINDOWED, rows)
+
+
+def test_a_paused_pipeline_starts_paused(redis_server: RedisServer) -> None:
+    rows = records(100)
+    produce(redis_server.url, rows, partitions=1)
+    config = PipelineConfig(query=compile_query(WINDOWED), topic="t", group="g", output_topic="o")
+
+    async def main() -> tuple[int, int]:
+        async with open_redis(redis_server.url) as client:
+            lease = await LeaseTable(client, "t", "g", "w", 1).acquire(0, wall_clock_ms())
+            assert lease is not None
+            pipeline = PartitionPipeline.build(config, client, lease, RedisRetry())
+            pipeline.pause()
+            async with trio.open_nursery() as nursery:
+                await nursery.start(pipeline.run)
+                assert pipeline.supervisor is not None
+                assert pipeline.supervisor.state is ActorState.PAUSED
+                pipeline.resume()
+            assert pipeline.done
+            return pipeline.counts()
+
+    assert trio.run(main) == (100, sum(expected(WINDOWED, rows).values()))
