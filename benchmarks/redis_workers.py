@@ -20,6 +20,8 @@ Prints one JSON object per line:
 
 - ``in_process``: W3 with ``run_sql`` over the records in memory (1 partition),
   best records per second and CPU µs per record;
+- ``decode``: CPU µs per record to decode the entries, as tables (``t``) and
+  as arrays of maps (``r``), in this process;
 - ``workers``: for each worker count, the best of ``--repeat`` runs, records
   per second, and ``speedup`` over one worker; ``worker_cpu_s`` (per run, per
   worker), ``redis_cpu_s``, ``bench_cpu_s`` (this process: burst and polling);
@@ -58,7 +60,7 @@ from partita.actors._leases import (
 )
 from partita.actors._redis import ensure_topic, open_redis, partition_key
 from partita.actors._redis import partition_of as topic_partition_of
-from partita.actors._redis_entries import END, encode_entry
+from partita.actors._redis_entries import END, decode_entry, encode_entry
 
 from ._data import generate_trades
 from ._workloads import WORKLOADS
@@ -117,6 +119,24 @@ def _in_process(records: list[dict[str, Any]]) -> tuple[float, float]:
     trio.run(run_sql, workload.sql, records)
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     return len(records) / seconds, cpu / len(records) * 1e6
+
+
+def _decoding(records: list[dict[str, Any]], repeat: int) -> dict[str, float]:
+    """CPU µs per record to read the records back from their entries, as tables and as rows."""
+    out: dict[str, float] = {}
+    for kind, table in (("table", True), ("rows", False)):
+        entries = [
+            encode_entry(records[i : i + _ENTRY], table=table)
+            for i in range(0, len(records), _ENTRY)
+        ]
+        best = float("inf")
+        for _ in range(repeat):
+            cpu = time.process_time()
+            for fields in entries:
+                decode_entry(fields)
+            best = min(best, time.process_time() - cpu)
+        out[f"{kind}_us_per_record"] = best / len(records) * 1e6
+    return out
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -249,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     inproc = [_in_process(records) for _ in range(args.repeat)]
     rate, cpu_us = max(r for r, _ in inproc), min(c for _, c in inproc)
     line = {"benchmark": "in_process", "rec_per_s": rate, "cpu_us_per_record": cpu_us, **info}
+    print(json.dumps(line), flush=True)
+    line = {"benchmark": "decode", **_decoding(records, args.repeat), **info}
     print(json.dumps(line), flush=True)
     del records
     runs: dict[int, list[_Run]] = {c: [] for c in counts}
