@@ -28,8 +28,9 @@ class RouterActor(Actor):
 
     An empty batch is an *idle tick* from the source (see
     :class:`actors.RecordSource`): the router tells the step the milliseconds
-    since the last data or tick (the stage's ``on_idle``) and sends the
-    watermark it returns, so windows close on a quiet stream.
+    since the last data or tick (the stage's ``on_idle``), leaving out the time
+    it was paused, and sends the watermark it returns, so windows close on a
+    quiet stream.
 
     Example:
         >>> router = RouterActor("router", compiled.routing_stage(4))  # doctest: +SKIP
@@ -46,21 +47,28 @@ class RouterActor(Actor):
     dead_letters: list[DeadLetter] = attrs.field(init=False, factory=list)
     _step: RouteStep = attrs.field(init=False)
     _last_active: float = attrs.field(init=False, default=0.0)
+    _paused_then: float = attrs.field(init=False, default=0.0)
 
     def __attrs_post_init__(self) -> None:
         self._step = RouteStep(self.stage)
 
     def on_start(self) -> None:
-        self._last_active = trio.current_time()
+        self._mark_active()
+
+    def _mark_active(self) -> float:
+        """Now is the last activity; return how long since the one before, not
+        counting the time the graph was paused (a pause is not silence)."""
+        now, paused = trio.current_time(), self.paused_time
+        since = (now - self._last_active) - max(0.0, paused - self._paused_then)
+        self._last_active, self._paused_then = now, paused
+        return since
 
     def on_batch(self, batch: Batch) -> None:
         if batch.records:
-            self._last_active = trio.current_time()
+            self._mark_active()
             self._send(self._step.route(batch))
         else:
-            now = trio.current_time()
-            idle_ms = max(0, int((now - self._last_active) * 1000))
-            self._last_active = now
+            idle_ms = max(0, int(self._mark_active() * 1000))
             self._send_watermark(self._step.idle(idle_ms))
 
     def on_watermark(self, ts: int) -> None:

@@ -327,11 +327,18 @@ class PumpedSource(RecordSource, Generic[_T]):
         idle = math.inf if self.idle_timeout is None else self.idle_timeout
         items: list[_T] = []
         end = False
-        with trio.move_on_after(idle):
-            try:
-                items.append(await receive.receive())
-            except trio.EndOfChannel:
-                end = True
+        # silence counts only while the graph runs: a pause moves the deadline on
+        deadline, paused = trio.current_time() + idle, self.paused_time
+        while not items and not end:
+            with trio.move_on_at(deadline):
+                try:
+                    items.append(await receive.receive())
+                except trio.EndOfChannel:
+                    end = True
+            now_paused = self.paused_time
+            if now_paused <= paused:
+                break
+            deadline, paused = deadline + now_paused - paused, now_paused
         if not items and not end:
             await self.send_idle_tick()
             return

@@ -238,6 +238,12 @@ class Actor:
         self._cell.resume()
 
     @property
+    def paused_time(self) -> float:
+        """Seconds (trio's clock) this actor has been paused so far, a pause going on
+        included: what an actor timing its input's silence leaves out."""
+        return self._cell.paused_time()
+
+    @property
     def paused(self) -> bool:
         """Whether a pause is in force."""
         return self._cell.pause_requested

@@ -57,6 +57,14 @@ class Handlers(Protocol):
     async def flush(self) -> None: ...
 
 
+def _clock() -> float | None:
+    """trio's clock, or ``None`` outside a run (an actor paused before it runs)."""
+    try:
+        return trio.current_time()
+    except RuntimeError:
+        return None
+
+
 @attrs.define(eq=False)
 class ActorCell:
     """The running machinery of one actor; see the module docstring."""
@@ -81,6 +89,9 @@ class ActorCell:
     checkpoints: Reporter | None = None
     pause_requested: bool = False
     resumed: trio.Event | None = None
+    # the time spent paused (trio's clock): a paused actor's silence is not its input's
+    paused_total: float = 0.0
+    paused_since: float | None = None
     eos_queued: bool = False
 
     @property
@@ -102,6 +113,8 @@ class ActorCell:
             self.life.transition(_S.PAUSED)
         elif state not in (_S.PAUSED, _S.CREATED, _S.DRAINING):
             raise InvalidTransition(self.actor.name, str(state), str(_S.PAUSED))
+        if not self.pause_requested:
+            self.paused_since = _clock()
         self.pause_requested = True
 
     def resume(self) -> None:
@@ -110,10 +123,19 @@ class ActorCell:
             self.life.transition(_S.RUNNING)
         elif state not in (_S.RUNNING, _S.CREATED, _S.DRAINING):
             raise InvalidTransition(self.actor.name, str(state), str(_S.RUNNING))
+        since, now = self.paused_since, _clock()
+        if since is not None and now is not None:
+            self.paused_total += now - since
+        self.paused_since = None
         self.pause_requested = False
         if self.resumed is not None:
             self.resumed.set()
             self.resumed = None
+
+    def paused_time(self) -> float:
+        """Seconds paused so far, the pause going on included."""
+        since, now = self.paused_since, _clock()
+        return self.paused_total + (0.0 if since is None or now is None else now - since)
 
     async def pause_point(self) -> None:
         while self.pause_requested:

@@ -123,6 +123,14 @@ class Harness:
     _send: trio.MemorySendChannel[list[Record]]
     _dead: Any = None
     _ended: bool = False
+    _source: ChannelSource | None = attrs.field(default=None, kw_only=True)
+    _capacity: int = attrs.field(default=16, kw_only=True)
+    _sent: int = attrs.field(init=False, default=0)
+
+    @property
+    def pending(self) -> int:
+        """Sends the graph's source has not taken yet (at most ``capacity``)."""
+        return 0 if self._source is None else self._sent - self._source.taken
 
     @property
     def rows(self) -> list[Record]:
@@ -145,11 +153,40 @@ class Harness:
     async def send(self, records: Iterable[Record]) -> None:
         """Feed ``records`` (one batch) and wait until the graph has handled them.
 
+        The input holds at most ``capacity`` sends the graph has not taken (a paused
+        graph takes none).  When it is full, a running graph's ``send`` waits for
+        room (backpressure: a slow sink holds the test back); a paused one's raises,
+        as nothing but the test can resume it.
+
         Raises:
             trio.ClosedResourceError: after :meth:`end`.
+            RuntimeError: the input is full and the graph (or an actor) is paused.
         """
-        await self._send.send(list(records))
+        batch = list(records)
+        source = self._source
+        if source is not None:
+            while self.pending >= self._capacity:
+                paused = self._paused()
+                if paused is not None:
+                    n = self._capacity
+                    raise RuntimeError(
+                        f"the harness's input holds {n} sends (capacity={n}) and {paused} "
+                        f"paused: nothing can take a {_ordinal(n + 1)} until it resumes; "
+                        "resume() first, or open_harness(capacity=...)"
+                    )
+                await source.wait_taken(source.taken)
+        await self._send.send(batch)
+        self._sent += 1
         await self.settle()
+
+    def _paused(self) -> str | None:
+        """What holds the graph: ``"the graph is"``, ``"actor 'x' is"``, or ``None``."""
+        if self.supervisor.state is ActorState.PAUSED:
+            return "the graph is"
+        for actor in self.supervisor.graph:
+            if actor.paused:
+                return f"actor {actor.name!r} is"
+        return None
 
     async def advance(self, seconds: float) -> None:
         """Let ``seconds`` pass (``trio.sleep``), then settle: silence, as the graph sees it."""
@@ -236,7 +273,7 @@ async def open_harness(
     idle_timeout: float | None = None,
     partitions: int = 1,
     sink_delay: float = 0.0,
-    capacity: int = 64,
+    capacity: int = 16,
     **options: Any,
 ) -> AsyncIterator[Harness]:
     """Run a SQL query, or a pipeline function, fed by the test through a :class:`Harness`.
@@ -253,7 +290,8 @@ async def open_harness(
             windows close on virtual time).
         partitions: a SQL query's partitions.
         sink_delay: seconds the sink takes a batch (a slow sink, for backpressure).
-        capacity: how many :meth:`Harness.send` lists may wait for the source.
+        capacity: how many :meth:`Harness.send` lists may wait for the graph's
+            source (see :meth:`Harness.send`); more than an interleaving sends.
         **options: a SQL query's compile options (``allowed_lateness=``,
             ``event_time=``, ``on_error=``, ``late=``, ...) and the supervisor's
             (``restart=``, ``max_memory=``, ...).
@@ -271,13 +309,15 @@ async def open_harness(
         []
         [{'k': 'a', 'n': 2}]
     """
+    if not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 1:
+        raise ValueError(f"capacity must be an int >= 1, got {capacity!r}")
     compile_options, supervisor_fields = _split_options(dict(options))
     send, receive = trio.open_memory_channel[list[Record]](capacity)
     source = ChannelSource("source", receive, idle_timeout=idle_timeout)
     sink = SlowSink("output", delay=sink_delay)
     graph, dead = _graph(target, source, sink, partitions, compile_options)
     async with open_supervisor(graph, **supervisor_fields) as supervisor:
-        harness = Harness(supervisor, sink, send, dead)
+        harness = Harness(supervisor, sink, send, dead, source=source, capacity=capacity)
         try:
             await harness.settle()
             yield harness
@@ -287,6 +327,11 @@ async def open_harness(
                 await supervisor.cancel(graceful=False)
             raise
         await harness.end()
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
 
 
 # ---------------------------------------------------------------- run_sync

@@ -94,6 +94,14 @@ class ChannelSource(PumpedSource[list[Record]]):
 
     receive: trio.MemoryReceiveChannel[list[Record]]
     channel_capacity: int = attrs.field(default=1, kw_only=True)
+    #: how many lists the source has taken into batches so far
+    taken: int = attrs.field(init=False, default=0)
+    _took: trio.Event = attrs.field(init=False, factory=trio.Event)
+
+    async def wait_taken(self, taken: int) -> None:
+        """Wait until the source has taken more than ``taken`` lists."""
+        while self.taken <= taken:
+            await self._took.wait()
 
     async def pump(self, send: trio.MemorySendChannel[list[Record]]) -> None:
         async for chunk in self.receive:
@@ -103,5 +111,8 @@ class ChannelSource(PumpedSource[list[Record]]):
         return 1  # one list, one batch
 
     def parse(self, items: list[list[Record]], end: bool) -> Parsed:
+        self.taken += len(items)
+        self._took.set()
+        self._took = trio.Event()
         records: list[Any] = [r for chunk in items for r in chunk]
         return records, [], None, None
