@@ -37,6 +37,8 @@ from ._sqlgraph import run_sql as run_sql
 from ._windowers import HoppingWindow as HoppingWindow
 from ._windowers import SessionWindow as SessionWindow
 from ._windowers import TumblingWindow as TumblingWindow
+from ._tables import TableFileError as TableFileError
+from ._tables import read_table as read_table
 from ._worker import Worker as Worker
 from ._worker import WorkerStats as WorkerStats
 
@@ -69,6 +71,7 @@ __all__ = [
     "RouterActor",
     "RowStream",
     "SessionWindow",
+    "TableFileError",
     "TradeSource",
     "TumblingWindow",
     "WindowedStream",
@@ -76,5 +79,6 @@ __all__ = [
     "WorkerStats",
     "build_sql_graph",
     "open_sql",
+    "read_table",
     "run_sql",
 ]

@@ -11,7 +11,7 @@ Both build the same graph and run it under one supervisor::
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TypeAlias
 
@@ -31,10 +31,18 @@ from partita.runtime import (
     SupervisorOptions,
     parse_duration_ms,
 )
-from partita.sql import CompiledQuery, LatePolicy, WatermarkStrategy, compile_query
+from partita.sql import (
+    CompiledQuery,
+    LatePolicy,
+    SqlError,
+    WatermarkStrategy,
+    compile_query,
+    query_inputs,
+)
 
 from ._checkpoints import CheckpointTarget, fingerprint, supervised
 from ._dead_letter import DeadLetterSink
+from ._files import CsvSource, JsonLinesSource
 from ._limit import LimitedSink, RowCount, check_count, check_timeout, wait_bounded
 from ._merge import MergeActor
 from ._partition import PartitionActor
@@ -42,10 +50,11 @@ from ._router import RouterActor
 from ._row_stream import RowStream, row_channel, streaming
 from ._sinks import CollectSink
 from ._sources import AsyncIterableSource, IterableSource, RecordSource, default_sizer
+from ._tables import read_table
 
 __all__ = ["QueryRun", "QueryStream", "build_sql_graph", "open_sql", "run_sql"]
 
-SourceLike: TypeAlias = Source | Iterable[Record] | AsyncIterable[Record]
+SourceLike: TypeAlias = Source | Iterable[Record] | AsyncIterable[Record] | str | os.PathLike[str]
 DeadLetterTarget: TypeAlias = Sink | str | os.PathLike[str] | None
 
 _CAPACITY = 4  # batches per mailbox: enough to pipeline, and batches are large
@@ -83,7 +92,11 @@ class QueryStream(RowStream):
     query: CompiledQuery = attrs.field(kw_only=True)
 
 
-def _compile(sql: str | CompiledQuery, compile_options: dict[str, Any]) -> CompiledQuery:
+def _compile(
+    sql: str | CompiledQuery,
+    compile_options: dict[str, Any],
+    tables: dict[str, list[Record]] | None = None,
+) -> CompiledQuery:
     """The query: ``sql`` compiled once with the options given, or the compiled query.
 
     The compile options are ``None`` when not given; a compiled query takes none
@@ -99,10 +112,69 @@ def _compile(sql: str | CompiledQuery, compile_options: dict[str, Any]) -> Compi
         return sql
     if not isinstance(sql, str):
         raise TypeError(f"sql must be SQL text or a CompiledQuery, got {type(sql).__name__}")
-    return compile_query(sql, **given)
+    return compile_query(sql, tables=tables or None, **given)
+
+
+def _named_inputs(
+    sql: str | CompiledQuery,
+    source: SourceLike | None,
+    sources: Mapping[str, SourceLike] | None,
+) -> tuple[SourceLike, dict[str, list[Record]]]:
+    """The stream and the tables of the query's inputs, from ``source`` or ``sources``.
+
+    ``sources`` names every input the query reads: the stream of ``FROM`` and each
+    table it joins (read whole now: a file path, or an iterable of records).
+
+    Raises:
+        SqlError: an input the query does not read, or one it reads not given.
+        TypeError: both ``source`` and ``sources``, or neither; a table that is not
+            a file path or an iterable of records.
+    """
+    if sources is None:
+        if source is None:
+            raise TypeError("give the query's input: source=..., or sources={name: ...}")
+        return source, {}
+    if source is not None:
+        raise TypeError("give either source or sources={name: ...}, not both")
+    if isinstance(sql, CompiledQuery):
+        names: tuple[str, ...] = (sql.plan.source,)
+    elif isinstance(sql, str):
+        names = query_inputs(sql).names
+    else:
+        raise TypeError(f"sql must be SQL text or a CompiledQuery, got {type(sql).__name__}")
+    reads = ", ".join(map(repr, names))
+    for name in sources:
+        if name not in names:
+            hint = " (a compiled query has its tables already)" if len(names) == 1 else ""
+            raise SqlError(f"input {name!r} is not read by the query: it reads {reads}{hint}")
+    for name in names:
+        if name not in sources:
+            given = ", ".join(map(repr, sources)) or "none"
+            raise SqlError(
+                f"the query reads {name!r} but no input of that name was given ({given})"
+            )
+    tables: dict[str, list[Record]] = {}
+    for name in names[1:]:
+        table = sources[name]
+        if isinstance(table, str | os.PathLike):
+            tables[name] = read_table(table)
+        elif isinstance(table, Iterable) and not isinstance(table, Source | bytes | dict):
+            tables[name] = list(table)
+        else:
+            raise TypeError(
+                f"table {name!r} must be a file path or an iterable of records (it is read "
+                f"whole before the stream starts), got {type(table).__name__}"
+            )
+    return sources[names[0]], tables
 
 
 def _source(source: SourceLike, batch_size: int | None, idle_timeout: Duration | None) -> Source:
+    if isinstance(source, str | os.PathLike):
+        path = os.fspath(source)
+        if not os.path.isfile(path):
+            raise ValueError(f"cannot read input {path!r}: no such file")
+        reader = CsvSource if path.lower().endswith(".csv") else JsonLinesSource
+        source = reader("source", path)
     if isinstance(source, Source):
         actor = source
         if batch_size is not None:
@@ -137,7 +209,8 @@ def _check_options(partitions: int, batch_size: int | None) -> None:
 
 def _prepare(
     sql: str | CompiledQuery,
-    source: SourceLike,
+    source: SourceLike | None,
+    sources: Mapping[str, SourceLike] | None,
     partitions: int,
     batch_size: int | None,
     idle_timeout: Duration | None,
@@ -146,7 +219,9 @@ def _prepare(
 ) -> tuple[CompiledQuery, Source, SupervisorOptions]:
     """What run_sql and open_sql both start from: checked options, the query, the source."""
     _check_options(partitions, batch_size)
-    return _compile(sql, compile_options), _source(source, batch_size, idle_timeout), options
+    stream, tables = _named_inputs(sql, source, sources)
+    query = _compile(sql, compile_options, tables)
+    return query, _source(stream, batch_size, idle_timeout), options
 
 
 def build_sql_graph(
@@ -201,9 +276,10 @@ def build_sql_graph(
 
 async def run_sql(
     sql: str | CompiledQuery,
-    source: SourceLike,
+    source: SourceLike | None = None,
     sink: Sink | None = None,
     *,
+    sources: Mapping[str, SourceLike] | None = None,
     partitions: int = 1,
     batch_size: int | None = None,
     dead_letter: DeadLetterTarget = None,
@@ -228,8 +304,13 @@ async def run_sql(
     Args:
         sql: SQL text, or a query from :func:`sql.compile_query`, which carries
             its options: then passing any compile option here is a ``TypeError``.
-        source: a :class:`runtime.Source`, or an iterable / async iterable of
-            ``dict`` records.
+        source: a :class:`runtime.Source`, an iterable / async iterable of
+            ``dict`` records, or a file path (``*.csv``, else JSON lines).
+        sources: instead of ``source``, every input by the name the query gives it:
+            the stream of ``FROM`` (as ``source``) and each table it joins, read whole
+            before the stream starts (a file path or an iterable of records), e.g.
+            ``sources={"orders": "orders.jsonl", "rates": "rates.csv"}``.  A name the
+            query does not read, or one it reads not given, is a :class:`sql.SqlError`.
         sink: where rows go (default: kept in memory, on the result's ``rows``).
         partitions: partition actors; a keyed query hashes its GROUP BY key
             across them, a stateless one hands whole batches round-robin.
@@ -288,6 +369,7 @@ async def run_sql(
     query, actor, options = _prepare(
         sql,
         source,
+        sources,
         partitions,
         batch_size,
         idle_timeout,
@@ -350,8 +432,9 @@ def _limited(sink: Sink, query: CompiledQuery) -> Sink:
 @asynccontextmanager
 async def open_sql(
     sql: str | CompiledQuery,
-    source: SourceLike,
+    source: SourceLike | None = None,
     *,
+    sources: Mapping[str, SourceLike] | None = None,
     partitions: int = 1,
     batch_size: int | None = None,
     dead_letter: DeadLetterTarget = None,
@@ -397,6 +480,7 @@ async def open_sql(
     query, actor, options = _prepare(
         sql,
         source,
+        sources,
         partitions,
         batch_size,
         idle_timeout,

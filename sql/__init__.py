@@ -16,6 +16,8 @@ from ._interface import PartitionProgram as PartitionProgram
 from ._interface import ProgramCounts as ProgramCounts
 from ._interface import Routed as Routed
 from ._interface import RoutingStage as RoutingStage
+from ._join import QueryInputs as QueryInputs
+from ._join import query_inputs as query_inputs
 from ._plan import WindowSpec as WindowSpec
 from ._policy import RecordErrors as RecordErrors
 from ._query import CompiledQuery as CompiledQuery
@@ -45,6 +47,7 @@ __all__ = [
     "PartitionResult",
     "PartitionStep",
     "ProgramCounts",
+    "QueryInputs",
     "QueryOptions",
     "QueryResult",
     "RecordErrors",
@@ -65,6 +68,7 @@ __all__ = [
     "new_window_state",
     "parse_schema",
     "partition_of",
+    "query_inputs",
     "run_query",
     "stable_hash",
     "to_epoch_ms",

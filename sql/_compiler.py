@@ -25,6 +25,7 @@ from ._conventions import KeyedRoute, Processed, SingleRoute
 from ._errors import SqlError
 from ._functions import HELPERS
 from ._hashing import partition_of
+from ._join import gen_joins
 from ._plan import LogicalPlan
 from ._program_codegen import gen_group_functions, gen_process
 from ._route_codegen import gen_routes
@@ -87,6 +88,15 @@ def generate(plan: LogicalPlan, sql: str, *, late_update: bool) -> GeneratedCode
     body = SourceLines()
     if plan.schema is not None:
         gen_coerce(plan.schema, body)
+    joined: dict[str, Any] = {}
+    if plan.joins:
+        rec = scopes.record()
+        gen_joins(plan.joins, lambda node: rec.value(node).src, body)
+        for i, join in enumerate(plan.joins):
+            joined[f"_J{i}"] = join.index()
+            joined[f"_N{i}"] = join.nulls()
+            scopes.names.notes[f"_J{i}"] = f"the rows of table {join.table!r} by join key"
+            scopes.names.notes[f"_N{i}"] = f"the NULL fields of table {join.table!r}"
     gen_process(scopes, body)
     if shape.aggregated:
         gen_group_functions(scopes, body)
@@ -100,15 +110,16 @@ def generate(plan: LogicalPlan, sql: str, *, late_update: bool) -> GeneratedCode
         header += [f"#   {name} = {note}" for name, note in names.notes.items()]
     source = "\n".join([*header, "", *body.lines]) + "\n"
     assert not names.constants.keys() & (HELPERS.keys() | _RUNTIME.keys())
-    namespace: dict[str, Any] = {**HELPERS, **_RUNTIME, **names.constants}
+    namespace: dict[str, Any] = {**HELPERS, **_RUNTIME, **names.constants, **joined}
     try:
         code = compile(source, filename, "exec")
     except SyntaxError as exc:  # pragma: no cover - a compiler bug, not a user error
         raise SqlError(f"internal error compiling the query: {exc}") from exc
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     exec(code, namespace)
+    wanted = [*_FUNCTIONS, *(f"join{i}" for i in range(len(plan.joins)))]
     functions: dict[str, Callable[..., Any]] = {
-        name: namespace[name] for name in _FUNCTIONS if name in namespace
+        name: namespace[name] for name in wanted if name in namespace
     }
     generated = GeneratedCode(
         source=source,

@@ -32,6 +32,7 @@ from ._errors import SqlError, position_of
 __all__ = [
     "GROUP_WINDOWS",
     "SQL_NAMES",
+    "START",
     "WINDOW_BOUNDS",
     "GracePeriod",
     "Hop",
@@ -101,6 +102,8 @@ def _bound_builder(name: str) -> Callable[[list[Any]], exp.Expression]:
 
 
 _START = "partita_start"  # where a node starts (sqlglot's own "start" is not always that)
+START = _START
+"""The meta key of where a node starts in the text (kept when a node is rewritten)."""
 
 
 def _stamp(method: Callable[..., Any]) -> Callable[..., Any]:

@@ -9,10 +9,13 @@ is supported instead.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from typing import Literal
 
 import attrs
 from sqlglot import exp
+
+from partita.runtime import Record
 
 from ._dialect import (
     GracePeriod,
@@ -25,6 +28,7 @@ from ._dialect import (
     parse,
 )
 from ._errors import SqlError
+from ._join import TableJoin, resolve_joins
 from ._schema import StreamSchema, schema_of_create, unknown_column
 
 __all__ = ["AggregateCall", "LogicalPlan", "OutputColumn", "WindowSpec", "plan_query"]
@@ -33,12 +37,13 @@ AggFunc = Literal["count_star", "count", "count_distinct", "sum", "avg", "min", 
 WindowKind = Literal["tumble", "hop", "session"]
 
 SUPPORTED_CLAUSES = (
-    "SELECT <expressions> FROM <stream> [WHERE ...] [GROUP BY ... [, TUMBLE|HOP|SESSION(...)]] "
+    "SELECT <expressions> FROM <stream> [[LEFT] JOIN <table> ON ...] [WHERE ...] "
+    "[GROUP BY ... [, TUMBLE|HOP|SESSION(...)]] "
     "[HAVING ...] [WINDOW TUMBLING|SLIDING|SESSION(...)] [EMIT CHANGES|FINAL]"
 )
 
 _UNSUPPORTED_MODIFIERS = {
-    "joins": "JOIN is not supported; a query reads one stream",
+    "joins": "this JOIN is not supported; join a table: FROM s JOIN t ON s.k = t.k",
     "laterals": "LATERAL is not supported",
     "order": "ORDER BY is not supported on an unbounded stream; rows come out in source order "
     "per key",
@@ -129,6 +134,9 @@ class LogicalPlan:
     undeclared, records are read as they come).  ``lateness_ms``: the query's own
     allowed lateness (``GRACE PERIOD``), if it gives one.  ``retract``: ``EMIT CHANGES
     WITH RETRACTIONS``: a changed group first emits its old row with ``"_retract": True``.
+    ``joins``: the tables joined to the stream (:class:`sql._join.TableJoin`); the
+    other expressions read the joined record (a table's column ``r.rate`` is its field
+    ``"r.rate"``).
     """
 
     source: str
@@ -146,6 +154,7 @@ class LogicalPlan:
     schema: StreamSchema | None = None
     lateness_ms: int | None = None
     retract: bool = False
+    joins: tuple[TableJoin, ...] = ()
 
     @property
     def aggregated(self) -> bool:
@@ -164,14 +173,16 @@ class LogicalPlan:
             ('x', 'k', 'v')
         """
         names = [] if self.window is None else [self.window.time_column]
-        read: list[exp.Expr | None] = [self.where, *self.group_keys]
+        read: list[exp.Expr | None] = [k for j in self.joins for k in j.stream_keys]
+        read += [self.where, *self.group_keys]
         read += [call.arg for call in self.aggregates]
         if not self.aggregated:
             read += [column.expr for column in self.outputs]
         for node in read:
             if node is not None:
                 names += [column.name for column in node.find_all(exp.Column)]
-        return tuple(dict.fromkeys(names))
+        joined = {field for j in self.joins for _, field in j.fields}
+        return tuple(n for n in dict.fromkeys(names) if n not in joined)
 
     def __str__(self) -> str:
         cols = ", ".join(["*"] * self.star + [f"{c.expr.sql()} AS {c.name}" for c in self.outputs])
@@ -191,6 +202,12 @@ class LogicalPlan:
             lines.append(f"Project({cols})")
         if self.where is not None:
             lines.append(f"Filter({self.where.sql()})")
+        for join in reversed(self.joins):
+            on = " AND ".join(
+                f"{k.sql()} = {join.alias}.{c}"
+                for k, c in zip(join.stream_keys, join.table_keys, strict=True)
+            )
+            lines.append(f"{join.kind.title()}Join({join.table} AS {join.alias} ON {on})")
         lines.append(f"Scan({self.source})")
         return "\n".join("  " * i + line for i, line in enumerate(lines))
 
@@ -460,7 +477,11 @@ def _input_schema(
 
 
 def _check_columns(
-    select: exp.Select, schema: StreamSchema, window: WindowSpec | None, sql: str
+    select: exp.Select,
+    schema: StreamSchema,
+    window: WindowSpec | None,
+    sql: str,
+    joined: frozenset[str] = frozenset(),
 ) -> None:
     """Every column the query names exists in ``schema`` (aliases and window bounds
     aside)."""
@@ -470,21 +491,30 @@ def _check_columns(
         if not isinstance(node, exp.Column) or isinstance(node.this, exp.Star):
             continue
         name = node.name
-        if schema.type_of(name) is not None:
+        if schema.type_of(name) is not None or name in joined:
             continue
         if not node.table and (name in aliases or name in bounds):
             continue
         raise _err(sql, node, unknown_column(name, schema))
-    if window is not None and schema.type_of(window.time_column) is None:
+    if (
+        window is not None
+        and window.time_column not in joined
+        and schema.type_of(window.time_column) is None
+    ):
         raise SqlError(unknown_column(window.time_column, schema))
 
 
 def plan_query(
-    sql: str, *, event_time: str | None = None, schema: StreamSchema | None = None
+    sql: str,
+    *,
+    event_time: str | None = None,
+    schema: StreamSchema | None = None,
+    tables: Mapping[str, Iterable[Record]] | None = None,
 ) -> LogicalPlan:
     """Parse and plan ``sql`` (``CREATE STREAM`` declarations, then one SELECT).
 
-    ``schema`` declares the query's input when the text does not.
+    ``schema`` declares the query's input when the text does not.  ``tables``: the
+    rows of the tables the query joins, by name.
 
     Raises:
         SqlError: the query does not parse or uses something unsupported.
@@ -495,6 +525,7 @@ def plan_query(
     if not statements:
         raise SqlError(f"empty query; write {SUPPORTED_CLAUSES}")
     schemas, query = _declarations(statements, sql)
+    joins = _joins(query, sql, schemas, schema, tables or {})
     select = _check_shape(query, sql)
     source, alias = _source(select, sql)
     input_schema = _input_schema(schemas, schema, source, select.args["from_"].this, sql)
@@ -584,7 +615,8 @@ def plan_query(
             if isinstance(sub, Tumble | Hop | Session):
                 raise _err(sql, sub, "TUMBLE/HOP/SESSION belong in GROUP BY")
     if input_schema is not None:
-        _check_columns(select, input_schema, window, sql)
+        joined = frozenset(field for j in joins for _, field in j.fields)
+        _check_columns(select, input_schema, window, sql, joined)
     retract = bool(select.meta.get("retract"))
     if retract and not aggregated:
         raise _err(sql, select, "EMIT CHANGES WITH RETRACTIONS needs GROUP BY or aggregates")
@@ -616,7 +648,33 @@ def plan_query(
         schema=input_schema,
         lateness_ms=grace,
         retract=retract and distinct_node is None,  # a DISTINCT row never changes
+        joins=joins,
     )
+
+
+def _joins(
+    query: exp.Expr,
+    sql: str,
+    schemas: dict[str, StreamSchema],
+    given: StreamSchema | None,
+    tables: Mapping[str, Iterable[Record]],
+) -> tuple[TableJoin, ...]:
+    """Plan the query's joins (rewriting its columns to the joined record's fields);
+    every table given must be one it joins."""
+    joins: tuple[TableJoin, ...] = ()
+    if isinstance(query, exp.Select) and query.args.get("joins"):
+        from_ = query.args.get("from_")
+        stream_schema = None
+        if from_ is not None and isinstance(from_.this, exp.Table):
+            stream_schema = _input_schema(schemas, given, from_.this.name, from_.this, sql)
+        joins = resolve_joins(query, sql, tables, stream_schema)
+    unused = [name for name in tables if name not in {j.table for j in joins}]
+    if unused:
+        joined = ", ".join(repr(j.table) for j in joins) or "no table"
+        raise SqlError(
+            f"table {unused[0]!r} was given but the query does not join it (it joins {joined})"
+        )
+    return joins
 
 
 def _distinct_keys(

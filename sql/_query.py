@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 import attrs
+
+from partita.runtime import Record
 
 from ._compiler import GeneratedCode, generate
 from ._plan import LogicalPlan, plan_query
@@ -81,6 +84,7 @@ class CompiledQuery:
             keyed=keyed,
             windowed=self.windowed,
             coerce=self.code.functions.get("coerce"),
+            joins=tuple(self.code.functions[f"join{i}"] for i in range(len(self.plan.joins))),
             lateness=opts.lateness,
             on_error=opts.on_error,
             late=opts.late,
@@ -123,6 +127,12 @@ class CompiledQuery:
         else:
             read = ", ".join(plan.input_columns) or "none"
             lines = [f"input {plan.source} (no declared schema; the query reads {read})"]
+        for join in plan.joins:
+            columns = ", ".join(column for column, _ in join.fields) or "none"
+            lines.append(
+                f"table {join.table} ({join.kind.upper()} JOIN as {join.alias}, "
+                f"{len(join.rows)} rows; the query reads {columns})"
+            )
         time = plan.window.time_column if plan.window is not None else None
         time = time or self.options.event_time or (schema.event_time if schema else None)
         if time is None:
@@ -147,7 +157,9 @@ class CompiledQuery:
         )
 
 
-def compile_query(sql: str, **options: Any) -> CompiledQuery:
+def compile_query(
+    sql: str, *, tables: Mapping[str, Iterable[Record]] | None = None, **options: Any
+) -> CompiledQuery:
     """Parse, plan and compile ``sql`` once; the query carries its options from then on.
 
     Whatever runs the query (``run_sql``, ``open_sql``, ``run_query``) reads the
@@ -155,6 +167,9 @@ def compile_query(sql: str, **options: Any) -> CompiledQuery:
 
     Args:
         sql: one SELECT statement in the partita dialect (see docs/sql.md).
+        tables: the rows of each table the query joins (``FROM s JOIN rates r ON
+            ...``), by name; read whole now, indexed by the join key once, and shared
+            by every partition.
         **options: the query's options, each validated once by :class:`QueryOptions`:
 
             - ``allowed_lateness``: a duration (``"5s"``, ``250`` = 250 ms, a
@@ -192,7 +207,7 @@ def compile_query(sql: str, **options: Any) -> CompiledQuery:
         (('y',), 'dead-letter')
     """
     opts = QueryOptions(**options)
-    plan = plan_query(sql, event_time=opts.event_time, schema=opts.schema)
+    plan = plan_query(sql, event_time=opts.event_time, schema=opts.schema, tables=tables)
     # lateness written in SQL: GRACE PERIOD, else CREATE STREAM ... WITH (lateness = ...);
     # an explicit allowed_lateness= wins over both
     declared = plan.lateness_ms

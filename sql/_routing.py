@@ -129,11 +129,13 @@ class SqlRoutingStage:
     _late_policy: LatePolicy
     _policy: RecordErrors
     _coerce: Callable[..., Any] | None = None
+    _joins: tuple[Callable[..., Any], ...] = ()
     _max_ts: int | None = None
     _partition_cache: dict[Any, int] = attrs.Factory(dict)
     _next: int = 0
     _rows_in: int = 0
     _late: int = 0
+    _filtered: int = 0
 
     @classmethod
     def create(
@@ -148,9 +150,11 @@ class SqlRoutingStage:
         on_error: OnError,
         late: LatePolicy,
         coerce: Callable[..., Any] | None = None,
+        joins: tuple[Callable[..., Any], ...] = (),
     ) -> SqlRoutingStage:
         """A routing stage for ``partitions`` partitions; ``coerce`` (a declared schema's
-        generated loop) converts each batch to the declared types first."""
+        generated loop) converts each batch to the declared types first, then ``joins``
+        (the generated table joins, see :mod:`sql._join`) join each record."""
         if partitions < 1:
             raise ValueError(f"partitions must be >= 1, not {partitions}")
         return cls(
@@ -163,6 +167,7 @@ class SqlRoutingStage:
             late,
             RecordErrors(on_error, "sql-route"),
             coerce,
+            joins,
         )
 
     @property
@@ -183,13 +188,15 @@ class SqlRoutingStage:
         dead_before = len(self._policy.dead)
         if self._coerce is not None:
             batch = self._coerced(batch, self._coerce)
+        for join in self._joins:
+            batch = self._joined(batch, join)
         if self._mode != "per-record":
             if self._mode == "round-robin":
                 parts[self._next] = batch
                 self._next = (self._next + 1) % self._partitions
             else:
                 parts[0] = batch
-            if self._coerce is None:
+            if self._coerce is None and not self._joins:
                 return Routed(parts)
             return Routed(parts, None, (), self._take_dead(errored_before, dead_before))
         assert self._route is not None
@@ -235,6 +242,19 @@ class SqlRoutingStage:
             return Batch(records, batch.offsets, batch.watermarks)
         return Batch(records, _Skipping(batch.offsets, skip), None)
 
+    def _joined(self, batch: Batch, join: Callable[..., Any]) -> Batch:
+        """``batch`` joined to one table: a record per match (an INNER join's record
+        matching nothing is left out and counted as filtered)."""
+        records, offsets = batch.records, batch.offsets
+        joined, sources, unmatched = join(records, offsets, self._bad)
+        self._filtered += unmatched
+        self._rows_in += unmatched
+        if len(sources) == len(records) and sources == list(range(len(sources))):
+            return Batch(joined, offsets, batch.watermarks)  # one match each, none lost
+        new_offsets = [offsets[i] for i in sources] if len(offsets) else offsets
+        wms = batch.watermarks
+        return Batch(joined, new_offsets, None if wms is None else [wms[i] for i in sources])
+
     def _take_dead(self, errored_before: int, dead_before: int) -> list[DeadLetter]:
         """Count the records this stage gave up on since, and take their dead letters."""
         self._rows_in += self._policy.errored - errored_before
@@ -262,6 +282,7 @@ class SqlRoutingStage:
             "next": self._next,
             "rows_in": self._rows_in,
             "late": self._late,
+            "filtered": self._filtered,
             "errors": self._policy.snapshot(),
         }
 
@@ -271,6 +292,7 @@ class SqlRoutingStage:
         self._next = state["next"]
         self._rows_in = state["rows_in"]
         self._late = state["late"]
+        self._filtered = state.get("filtered", 0)
         self._policy.restore(state["errors"])
 
     def error_reasons(self) -> tuple[tuple[str, int], ...]:
@@ -279,7 +301,12 @@ class SqlRoutingStage:
 
     def counts(self) -> ProgramCounts:
         """Records this stage consumed itself (late or errored); the rest reach programs."""
-        return ProgramCounts(rows_in=self._rows_in, late=self._late, errored=self._policy.errored)
+        return ProgramCounts(
+            rows_in=self._rows_in,
+            filtered=self._filtered,
+            late=self._late,
+            errored=self._policy.errored,
+        )
 
     def take_dead_letters(self) -> list[DeadLetter]:
         """Dead letters not yet handed out in a :class:`partita.sql.Routed` (none normally)."""

@@ -37,6 +37,7 @@ from ._console import console_for, show
 from ._driver import drive
 from ._exit import EXIT_INTERRUPTED, EXIT_READER_GONE, EXIT_TERMINATED, EXIT_USAGE, fail
 from ._group import cli
+from ._inputs import query_files
 from ._parse import (
     compile_or_exit,
     duration_option,
@@ -85,11 +86,14 @@ def _sql_options(verb: str) -> Callable[[Callable[..., Any]], Callable[..., Any]
 @_sql_options("run")
 @click.option(
     "--input",
-    "input_path",
+    "inputs",
     required=True,
-    metavar="PATH|-",
+    multiple=True,
+    metavar="[NAME=]PATH|-",
     help="JSON-lines file (one object per line), a .csv file, - for stdin, or a "
-    "postgres://user@host:port/db URL (with --query).",
+    "postgres://user@host:port/db URL (with --query).  Once per input the query reads, "
+    "as NAME=PATH: --input orders=orders.jsonl --input rates=rates.csv (a table it joins "
+    "is read whole first).",
 )
 @click.option(
     "--query",
@@ -237,7 +241,7 @@ def run(
     query: str | None,
     sql_file: str | None,
     schema: str | None,
-    input_path: str,
+    inputs: tuple[str, ...],
     pg_query: str | None,
     output_path: str,
     output_fmt: str,
@@ -260,6 +264,10 @@ def run(
     ui: tuple[str, int] | None,
 ) -> None:
     """Run QUERY over an input; write the result rows (JSON lines, CSV or Parquet)."""
+    text = query_text(query, sql_file)
+    files = query_files(text, inputs, stream_needed=True)
+    assert files.stream is not None
+    input_path = files.stream
     policy, error_path = on_error
     if error_path is not None:
         if dead_letter_path is not None and dead_letter_path != error_path:
@@ -299,12 +307,13 @@ def run(
             EXIT_USAGE,
         )
     compiled = compile_or_exit(
-        query_text(query, sql_file),
+        text,
         allowed_lateness=allowed_lateness,
         event_time=event_time,
         on_error=policy,
         late=late,
         schema=schema_or_exit(schema),
+        tables=files.tables or None,
     )
     console = console_for(sys.stderr)
     if is_postgres_url(input_path):
@@ -411,23 +420,45 @@ def _warn_dropped(console: Console, stats: GraphStats, policy: str, late: str) -
         )
 
 
+def _tables_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    """``--input NAME=FILE`` for the tables a query joins (explain, describe)."""
+    return click.option(
+        "--input",
+        "inputs",
+        multiple=True,
+        metavar="NAME=FILE",
+        help="A table the query joins (CSV or JSON lines), once per table.",
+    )(f)
+
+
+def _tables(text: str, inputs: tuple[str, ...]) -> dict[str, Any] | None:
+    """The tables the query joins, read from ``--input NAME=FILE`` (``None``: no join)."""
+    if not inputs:
+        return None  # a query that joins a table says it needs one
+    return query_files(text, inputs, stream_needed=False).tables or None
+
+
 @cli.command()
 @_sql_options("explain")
+@_tables_option
 @click.option("--event-time", metavar="FIELD", default=None)
 @click.option("--allowed-lateness", metavar="DURATION", default=None, callback=duration_option)
 def explain(
     query: str | None,
     sql_file: str | None,
     schema: str | None,
+    inputs: tuple[str, ...],
     event_time: str | None,
     allowed_lateness: int | None,
 ) -> None:
     """Print QUERY's logical plan and the Python code it compiles to."""
+    sql_text = query_text(query, sql_file)
     text = compile_or_exit(
-        query_text(query, sql_file),
+        sql_text,
         event_time=event_time,
         allowed_lateness=allowed_lateness,
         schema=schema_or_exit(schema),
+        tables=_tables(sql_text, inputs),
     ).explain()
     if not sys.stdout.isatty():
         click.echo(text.rstrip("\n"))
@@ -447,21 +478,25 @@ def explain(
 
 @cli.command()
 @_sql_options("describe")
+@_tables_option
 @click.option("--event-time", metavar="FIELD", default=None)
 @click.option("--allowed-lateness", metavar="DURATION", default=None, callback=duration_option)
 def describe(
     query: str | None,
     sql_file: str | None,
     schema: str | None,
+    inputs: tuple[str, ...],
     event_time: str | None,
     allowed_lateness: int | None,
 ) -> None:
     """Print the query's inputs: columns, types, event time and watermark; and its output."""
+    sql_text = query_text(query, sql_file)
     compiled = compile_or_exit(
-        query_text(query, sql_file),
+        sql_text,
         event_time=event_time,
         allowed_lateness=allowed_lateness,
         schema=schema_or_exit(schema),
+        tables=_tables(sql_text, inputs),
     )
     click.echo(compiled.describe())
 

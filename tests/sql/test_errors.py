@@ -16,7 +16,7 @@ from partita.sql import SqlError, compile_query, run_query
 @pytest.mark.parametrize(
     ("text", "line", "col", "message"),
     [
-        ("SELECT a FROM t JOIN u ON t.a = u.a", 1, 17, "JOIN is not supported"),
+        ("SELECT a FROM t RIGHT JOIN u ON t.a = u.a", 1, 17, "RIGHT JOIN is not supported"),
         ("SELECT a FROM t\nORDER BY a", 2, 1, "ORDER BY is not supported"),
         ("SELECT a FROM t LIMIT 0", 1, 17, "LIMIT takes a positive integer"),
         ("SELECT a FROM t LIMIT 5 OFFSET 2", 1, 25, "OFFSET is not supported"),
