@@ -17,6 +17,7 @@ from partita.actors import TableFileError, read_table
 from partita.runtime import Record
 
 from ._exit import EXIT_USAGE, fail
+from ._parse import sql_error_exit
 
 __all__ = ["QueryFiles", "query_files"]
 
@@ -46,7 +47,7 @@ def query_files(text: str, inputs: tuple[str, ...], *, stream_needed: bool) -> Q
     try:
         names = sql.query_inputs(text)
     except sql.SqlError as exc:
-        fail(f"SQL error: {exc}", EXIT_USAGE)
+        sql_error_exit(exc)
     reads = ", ".join(names.names)
     given: dict[str, str] = {}
     for value in inputs:

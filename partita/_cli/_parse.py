@@ -7,7 +7,7 @@ and column of the SQL.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeAlias
+from typing import Any, NoReturn, TypeAlias
 
 import click
 
@@ -24,6 +24,7 @@ __all__ = [
     "query_text",
     "schema_or_exit",
     "size_option",
+    "sql_error_exit",
     "ui_option",
 ]
 
@@ -104,6 +105,16 @@ def schema_or_exit(text: str | None) -> sql.StreamSchema | None:
         fail(f"--schema: column {exc.col}: {exc.message}", EXIT_USAGE)
 
 
+def sql_error_exit(exc: sql.SqlError) -> NoReturn:
+    """A SQL error as one line naming its line and column; exit 2."""
+    line = getattr(exc, "line", None)
+    col = getattr(exc, "col", None)
+    message = getattr(exc, "message", None) or str(exc)
+    if line is not None and col is not None:
+        fail(f"SQL error at line {line}, column {col}: {message}", EXIT_USAGE)
+    fail(f"SQL error: {message}", EXIT_USAGE)
+
+
 def compile_or_exit(query: str, **options: Any) -> sql.CompiledQuery:
     """Compile ``query`` once; a SQL error is exit 2 naming line and column.
 
@@ -114,11 +125,6 @@ def compile_or_exit(query: str, **options: Any) -> sql.CompiledQuery:
     try:
         return sql.compile_query(query, **options)
     except sql.SqlError as exc:
-        line = getattr(exc, "line", None)
-        col = getattr(exc, "col", None)
-        message = getattr(exc, "message", None) or str(exc)
-        if line is not None and col is not None:
-            fail(f"SQL error at line {line}, column {col}: {message}", EXIT_USAGE)
-        fail(f"SQL error: {message}", EXIT_USAGE)
+        sql_error_exit(exc)
     except (ValueError, TypeError) as exc:
         fail(f"invalid query options: {exc}", EXIT_USAGE)
