@@ -34,11 +34,11 @@ from ._sqlgraph import QueryStream as QueryStream
 from ._sqlgraph import build_sql_graph as build_sql_graph
 from ._sqlgraph import open_sql as open_sql
 from ._sqlgraph import run_sql as run_sql
+from ._tables import TableFileError as TableFileError
+from ._tables import read_table as read_table
 from ._windowers import HoppingWindow as HoppingWindow
 from ._windowers import SessionWindow as SessionWindow
 from ._windowers import TumblingWindow as TumblingWindow
-from ._tables import TableFileError as TableFileError
-from ._tables import read_table as read_table
 from ._worker import Worker as Worker
 from ._worker import WorkerStats as WorkerStats
 
