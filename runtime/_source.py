@@ -26,6 +26,7 @@ class SourceCell(ActorCell):
     stop_requested: bool = False
     barrier_due: int | None = None  # a checkpoint's barrier to emit at the next boundary
     input_done: bool = False  # produce() returned: nothing more, barriers included
+    rows_observed: int = 0  # the source's rows_in when the sizer last heard of it
 
     def request_barrier(self, checkpoint_id: int) -> None:
         """Emit ``Barrier(checkpoint_id)`` at the next batch boundary (the coordinator)."""
@@ -71,8 +72,12 @@ class SourceCell(ActorCell):
             sizer.shrink()
             await budget.wait_relieved()
         elif self.outputs:
-            fill = max(box.items / box.capacity for box, _ in self.outputs)
-            sizer.observe(fill)
+            source = cast("Source", self.actor)
+            records = source.rows_in - self.rows_observed
+            self.rows_observed = source.rows_in
+            if records > 0:
+                queued = max(box.items for box, _ in self.outputs)
+                sizer.observe(records, trio.current_time(), queued)
 
     def batch_size(self) -> int | None:
         return cast("Source", self.actor).sizer.size
@@ -81,6 +86,7 @@ class SourceCell(ActorCell):
         super().restore(saved)
         source = cast("Source", self.actor)
         source._offset = source.rows_in  # the next record's offset, as before the crash
+        self.rows_observed = source.rows_in
 
 
 @attrs.define(eq=False)
