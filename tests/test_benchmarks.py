@@ -109,3 +109,14 @@ def test_an_unknown_peer_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         bench.main(["--peers", "--peer-systems=flink"])
     assert "unknown peer(s) flink" in capsys.readouterr().err
+
+
+def test_the_batching_benchmark_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks import batching
+
+    argv = ["--rate=50000", "--seconds=0.2", "--unlimited-records=20000", "--sizers=adaptive"]
+    assert batching.main(argv) == 0
+    limited, unlimited = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+    assert limited["records"] == 10_000 and limited["rows"] == limited["records"] // 2
+    assert 0 < limited["p50_ms"] <= limited["p99_ms"]
+    assert unlimited["rows"] == 10_000 and "p99_ms" not in unlimited
