@@ -152,6 +152,10 @@ def test_redis_restarted_mid_run(tmp_path: Path) -> None:
         wait_until(lambda: _all_committed(server.url), 30, "a commit of every partition")
         server.process.terminate()  # SIGTERM: redis-server writes its AOF and exits
         server.process.wait(timeout=10)
+        # An outage the workers must see: a restart alone can be shorter than every
+        # worker's next command (coredis then reconnects unseen and nothing retries).
+        # This is the outage's length, not a wait for a result.
+        time.sleep(2.0)
         server = start_redis(folder, persistence=True, port=server.port)
         produce(server.url, second)
         assert job.wait("a") == 0, job.stderr("a")
