@@ -4,9 +4,11 @@ Extends sqlglot's default dialect with:
 
 * ``EMIT CHANGES`` / ``EMIT FINAL`` after the query (stored in ``select.meta["emit"]``);
 * typed Flink-style group-window functions ``TUMBLE(ts, size)``, ``HOP(ts, slide, size)``,
-  ``SESSION(ts, gap)`` and their ``*_START`` / ``*_END`` companions;
+  ``CUMULATE(ts, step, size)``, ``SESSION(ts, gap)`` and their ``*_START`` / ``*_END``
+  companions;
 * the velostream window clause ``WINDOW TUMBLING(size [, ts])``,
-  ``WINDOW SLIDING(size, advance [, ts])`` and ``WINDOW SESSION(gap [, ts])``
+  ``WINDOW SLIDING(size, advance [, ts])``, ``WINDOW CUMULATE(step, size [, ts])`` and
+  ``WINDOW SESSION(gap [, ts])``
   (stored as a :class:`WindowClause` in ``select.meta["window_clause"]``).
 
 Keyword-led nodes (JOIN, ORDER BY, LIMIT, OVER, subqueries, ...) are stamped with the
@@ -34,6 +36,7 @@ __all__ = [
     "SQL_NAMES",
     "START",
     "WINDOW_BOUNDS",
+    "Cumulate",
     "GracePeriod",
     "Hop",
     "PartitaDialect",
@@ -61,6 +64,15 @@ class Hop(exp.Expression, exp.Func):
     _sql_names: ClassVar[list[str]] = ["HOP"]
 
 
+class Cumulate(exp.Expression, exp.Func):
+    """``CUMULATE(time_column, step, size)``: windows of ``size`` aligned to multiples of
+    it, emitted every ``step`` as ``[start, start + k * step)`` (Flink's cumulating
+    windows)."""
+
+    arg_types: ClassVar[dict[str, bool]] = {"this": True, "expression": True, "size": True}
+    _sql_names: ClassVar[list[str]] = ["CUMULATE"]
+
+
 class Session(exp.Expression, exp.Func):
     """``SESSION(time_column, gap)``: per-key activity sessions."""
 
@@ -77,7 +89,8 @@ class WindowBound(exp.Expression, exp.Func):
 
 
 class WindowClause(exp.Expression):
-    """The velostream ``WINDOW TUMBLING|SLIDING|SESSION(...)`` clause."""
+    """The velostream ``WINDOW TUMBLING|SLIDING|SESSION(...)`` clause (and
+    ``WINDOW CUMULATE(step, size)``)."""
 
     arg_types: ClassVar[dict[str, bool]] = {"this": True, "expressions": True}
 
@@ -88,9 +101,14 @@ class GracePeriod(exp.Expression):
     arg_types: ClassVar[dict[str, bool]] = {"this": True}
 
 
-GROUP_WINDOWS: dict[str, type[exp.Func]] = {"TUMBLE": Tumble, "HOP": Hop, "SESSION": Session}
+GROUP_WINDOWS: dict[str, type[exp.Func]] = {
+    "TUMBLE": Tumble,
+    "HOP": Hop,
+    "CUMULATE": Cumulate,
+    "SESSION": Session,
+}
 WINDOW_BOUNDS = tuple(f"{w}_{b}" for w in GROUP_WINDOWS for b in ("START", "END"))
-_CLAUSE_KINDS = ("TUMBLING", "SLIDING", "SESSION")
+_CLAUSE_KINDS = ("TUMBLING", "SLIDING", "CUMULATE", "SESSION")
 
 
 def _bound_builder(name: str) -> Callable[[list[Any]], exp.Expression]:
@@ -215,6 +233,7 @@ class PartitaDialect(Dialect):
             **parser.Parser.FUNCTIONS,
             "TUMBLE": Tumble.from_arg_list,
             "HOP": Hop.from_arg_list,
+            "CUMULATE": Cumulate.from_arg_list,
             "SESSION": Session.from_arg_list,
             **{name: _bound_builder(name) for name in WINDOW_BOUNDS},
         }

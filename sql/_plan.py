@@ -18,6 +18,7 @@ from sqlglot import exp
 from partita.runtime import Record
 
 from ._dialect import (
+    Cumulate,
     GracePeriod,
     Hop,
     Session,
@@ -34,12 +35,12 @@ from ._schema import StreamSchema, schema_of_create, unknown_column
 __all__ = ["AggregateCall", "LogicalPlan", "OutputColumn", "WindowSpec", "plan_query"]
 
 AggFunc = Literal["count_star", "count", "count_distinct", "sum", "avg", "min", "max"]
-WindowKind = Literal["tumble", "hop", "session"]
+WindowKind = Literal["tumble", "hop", "cumulate", "session"]
 
 SUPPORTED_CLAUSES = (
     "SELECT <expressions> FROM <stream> [[LEFT] JOIN <table> ON ...] [WHERE ...] "
-    "[GROUP BY ... [, TUMBLE|HOP|SESSION(...)]] "
-    "[HAVING ...] [WINDOW TUMBLING|SLIDING|SESSION(...)] [EMIT CHANGES|FINAL]"
+    "[GROUP BY ... [, TUMBLE|HOP|CUMULATE|SESSION(...)]] "
+    "[HAVING ...] [WINDOW TUMBLING|SLIDING|CUMULATE|SESSION(...)] [EMIT CHANGES|FINAL]"
 )
 
 _UNSUPPORTED_MODIFIERS = {
@@ -88,8 +89,10 @@ _UNITS_MS = {
 class WindowSpec:
     """A group window on an event-time column (epoch ms or ISO-8601 strings).
 
-    ``size_ms`` is the window size (TUMBLE, HOP) or the session gap (SESSION); ``slide_ms``
-    is the HOP slide (equal to ``size_ms`` for TUMBLE, 0 for SESSION).
+    ``size_ms`` is the window size (TUMBLE, HOP, CUMULATE) or the session gap (SESSION);
+    ``slide_ms`` is the HOP slide or the CUMULATE step (equal to ``size_ms`` for TUMBLE, 0
+    for SESSION).  A CUMULATE window starts at a multiple of ``size_ms`` and is emitted
+    every step: ``[start, start + k * slide_ms)`` for ``k = 1 .. size_ms / slide_ms``.
     """
 
     kind: WindowKind
@@ -102,6 +105,8 @@ class WindowSpec:
             return f"TUMBLE({self.time_column}, {self.size_ms} ms)"
         if self.kind == "hop":
             return f"HOP({self.time_column}, slide {self.slide_ms} ms, size {self.size_ms} ms)"
+        if self.kind == "cumulate":
+            return f"CUMULATE({self.time_column}, step {self.slide_ms} ms, size {self.size_ms} ms)"
         return f"SESSION({self.time_column}, gap {self.size_ms} ms)"
 
 
@@ -298,8 +303,24 @@ def _group_window(node: exp.Expr, sql: str) -> WindowSpec:
                 sql, node, "HOP size must be at least its slide (else records fall between windows)"
             )
         return WindowSpec("hop", _time_column(node.this, sql), size, slide)
+    if isinstance(node, Cumulate):
+        step = interval_ms(node.expression, sql)
+        size = interval_ms(node.args["size"], sql)
+        _check_cumulate(node, sql, step, size)
+        return WindowSpec("cumulate", _time_column(node.this, sql), size, step)
     assert isinstance(node, Session)
     return WindowSpec("session", _time_column(node.this, sql), interval_ms(node.expression, sql), 0)
+
+
+def _check_cumulate(node: exp.Expr, sql: str, step: int, size: int) -> None:
+    """A CUMULATE window's size is a whole number of its steps (as in Flink)."""
+    if size % step:
+        raise _err(
+            sql,
+            node,
+            f"CUMULATE size must be a whole multiple of its step (got step {step} ms, "
+            f"size {size} ms)",
+        )
 
 
 def _clause_window(
@@ -327,11 +348,12 @@ def _clause_window(
             "argument, declare it (CREATE STREAM ... WITH (event_time = ...)) or give "
             "compile_query(event_time=...)",
         )
-    wanted = 2 if kind == "SLIDING" else 1
+    wanted = 2 if kind in ("SLIDING", "CUMULATE") else 1
     if len(args) != wanted:
         usage = {
             "TUMBLING": "TUMBLING([time_column,] size [, time_column] [, GRACE PERIOD d])",
             "SLIDING": "SLIDING([time_column,] size, advance [, time_column] [, GRACE PERIOD d])",
+            "CUMULATE": "CUMULATE([time_column,] step, size [, time_column] [, GRACE PERIOD d])",
             "SESSION": "SESSION([time_column,] gap [, time_column] [, GRACE PERIOD d])",
         }[kind]
         raise _err(sql, clause, f"WINDOW {kind} takes {usage}")
@@ -340,6 +362,10 @@ def _clause_window(
         return WindowSpec("tumble", column, size, size), grace
     if kind == "SESSION":
         return WindowSpec("session", column, size, 0), grace
+    if kind == "CUMULATE":  # Flink's order: the step, then the size
+        step, size = size, interval_ms(args[1], sql)
+        _check_cumulate(clause, sql, step, size)
+        return WindowSpec("cumulate", column, size, step), grace
     slide = interval_ms(args[1], sql)
     if size < slide:
         raise _err(sql, clause, "SLIDING size must be at least its advance")
@@ -542,7 +568,7 @@ def plan_query(
     for node in group.expressions if group is not None else ():
         if isinstance(node, exp.Cube | exp.Rollup | exp.GroupingSets):
             raise _err(sql, node, "ROLLUP/CUBE/GROUPING SETS are not supported")
-        if isinstance(node, Tumble | Hop | Session):
+        if isinstance(node, Tumble | Hop | Cumulate | Session):
             if window is not None:
                 raise _err(sql, node, "only one group window per query is supported")
             window = _group_window(node, sql)
@@ -612,8 +638,8 @@ def plan_query(
         for sub in node.walk():
             if isinstance(sub, WindowBound) and window is None:
                 raise _err(sql, sub, f"{sub.this.name} needs a windowed GROUP BY")
-            if isinstance(sub, Tumble | Hop | Session):
-                raise _err(sql, sub, "TUMBLE/HOP/SESSION belong in GROUP BY")
+            if isinstance(sub, Tumble | Hop | Cumulate | Session):
+                raise _err(sql, sub, "TUMBLE/HOP/CUMULATE/SESSION belong in GROUP BY")
     if input_schema is not None:
         joined = frozenset(field for j in joins for _, field in j.fields)
         _check_columns(select, input_schema, window, sql, joined)

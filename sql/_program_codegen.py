@@ -113,6 +113,20 @@ def _gen_body(scopes: QueryScopes, out: _Lines) -> None:
         if shape.late_update:  # a HOP record counts as late once, for its last window
             out.add(2, late.format(count="ws == last"))
         out.add(2, "continue")
+    elif shape.cumulate:  # the windows of the aligned start ending after t, keyed by end
+        out.add(0, f"ws = t - t % {size!r}", f"last = ws + {size!r}")
+        out.add(0, f"for we in range(t - t % {slide!r} + {slide!r}, last + 1, {slide!r}):")
+        indent = 1
+        out.add(1, "if we <= wms[i]:")
+        if shape.late_update:  # counted late once, for its whole window
+            out.add(2, late.format(count="we == last").replace(", ws, ", ", we, "))
+        out.add(2, "continue")
+        out.add(1, "if we != cur_ws:")
+        out.add(2, "cur = windows.get(we)")
+        out.add(2, "if cur is None: cur = windows[we] = {}")
+        out.add(2, "cur_ws = we", "get = cur.get")
+        _gen_update(scopes, out, 1, "cur", "we")
+        return
     else:
         out.add(0, f"ws = t - t % {size!r}")
         if shape.late_update:
@@ -224,7 +238,7 @@ def _gen_change_row(scopes: QueryScopes, out: _Lines, indent: int, we: str, *, f
     if not scopes.shape.emit_changes:
         return
     row = scopes.row("n", fast=fast, pending=True)
-    if row.uses_window_end:
+    if row.uses_window_end and we != "we":
         out.add(indent, f"we = {we}")
     unpack = scopes.unpack_key()
     if unpack:

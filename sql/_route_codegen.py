@@ -59,6 +59,8 @@ def _cut_lines(scopes: QueryScopes) -> tuple[str, str]:
     window = scopes.plan.window
     assert window is not None
     size, slide = window.size_ms, window.slide_ms
+    if window.kind == "cumulate":  # a record is late once its whole window [start, +size) is
+        slide = size
     return f"w = mx - lateness - {size!r}", f"cut = w - w % {slide!r} + {slide!r}"
 
 

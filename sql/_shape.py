@@ -21,8 +21,11 @@ class QueryShape:
         aggregated: the query keeps group state (GROUP BY, aggregates or a window).
         keyed: it has GROUP BY keys (records of a key go to one partition).
         windowed: it has a group window on an event-time column.
-        aligned: the window is aligned (TUMBLE or HOP), its state kept per window start.
+        aligned: the window is aligned (TUMBLE, HOP or CUMULATE), its state kept per
+            window start (per window end for CUMULATE, whose windows share starts).
         hop: the window is a HOP (a record belongs to several windows).
+        cumulate: the window is a CUMULATE (a record belongs to the windows of its
+            aligned start that end after it).
         session: the window is a SESSION (the program's slow path owns its state).
         emit_changes: ``EMIT CHANGES``: one row per record aggregated into a group.
         late_update: ``late="update"``: a late record updates its closed window.
@@ -47,6 +50,7 @@ class QueryShape:
     windowed: bool
     aligned: bool
     hop: bool
+    cumulate: bool
     session: bool
     emit_changes: bool
     late_update: bool
@@ -65,7 +69,7 @@ class QueryShape:
         window = plan.window
         kind = window.kind if window is not None else None
         windowed = window is not None
-        aligned = kind in ("tumble", "hop")
+        aligned = kind in ("tumble", "hop", "cumulate")
         per_record_watermark = windowed and (kind != "tumble" or late_update)
         router_drops_late = aligned and not late_update
         return cls(
@@ -74,6 +78,7 @@ class QueryShape:
             windowed=windowed,
             aligned=aligned,
             hop=kind == "hop",
+            cumulate=kind == "cumulate",
             session=kind == "session",
             emit_changes=plan.emit == "changes",
             late_update=late_update,

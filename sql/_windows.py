@@ -3,7 +3,8 @@
 A partition program keeps its group state in one :class:`WindowState`, chosen once
 per query by :func:`new_window_state`: :class:`PlainGroups` (no window: groups
 until the end of input), :class:`AlignedWindows` (TUMBLE and HOP: groups per window
-start) or :class:`SessionWindows` (per key, merged as they touch).  Each owns its
+start), :class:`CumulateWindows` (CUMULATE: groups per window end, as its windows
+share their start) or :class:`SessionWindows` (per key, merged as they touch).  Each owns its
 dicts, closes what a watermark passed, applies late updates within the retention
 and evicts what is older, and snapshots itself for a checkpoint.  The program only
 counts and delegates; the generated code gets what it needs from
@@ -56,6 +57,7 @@ from ._query_config import LatePolicy
 __all__ = [
     "Aggregation",
     "AlignedWindows",
+    "CumulateWindows",
     "PlainGroups",
     "SessionWindows",
     "WindowContext",
@@ -302,8 +304,7 @@ class AlignedWindows(_Base):
         return rows
 
     def open_window_ends(self) -> list[int]:
-        size = self._size()
-        return [ws + size for ws, groups in self._windows.items() if groups]
+        return [self._bounds(w)[1] for w, groups in self._windows.items() if groups]
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -324,59 +325,81 @@ class AlignedWindows(_Base):
         assert window is not None
         return window.size_ms
 
+    def _bounds(self, w: int) -> tuple[int, int]:
+        """``(start, end)`` of the window kept under ``w`` (here its start)."""
+        return w, w + self._size()
+
+    def _end(self, w: int) -> int:
+        return w + self._size()
+
     def _close_until(self, watermark: float) -> list[Record]:
         ctx = self._ctx
         rows: list[Record] = []
         final = ctx.rules.emit == "final"
         keep = ctx.late_policy == "update"
-        size = self._size()
-        for ws in sorted(w for w in self._windows if w + size <= watermark):
-            groups = self._windows.pop(ws)
+        end = self._end
+        # by end, then start (the keys of one kind sort so)
+        for w in sorted(w for w in self._windows if end(w) <= watermark):
+            groups = self._windows.pop(w)
             if final:
-                ctx.emit(groups, ws, ws + size, rows)
+                ctx.emit(groups, *self._bounds(w), rows)
             if keep:
-                self._closed[ws] = groups
+                self._closed[w] = groups
         return rows
 
     def _evict(self, watermark: int) -> None:
         if self._ctx.late_policy != "update":
             return
         horizon = watermark - self._ctx.retention_ms
-        size = self._size()
-        for ws in [w for w in self._closed if w + size <= horizon]:
-            del self._closed[ws]
+        end = self._end
+        for w in [w for w in self._closed if end(w) <= horizon]:
+            del self._closed[w]
 
     def _late_update(
         self,
         record: Any,
         offset: int | None,
         key: Any,
-        ws: int,
+        w: int,
         args: tuple[Any, ...],
         wm: int,
         count: bool,
     ) -> list[Record]:
-        """A record for the closed window at ``ws``: update its retained state, re-emit."""
+        """A record for the closed window kept under ``w``: update its retained state,
+        re-emit."""
         # closing first, into pending: those rows stand even if this record then fails
         self._pending += self.advance(wm)
         rows: list[Record] = []
-        size = self._size()
+        ws, we = self._bounds(w)
         # retention is decided by event time alone, so every partition agrees
-        if ws + size <= wm - self._ctx.retention_ms:
+        if we <= wm - self._ctx.retention_ms:
             if count:
                 self.late_record(
                     record,
                     offset,
-                    f"window [{ws}, {ws + size}) is closed and no longer retained",
+                    f"window [{ws}, {we}) is closed and no longer retained",
                 )
             return rows
-        retained = self._closed.setdefault(ws, {})
+        retained = self._closed.setdefault(w, {})
         state = self._ctx.aggregation.step(retained.get(key), args)
         retained[key] = state
         if count:
             self.late += 1
-        self._ctx.emit({key: state}, ws, ws + size, rows)
+        self._ctx.emit({key: state}, ws, we, rows)
         return rows
+
+
+@attrs.define
+class CumulateWindows(AlignedWindows):
+    """CUMULATE: the windows ``[start, start + k * step)`` of one aligned start share it,
+    so groups are kept per window end (the start is the end's multiple of the size)."""
+
+    def _bounds(self, w: int) -> tuple[int, int]:
+        size = self._size()
+        return (w - 1) - (w - 1) % size, w
+
+    def _end(self, w: int) -> int:
+        return w
 
 
 @attrs.define
@@ -560,6 +583,7 @@ class SessionWindows(_Base):
 _KINDS: dict[str, type[AlignedWindows] | type[SessionWindows]] = {
     "tumble": AlignedWindows,
     "hop": AlignedWindows,
+    "cumulate": CumulateWindows,
     "session": SessionWindows,
 }
 

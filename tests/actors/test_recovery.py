@@ -43,6 +43,8 @@ QUERIES = {
     "GROUP BY k, TUMBLE(ts, INTERVAL '10' MILLISECOND)",
     "hop": "SELECT k, window_start, COUNT(*) AS n FROM t "
     "GROUP BY k, HOP(ts, INTERVAL '5' MILLISECOND, INTERVAL '15' MILLISECOND)",
+    "cumulate": "SELECT k, window_start, window_end, COUNT(*) AS n, SUM(v) AS s FROM t "
+    "GROUP BY k, CUMULATE(ts, INTERVAL '4' MILLISECOND, INTERVAL '12' MILLISECOND)",
     "session": "SELECT k, window_start, window_end, COUNT(*) AS n, MAX(v) AS hi FROM t "
     "GROUP BY k, SESSION(ts, INTERVAL '7' MILLISECOND)",
     "changes": "SELECT k, COUNT(DISTINCT v) AS d, SUM(v) AS s FROM t GROUP BY k EMIT CHANGES",

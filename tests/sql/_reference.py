@@ -7,10 +7,10 @@ semantics" alone and meant to be obviously right rather than fast:
 * the watermark is exact per record: ``max(event time seen so far) - allowed lateness``;
   every record with a valid event time advances it (filtered ones too: the source sees
   them); a record without a valid event time is errored and advances nothing;
-* lateness is decided per record against that watermark (TUMBLE/HOP: late when every
-  window it belongs to has ``window_end <= watermark``; a HOP record joins the open ones
-  only; SESSION: late when it neither joins nor bridges an open session of its key and
-  ``ts + gap <= watermark``);
+* lateness is decided per record against that watermark (TUMBLE/HOP/CUMULATE: late when
+  every window it belongs to has ``window_end <= watermark``; a HOP or CUMULATE record
+  joins the open ones only; SESSION: late when it neither joins nor bridges an open
+  session of its key and ``ts + gap <= watermark``);
 * after each record, every window with ``window_end <= watermark`` closes and emits its
   final row; end of input closes the rest;
 * windows live in plain dicts; aggregates keep plain lists of the values they saw.
@@ -36,6 +36,7 @@ __all__ = [
     "KEYS",
     "STRINGS",
     "Agg",
+    "Cumulate",
     "Hop",
     "ReferenceResult",
     "Session",
@@ -43,6 +44,7 @@ __all__ = [
     "Window",
     "WindowQuery",
     "compiled",
+    "cumulate_windows",
     "hop_windows",
     "normalize",
     "normalize_row",
@@ -70,13 +72,22 @@ class Hop:
 
 
 @dataclass(frozen=True)
+class Cumulate:
+    """``CUMULATE(ts, step, size)``: ``[s, s + k * step)`` for every multiple ``s`` of
+    ``size`` and ``k = 1 .. size / step``."""
+
+    size_ms: int
+    step_ms: int
+
+
+@dataclass(frozen=True)
 class Session:
     """``SESSION(ts, gap)``: ``[first ts, last ts + gap]``; touching sessions merge."""
 
     gap_ms: int
 
 
-Window: TypeAlias = Tumble | Hop | Session
+Window: TypeAlias = Tumble | Hop | Cumulate | Session
 
 AggKind: TypeAlias = Literal["count_star", "count", "count_distinct", "sum", "avg", "min", "max"]
 
@@ -139,6 +150,18 @@ def hop_windows(ts: int, size_ms: int, slide_ms: int) -> list[tuple[int, int]]:
         out.append((start, start + size_ms))
         start -= slide_ms
     out.reverse()
+    return out
+
+
+def cumulate_windows(ts: int, size_ms: int, step_ms: int) -> list[tuple[int, int]]:
+    """Every CUMULATE window containing ``ts``, searched naively: each window of every
+    start near ``ts`` (a multiple of the size), kept when ``start <= ts < end``."""
+    out: list[tuple[int, int]] = []
+    base = (ts // size_ms) * size_ms
+    for start in range(base - 2 * size_ms, base + 3 * size_ms, size_ms):
+        for k in range(1, size_ms // step_ms + 1):
+            if start <= ts < start + k * step_ms:
+                out.append((start, start + k * step_ms))
     return out
 
 
@@ -260,6 +283,10 @@ def run_reference(
             targets = [(key, start, end)]
         elif isinstance(window, Hop):
             spans = hop_windows(ts, window.size_ms, window.slide_ms)
+            targets = [(key, s, e) for s, e in spans if e > watermark]
+            late = not targets
+        elif isinstance(window, Cumulate):
+            spans = cumulate_windows(ts, window.size_ms, window.step_ms)
             targets = [(key, s, e) for s, e in spans if e > watermark]
             late = not targets
         else:

@@ -34,6 +34,10 @@ QUERIES: dict[str, tuple[str, dict[str, Any]]] = {
         f"{_WINDOW_COLUMNS} GROUP BY k, HOP(ts, INTERVAL '1' SECOND, INTERVAL '2' SECOND)",
         {},
     ),
+    "cumulate": (
+        f"{_WINDOW_COLUMNS} GROUP BY k, CUMULATE(ts, INTERVAL '1' SECOND, INTERVAL '2' SECOND)",
+        {},
+    ),
     "session": (f"{_WINDOW_COLUMNS} GROUP BY k, SESSION(ts, INTERVAL '1' SECOND)", {}),
     "emit-changes": (
         f"{_WINDOW_COLUMNS} GROUP BY k, TUMBLE(ts, INTERVAL '1' SECOND) "
@@ -47,6 +51,10 @@ QUERIES: dict[str, tuple[str, dict[str, Any]]] = {
     ),
     "late-update-hop": (
         f"{_WINDOW_COLUMNS} GROUP BY k, HOP(ts, INTERVAL '1' SECOND, INTERVAL '2' SECOND)",
+        {"late": "update"},
+    ),
+    "late-update-cumulate": (
+        f"{_WINDOW_COLUMNS} GROUP BY k, CUMULATE(ts, INTERVAL '1' SECOND, INTERVAL '2' SECOND)",
         {"late": "update"},
     ),
     "late-update-session": (

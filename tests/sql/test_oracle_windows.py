@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from tests.sql._reference import (
     Agg,
+    Cumulate,
     Hop,
     Record,
     ReferenceResult,
@@ -136,6 +137,34 @@ WINDOW_CASES: list[WindowCase] = [
         "SELECT window_start, window_end, COUNT(*) AS n FROM events "
         "WINDOW SLIDING(INTERVAL '1' SECOND, INTERVAL '300' MILLISECOND, ts)",
         WindowQuery((), (COUNT,), Hop(1000, 300)),
+    ),
+    WindowCase(
+        "cumulate-count-sum",
+        "SELECT k, window_start, window_end, COUNT(*) AS n, SUM(x) AS sx FROM events "
+        "GROUP BY k, CUMULATE(ts, INTERVAL '500' MILLISECOND, INTERVAL '2' SECOND)",
+        WindowQuery(K, (COUNT, Agg("sx", "sum", _f("x"))), Cumulate(2000, 500)),
+    ),
+    WindowCase(
+        "cumulate-where-no-key",
+        "SELECT window_start, window_end, COUNT(*) AS n, MAX(y) AS my FROM events "
+        "WHERE x IS NOT NULL WINDOW CUMULATE(ts, INTERVAL '250' MILLISECOND, 1s)",
+        WindowQuery(
+            (),
+            (COUNT, Agg("my", "max", _f("y"))),
+            Cumulate(1000, 250),
+            where=lambda r: r["x"] is not None,
+        ),
+    ),
+    WindowCase(
+        "cumulate-one-step",  # size == step: a TUMBLE
+        "SELECT k, window_start, window_end, COUNT(DISTINCT g) AS dg, COUNT(*) AS n FROM events "
+        "GROUP BY k, CUMULATE(ts, 750, 750) HAVING COUNT(*) > 1",
+        WindowQuery(
+            K,
+            (Agg("dg", "count_distinct", _f("g")), COUNT),
+            Cumulate(750, 750),
+            having=lambda row: row["n"] > 1,
+        ),
     ),
     WindowCase(
         "session-count",

@@ -32,6 +32,7 @@ from hypothesis import strategies as st
 from partita.runtime import BadRecord, Batch
 from tests.sql._reference import (
     Agg,
+    Cumulate,
     Hop,
     Record,
     Session,
@@ -285,13 +286,13 @@ def test_emit_changes_one_row_per_aggregated_record_in_source_order(
         batch_size=batch_size,
         allowed_lateness=lateness,
     )
-    if not isinstance(ref.window, Hop):
+    if not isinstance(ref.window, Hop | Cumulate):
         assert len(got.rows) == expected.aggregated
-    # HOP: one row per (aggregated record, open window it joined)
+    # HOP, CUMULATE: one row per (aggregated record, open window it joined)
     assert len(got.rows) == len(expected.change_rows)
-    # order per GROUP BY key (HOP: per key and window; one record feeds several windows)
+    # order per GROUP BY key (HOP, CUMULATE: per key and window; one record feeds several)
     names = _key_names(ref)
-    if isinstance(ref.window, Hop):
+    if isinstance(ref.window, Hop | Cumulate):
         names = [*names, "window_start", "window_end"]
     assert _per_key(got.rows, names) == _per_key(expected.change_rows, names)
 
@@ -352,7 +353,7 @@ def test_non_windowed_records_accounted(
 def test_tumble_query_has_reference_shape() -> None:
     """Sanity: the catalogue covers every window kind."""
     kinds = {type(c.ref.window) for c in WINDOW_CASES}
-    assert kinds == {Tumble, Hop, Session}
+    assert kinds == {Tumble, Hop, Cumulate, Session}
 
 
 def _iso(ts: int, style: int) -> str:

@@ -37,6 +37,11 @@ QUERIES = [
         "GROUP BY k, HOP(ts, INTERVAL '500' MILLISECOND, INTERVAL '1' SECOND)",
         ("k", "window_start"),
     ),
+    (  # CUMULATE windows share their start: a row is known by its end too
+        "SELECT k, window_start, window_end, SUM(x) AS sx FROM events "
+        "GROUP BY k, CUMULATE(ts, INTERVAL '500' MILLISECOND, INTERVAL '2' SECOND)",
+        ("k", "window_start", "window_end"),
+    ),
 ]
 
 

@@ -117,6 +117,8 @@ def test_emit_changes_rows_and_last_equals_final() -> None:
         "GROUP BY k, HOP(ts, INTERVAL '250' MILLISECOND, INTERVAL '1' SECOND)",
         "SELECT k, COUNT(*) AS n, MAX(x) AS hi, window_start, window_end FROM t "
         "GROUP BY k, SESSION(ts, INTERVAL '100' MILLISECOND)",
+        "SELECT k, COUNT(*) AS n, SUM(x) AS s, window_start, window_end FROM t "
+        "GROUP BY k, CUMULATE(ts, INTERVAL '100' MILLISECOND, INTERVAL '500' MILLISECOND)",
         TUMBLE + " EMIT CHANGES",
     ],
 )
@@ -317,6 +319,7 @@ BIG = 2**63  # event times and sizes at and past a 64-bit integer are still just
     [
         ("TUMBLE(ts, INTERVAL '1' SECOND)", 3),
         ("HOP(ts, INTERVAL '1' SECOND, INTERVAL '2' SECOND)", 6),
+        ("CUMULATE(ts, INTERVAL '1' SECOND, INTERVAL '2' SECOND)", 3),
         ("SESSION(ts, INTERVAL '1' SECOND)", 3),
         ("TUMBLE(ts, INTERVAL '200000000000' DAY)", 3),
     ],
@@ -377,6 +380,7 @@ def test_one_session_keeps_one_scheduled_close_not_one_per_record() -> None:
         ("", {"groups"}),
         (", TUMBLE(ts, INTERVAL '1' SECOND)", {"windows", "closed"}),
         (", HOP(ts, INTERVAL '1' SECOND, INTERVAL '2' SECOND)", {"windows", "closed"}),
+        (", CUMULATE(ts, INTERVAL '1' SECOND, INTERVAL '2' SECOND)", {"windows", "closed"}),
         (
             ", SESSION(ts, INTERVAL '1' SECOND)",
             {"sessions", "closed_sessions", "heap", "due", "seq"},

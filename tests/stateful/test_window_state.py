@@ -35,6 +35,7 @@ from partita.runtime import Batch, DeadLetter
 from partita.sql import PartitionProgram, ProgramCounts
 from tests.sql._reference import (
     Agg,
+    Cumulate,
     Hop,
     Record,
     ReferenceResult,
@@ -216,6 +217,11 @@ class HopStateMachine(WindowStateMachine):
     REF = WindowQuery(_KEY, _AGGS, Hop(1000, 500))
 
 
+class CumulateStateMachine(WindowStateMachine):
+    SQL = _SELECT + "GROUP BY k, CUMULATE(ts, INTERVAL '250' MILLISECOND, INTERVAL '1' SECOND)"
+    REF = WindowQuery(_KEY, _AGGS, Cumulate(1000, 250))
+
+
 class SessionStateMachine(WindowStateMachine):
     SQL = _SELECT + "GROUP BY k, SESSION(ts, INTERVAL '750' MILLISECOND)"
     REF = WindowQuery(_KEY, _AGGS, Session(750))
@@ -231,6 +237,8 @@ TestTumbleWindowState = WindowStateMachine.TestCase
 TestTumbleWindowState.settings = MACHINE_SETTINGS
 TestHopWindowState = HopStateMachine.TestCase
 TestHopWindowState.settings = MACHINE_SETTINGS
+TestCumulateWindowState = CumulateStateMachine.TestCase
+TestCumulateWindowState.settings = MACHINE_SETTINGS
 TestSessionWindowState = SessionStateMachine.TestCase
 TestSessionWindowState.settings = MACHINE_SETTINGS
 
