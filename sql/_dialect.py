@@ -380,6 +380,7 @@ def parse(sql: str) -> list[exp.Expr]:
         for statement in statements:  # CREATE STREAM, not sqlglot's CREATE TABLE
             if isinstance(statement, exp.Create) and statement.meta.get(_START) in streams:
                 statement.meta["stream"] = True
+            _stamp_distinct(statement, toks)
         return statements
     except RecursionError:
         raise SqlError(
@@ -395,10 +396,48 @@ def parse(sql: str) -> list[exp.Expr]:
         desc = _readable(str(info.get("description") or exc))
         raise SqlError(f"syntax error: {desc}", line=line, col=col) from exc
     except TokenError as exc:
-        raise SqlError(f"syntax error: {exc}") from exc
+        raise _token_error(sql, exc) from exc
     finally:
         logger.disabled = quiet
         sys.setrecursionlimit(limit)
+
+
+_MISSING_DELIMITER = re.compile(r"Missing (.+) from \d+:(\d+)$")
+_DELIMITED = {"'": "string", '"': "quoted name", "`": "quoted name"}
+
+
+def _token_error(sql: str, exc: TokenError) -> SqlError:
+    """What the tokenizer could not read, where it starts: an unterminated string,
+    quoted name or comment."""
+    cause = exc.__cause__
+    found = _MISSING_DELIMITER.match(str(cause)) if isinstance(cause, TokenError) else None
+    if found is not None:
+        delimiter, offset = found.group(1), int(found.group(2))
+        what = _DELIMITED.get(delimiter, "quoted text")
+        line, col = position_of(sql, offset)
+        return SqlError(
+            f"syntax error: unterminated {what}: no closing {delimiter}", line=line, col=col
+        )
+    opened = sql.rfind("/*")
+    if opened >= 0 and sql.find("*/", opened + 2) < 0:
+        line, col = position_of(sql, opened)
+        return SqlError("syntax error: unterminated comment: no closing */", line=line, col=col)
+    return SqlError(f"syntax error: {exc}")
+
+
+def _stamp_distinct(statement: exp.Expr, toks: list[Token]) -> None:
+    """A ``SELECT DISTINCT``'s DISTINCT node starts at its keyword (sqlglot gives it no
+    position), so errors about it point there."""
+    starts = [t.start for t in toks if t.token_type is TokenType.DISTINCT]
+    if not starts:
+        return
+    for select in statement.find_all(exp.Select):
+        distinct = select.args.get("distinct")
+        begin = select.meta.get(_START)
+        if isinstance(distinct, exp.Distinct) and begin is not None:
+            after = [at for at in starts if at > begin]
+            if after:
+                distinct.meta[_START] = after[0]
 
 
 def _create_stream_as_table(sql: str, toks: list[Token]) -> tuple[str, set[int]]:

@@ -384,6 +384,10 @@ def _aggregate_call(node: exp.Expr, sql: str) -> AggregateCall:
     text = node.sql()
     if isinstance(node, exp.Count):
         arg = node.this
+        if node.expressions:  # sqlglot reads COUNT(a, b) and would drop b
+            raise _err(
+                sql, node, "COUNT takes one argument: COUNT(*), COUNT(x) or COUNT(DISTINCT x)"
+            )
         if isinstance(arg, exp.Star) or arg is None:
             return AggregateCall("count_star", None, text)
         if isinstance(arg, exp.Distinct):
@@ -527,7 +531,15 @@ def _check_columns(
         and window.time_column not in joined
         and schema.type_of(window.time_column) is None
     ):
-        raise SqlError(unknown_column(window.time_column, schema))
+        # a WINDOW clause's (or the declared) event-time column: the walk above does not
+        # reach the clause, kept aside in the SELECT's meta
+        clause = select.meta.get("window_clause")
+        named = [
+            c
+            for c in (clause.find_all(exp.Column) if isinstance(clause, exp.Expr) else ())
+            if c.name == window.time_column
+        ]
+        raise _err(sql, named[0] if named else clause, unknown_column(window.time_column, schema))
 
 
 def plan_query(

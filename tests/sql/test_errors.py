@@ -27,8 +27,20 @@ from partita.sql import SqlError, compile_query, run_query
         ("SELECT a FROM t; SELECT b FROM t", 1, 1, "only CREATE STREAM declarations may come"),
         ("SELECT FOO(a) FROM t", 1, 8, "unknown function FOO; supported: "),
         ("SELECT DATE_ADD(a, 1) FROM t", 1, 8, "is not supported; supported: "),
-        ("SELECT DISTINCT * FROM t", 1, 1, "SELECT DISTINCT * is not supported"),
-        ("SELECT DISTINCT a, COUNT(*) FROM t", 1, 1, "SELECT DISTINCT with aggregates"),
+        ("SELECT DISTINCT * FROM t", 1, 8, "SELECT DISTINCT * is not supported"),
+        ("SELECT DISTINCT a, COUNT(*) FROM t", 1, 8, "SELECT DISTINCT with aggregates"),
+        ("SELECT /* d */ DISTINCT a FROM t GROUP BY a", 1, 16, "DISTINCT with GROUP BY"),
+        ("SELECT DISTINCT ON (k) k FROM t", 1, 8, "SELECT DISTINCT ON is not supported"),
+        (
+            "SELECT\n  DISTINCT k FROM t GROUP BY SESSION(ts, 10) EMIT CHANGES",
+            2,
+            3,
+            "SELECT DISTINCT ... EMIT CHANGES over SESSION",
+        ),
+        ("SELECT COUNT(a, b) FROM t", 1, 8, "COUNT takes one argument"),
+        ("SELECT a,\n 'abc FROM t", 2, 2, "unterminated string: no closing '"),
+        ('SELECT "abc FROM t', 1, 8, 'unterminated quoted name: no closing "'),
+        ("SELECT a /* x FROM t", 1, 10, "unterminated comment"),
         ("WITH x AS (SELECT 1) SELECT a FROM x", 1, 6, "WITH (common table expressions)"),
         ("SELECT a FROM t UNION SELECT a FROM u", 1, 1, "only SELECT queries are supported"),
         ("INSERT INTO t VALUES (1)", 1, 1, "only SELECT queries are supported"),
@@ -72,6 +84,35 @@ def test_unsupported_sql_is_rejected_before_running(
     assert message in err.message, err.message
     assert (err.line, err.col) == (line, col), str(err)
     assert str(err).startswith(f"line {line}, column {col}: ")
+
+
+ERROR_TEXTS = [
+    case[0] for case in test_unsupported_sql_is_rejected_before_running.pytestmark[0].args[1]
+]
+
+
+@pytest.mark.parametrize("text", [t for t in ERROR_TEXTS if t])
+def test_every_error_position_moves_with_the_text(text: str) -> None:
+    """An error points at its construct, not at a default line 1, column 1: the same
+    query two lines and three columns further on moves its position as much."""
+    with pytest.raises(SqlError) as first:
+        compile_query(text)
+    with pytest.raises(SqlError) as moved:
+        compile_query("\n\n   " + text)
+    line, col = first.value.line, first.value.col
+    assert (moved.value.line, moved.value.col) == (line + 2, col + 3 if line == 1 else col)
+    assert moved.value.message == first.value.message
+
+
+def test_an_unknown_window_clause_column_names_its_position() -> None:
+    declared = "CREATE STREAM t (a BIGINT, ts TIMESTAMP);\n"
+    with pytest.raises(SqlError) as info:
+        compile_query(declared + "SELECT COUNT(*) AS n FROM t WINDOW TUMBLING(1s, tss)")
+    assert (info.value.line, info.value.col) == (2, 49)
+    assert info.value.message == "unknown column 'tss'; did you mean 'ts'?"
+    with pytest.raises(SqlError) as option:  # the time column of an option: at the clause
+        compile_query(declared + "SELECT COUNT(*) AS n FROM t WINDOW TUMBLING(1s)", event_time="x")
+    assert (option.value.line, option.value.col) == (2, 29)
 
 
 def test_unsupported_messages_say_what_is_supported() -> None:
