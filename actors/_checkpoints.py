@@ -4,12 +4,15 @@
 a directory (the job's store is the SQLite file ``checkpoints.db`` in it,
 created with the directory if missing) or as a :class:`runtime.CheckpointStore`
 of the caller's.  The job's *fingerprint* (the query, its options, the
-partitions, the source) is written with every checkpoint: the same command
-resumes, a different one is refused with both named.
+partitions, the source, a digest of the rows of every table it joins) is written
+with every checkpoint: the same command resumes, a different one is refused with
+both named.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -24,6 +27,7 @@ from partita.runtime import (
     CheckpointStore,
     Duration,
     Graph,
+    Record,
     Source,
     Supervisor,
     SupervisorOptions,
@@ -51,7 +55,7 @@ _DEFAULT_INTERVAL = "5s"
 
 
 def fingerprint(query: CompiledQuery, partitions: int, source: Source) -> str:
-    """What a checkpoint of this job is of: a different one must not resume from it.
+    r"""What a checkpoint of this job is of: a different one must not resume from it.
 
     Example:
         >>> from partita import JsonLinesSource, compile_query
@@ -74,7 +78,26 @@ def fingerprint(query: CompiledQuery, partitions: int, source: Source) -> str:
     describe_input = getattr(source, "describe_input", None)
     if callable(describe_input):  # a source that names its input itself (a database query)
         where += f" {describe_input()}"
-    return f"{' '.join(query.sql.split())} | {options} | partitions={partitions} | {where}"
+    parts = [" ".join(query.sql.split()), options, f"partitions={partitions}", where]
+    parts += [_table_digest(join.table, join.rows) for join in query.plan.joins]
+    return " | ".join(parts)
+
+
+def _table_digest(name: str, rows: tuple[Record, ...]) -> str:
+    """``table NAME: N rows sha256:...`` of a joined table's rows, in order (a key's
+    matches come out in table order): a table that changed between runs is another job.
+
+    Example:
+        >>> _table_digest("rates", ({"cur": "EUR", "rate": 1.1},))[:34]
+        'table rates: 1 rows sha256:00a05ef'
+    """
+    digest = hashlib.sha256()
+    for row in rows:
+        # types count (1 and "1" join differently); a value JSON lacks is named by repr
+        text = json.dumps(row, sort_keys=True, default=lambda v: f"{type(v).__name__}:{v!r}")
+        digest.update(text.encode())
+        digest.update(b"\n")
+    return f"table {name}: {len(rows)} rows sha256:{digest.hexdigest()[:32]}"
 
 
 @asynccontextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 import json
 from pathlib import Path
 from typing import Any
@@ -233,3 +234,11 @@ async def test_a_checkpoint_before_the_first_write_of_a_resumed_run_keeps_the_fi
     dead = DeadLetterSink("dead-letter", tmp_path / "dead.jsonl")
     dead.restore_state({"count": 4, "bytes": 120, "kept": []})
     assert dead.snapshot_state() == {"count": 4, "bytes": 120, "kept": []}
+
+
+def test_the_fingerprint_examples_run() -> None:
+    """The examples of what names a job (its fingerprint and a joined table's digest)."""
+    from partita.actors import _checkpoints
+
+    result = doctest.testmod(_checkpoints, raise_on_error=False, verbose=False)
+    assert result.attempted >= 2 and result.failed == 0

@@ -260,3 +260,42 @@ async def test_resuming_with_another_partition_count_is_refused(
     assert await store.latest() is not None
     with pytest.raises(CheckpointError, match="it has 'partitions=2', this one 'partitions=3'"):
         await run_job(query, path, out, partitions=3, crash_at=None, store=store.crashed())
+
+
+async def test_resuming_with_another_joined_table_is_refused(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A table joined to the stream is part of the job: resuming after its rows changed
+    would mix results of the two tables (the fingerprint held only the query's text)."""
+    path = tmp_path / "in.jsonl"
+    records = to_records([(i % 5, i, 0) for i in range(300)])
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    query = (
+        "SELECT t.k, window_start, COUNT(*) AS n, SUM(t.v * r.rate) AS s FROM t "
+        "JOIN rates r ON t.k = r.k GROUP BY t.k, TUMBLE(t.ts, INTERVAL '10' MILLISECOND)"
+    )
+    rates = [{"k": k, "rate": k + 1} for k in range(5)]
+    out = tmp_path / "out.jsonl"
+
+    async def run(table: list[Record], store: MemoryCheckpointStore, crash_at: int | None) -> Any:
+        return await run_sql(
+            compile_query(query, tables={"rates": table}),
+            TickingSource("source", path, sizer=BatchSizer.fixed(7)),
+            CrashingSink("sink", out, crash_at=crash_at),
+            partitions=2,
+            checkpoint=store,
+            checkpoint_interval="1ms",
+        )
+
+    store = MemoryCheckpointStore()
+    with pytest.raises(ActorFailed):
+        await run(rates, store, crash_at=3)
+    assert await store.latest() is not None
+    changed = [*rates[:-1], {"k": 4, "rate": 50}]
+    with pytest.raises(CheckpointError, match="table rates: 5 rows sha256:"):
+        await run(changed, store.crashed(), crash_at=None)
+    reordered = [*rates[1:], rates[0]]  # order counts: it orders a key's matches
+    with pytest.raises(CheckpointError, match="table rates"):
+        await run(reordered, store.crashed(), crash_at=None)
+    resumed = await run([dict(r) for r in rates], store.crashed(), crash_at=None)
+    assert resumed.stats.resumed_from is not None  # the same rows: the same job
