@@ -8,9 +8,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from partita.sql import SqlError, compile_query, run_query
-from tests.sql._reference import cumulate_windows
+from tests.sql._reference import Record, cumulate_windows, normalize, run_sql, streams
 
 EIGHT = 1_586_937_600_000  # 2020-04-15 08:00 UTC
 MINUTE = 60_000
@@ -202,3 +204,73 @@ def test_reference_cumulate_windows() -> None:
     assert cumulate_windows(2500, 3000, 1000) == [(0, 3000)]
     assert cumulate_windows(100, 3000, 1000) == [(0, 1000), (0, 2000), (0, 3000)]
     assert cumulate_windows(-1, 2000, 500) == [(-2000, 0)]
+
+
+def _batch_oracle(records: list[Record], size: int, step: int) -> list[dict[str, Any]]:
+    """The windows of the finished input, computed in one batch: every record in each
+    of its windows (nothing late), ``COUNT(*)`` and ``SUM(x)`` per (key, window)."""
+    groups: dict[tuple[Any, int, int], list[Record]] = {}
+    for record in records:
+        for start, end in cumulate_windows(record["ts"], size, step):
+            groups.setdefault((record["k"], start, end), []).append(record)
+    rows = []
+    for (k, start, end), members in groups.items():
+        xs = [r["x"] for r in members if r["x"] is not None]
+        rows.append(
+            {
+                "k": k,
+                "window_start": start,
+                "window_end": end,
+                "n": len(members),
+                "sx": sum(xs) if xs else None,
+            }
+        )
+    return rows
+
+
+ORACLE_SQL = (
+    "SELECT k, window_start, window_end, COUNT(*) AS n, SUM(x) AS sx FROM events "
+    "GROUP BY k, CUMULATE(ts, INTERVAL '250' MILLISECOND, INTERVAL '1' SECOND)"
+)
+
+
+@given(
+    records=streams(),
+    partitions=st.integers(1, 4),
+    batch_size=st.integers(1, 40),
+    emit=st.sampled_from(["", " EMIT CHANGES"]),
+)
+def test_late_updates_end_in_the_batch_result_of_the_finished_input(
+    records: list[Record], partitions: int, batch_size: int, emit: str
+) -> None:
+    """With ``late="update"`` and a retention longer than the stream, every record
+    reaches every one of its windows, late or not: the last row of each window is the
+    batch result, whatever the partitions, batches or order of the records."""
+    got = run_sql(
+        ORACLE_SQL + emit,
+        records,
+        partitions=partitions,
+        batch_size=batch_size,
+        late="update",
+        retention=10**9,
+    )
+    last: dict[tuple[Any, int, int], dict[str, Any]] = {}
+    for row in got.rows:
+        last[(row["k"], row["window_start"], row["window_end"])] = row
+    assert normalize(last.values()) == normalize(_batch_oracle(records, 1000, 250))
+    assert got.counts.errored == 0 and got.dead_letters == []
+
+
+@given(records=streams(), partitions=st.integers(1, 4), batch_size=st.integers(1, 40))
+def test_with_lateness_past_the_stream_final_rows_are_the_batch_result(
+    records: list[Record], partitions: int, batch_size: int
+) -> None:
+    got = run_sql(
+        ORACLE_SQL,
+        records,
+        partitions=partitions,
+        batch_size=batch_size,
+        allowed_lateness=10**9,
+    )
+    assert normalize(got.rows) == normalize(_batch_oracle(records, 1000, 250))
+    assert got.counts.late == 0

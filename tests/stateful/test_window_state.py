@@ -263,3 +263,16 @@ def _no_shrink() -> list[Any]:
     from hypothesis import Phase
 
     return [Phase.explicit, Phase.reuse, Phase.generate]
+
+
+def test_machine_catches_cumulate_windows_kept_by_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The broken twin of CUMULATE's state: windows kept as if their key were the start
+    (as TUMBLE and HOP keep theirs), when a CUMULATE window is kept under its end."""
+    from partita.sql import _windows
+
+    monkeypatch.setitem(_windows._KINDS, "cumulate", _windows.AlignedWindows)
+    with pytest.raises(AssertionError):
+        run_state_machine_as_test(
+            CumulateStateMachine,
+            settings=settings(MACHINE_SETTINGS, max_examples=200, phases=_no_shrink()),
+        )
