@@ -41,6 +41,15 @@ from partita.sql import SqlError, compile_query, run_query
         ("SELECT a,\n 'abc FROM t", 2, 2, "unterminated string: no closing '"),
         ('SELECT "abc FROM t', 1, 8, 'unterminated quoted name: no closing "'),
         ("SELECT a /* x FROM t", 1, 10, "unterminated comment"),
+        (
+            "SELECT window_end, SUM(p) AS s FROM TABLE(HOP(TABLE t, DESCRIPTOR(ts), 1, 2)) "
+            "GROUP BY window_start, window_end",
+            1,
+            37,
+            "window table-valued functions (FROM TABLE(HOP(TABLE t, DESCRIPTOR(ts), ...))) are "
+            "not supported; read the stream (FROM t) and group by the window: GROUP BY ..., "
+            "HOP(ts, slide, size)",
+        ),
         ("WITH x AS (SELECT 1) SELECT a FROM x", 1, 6, "WITH (common table expressions)"),
         ("SELECT a FROM t UNION SELECT a FROM u", 1, 1, "only SELECT queries are supported"),
         ("INSERT INTO t VALUES (1)", 1, 1, "only SELECT queries are supported"),
