@@ -11,6 +11,7 @@ from ._flow import Flow as Flow
 from ._flow import FlowStream as FlowStream
 from ._flow_windows import WindowedStream as WindowedStream
 from ._generator import TradeSource as TradeSource
+from ._interval_join import IntervalJoinActor as IntervalJoinActor
 from ._merge import MergeActor as MergeActor
 from ._operators import OperatorError as OperatorError
 from ._parquet_sink import ParquetSink as ParquetSink
@@ -52,6 +53,7 @@ __all__ = [
     "Flow",
     "FlowStream",
     "HoppingWindow",
+    "IntervalJoinActor",
     "IterableSource",
     "JsonLinesSink",
     "JsonLinesSource",

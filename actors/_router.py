@@ -72,7 +72,7 @@ class RouterActor(Actor):
             self._send_watermark(self._step.idle(idle_ms))
 
     def on_watermark(self, ts: int) -> None:
-        self._send_watermark(self._step.advance(ts))
+        self._send_watermark(self._step.upstream(ts))
 
     def snapshot_state(self) -> object:
         """The stage's state (event time, counters) and the watermark sent so far."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 import attrs
 
@@ -43,6 +43,7 @@ from partita.sql import (
 from ._checkpoints import CheckpointTarget, fingerprint, supervised
 from ._dead_letter import DeadLetterSink
 from ._files import CsvSource, JsonLinesSource
+from ._interval_join import IntervalJoinActor
 from ._limit import LimitedSink, RowCount, check_count, check_timeout, wait_bounded
 from ._merge import MergeActor
 from ._partition import PartitionActor
@@ -119,11 +120,13 @@ def _named_inputs(
     sql: str | CompiledQuery,
     source: SourceLike | None,
     sources: Mapping[str, SourceLike] | None,
-) -> tuple[SourceLike, dict[str, list[Record]]]:
-    """The stream and the tables of the query's inputs, from ``source`` or ``sources``.
+) -> tuple[SourceLike, SourceLike | None, dict[str, list[Record]]]:
+    """The stream, the stream joined within an interval (if any) and the tables of
+    the query's inputs, from ``source`` or ``sources``.
 
-    ``sources`` names every input the query reads: the stream of ``FROM`` and each
-    table it joins (read whole now: a file path, or an iterable of records).
+    ``sources`` names every input the query reads: the stream of ``FROM``, the
+    stream it joins within an interval, and each table it joins (read whole now: a
+    file path, or an iterable of records).
 
     Raises:
         SqlError: an input the query does not read, or one it reads not given.
@@ -133,19 +136,27 @@ def _named_inputs(
     if sources is None:
         if source is None:
             raise TypeError("give the query's input: source=..., or sources={name: ...}")
-        return source, {}
+        return source, None, {}
     if source is not None:
         raise TypeError("give either source or sources={name: ...}, not both")
+    joined: str | None
     if isinstance(sql, CompiledQuery):
-        names: tuple[str, ...] = (sql.plan.source,)
+        interval = sql.interval_join
+        joined = None if interval is None else interval.right
+        names: tuple[str, ...] = (sql.plan.source, *(() if joined is None else (joined,)))
     elif isinstance(sql, str):
-        names = query_inputs(sql).names
+        inputs = query_inputs(sql)
+        names, joined = inputs.names, inputs.joined
     else:
         raise TypeError(f"sql must be SQL text or a CompiledQuery, got {type(sql).__name__}")
     reads = ", ".join(map(repr, names))
     for name in sources:
         if name not in names:
-            hint = " (a compiled query has its tables already)" if len(names) == 1 else ""
+            hint = (
+                " (a compiled query has its tables already)"
+                if isinstance(sql, CompiledQuery)
+                else ""
+            )
             raise SqlError(f"input {name!r} is not read by the query: it reads {reads}{hint}")
     for name in names:
         if name not in sources:
@@ -155,6 +166,8 @@ def _named_inputs(
             )
     tables: dict[str, list[Record]] = {}
     for name in names[1:]:
+        if name == joined:
+            continue
         table = sources[name]
         if isinstance(table, str | os.PathLike):
             tables[name] = read_table(table)
@@ -165,16 +178,21 @@ def _named_inputs(
                 f"table {name!r} must be a file path or an iterable of records (it is read "
                 f"whole before the stream starts), got {type(table).__name__}"
             )
-    return sources[names[0]], tables
+    return sources[names[0]], None if joined is None else sources[joined], tables
 
 
-def _source(source: SourceLike, batch_size: int | None, idle_timeout: Duration | None) -> Source:
+def _source(
+    source: SourceLike,
+    batch_size: int | None,
+    idle_timeout: Duration | None,
+    name: str = "source",
+) -> Source:
     if isinstance(source, str | os.PathLike):
         path = os.fspath(source)
         if not os.path.isfile(path):
             raise ValueError(f"cannot read input {path!r}: no such file")
         reader = CsvSource if path.lower().endswith(".csv") else JsonLinesSource
-        source = reader("source", path)
+        source = reader(name, path)
     if isinstance(source, Source):
         actor = source
         if batch_size is not None:
@@ -182,9 +200,9 @@ def _source(source: SourceLike, batch_size: int | None, idle_timeout: Duration |
     else:
         sizer = default_sizer() if batch_size is None else BatchSizer.fixed(batch_size)
         if isinstance(source, AsyncIterable):
-            actor = AsyncIterableSource("source", source, sizer=sizer)
+            actor = AsyncIterableSource(name, source, sizer=sizer)
         elif isinstance(source, Iterable) and not isinstance(source, str | bytes | dict):
-            actor = IterableSource("source", source, sizer=sizer)
+            actor = IterableSource(name, source, sizer=sizer)
         else:
             raise TypeError(
                 "source must be a runtime.Source, an iterable or an async iterable of "
@@ -216,12 +234,23 @@ def _prepare(
     idle_timeout: Duration | None,
     compile_options: dict[str, Any],
     options: SupervisorOptions,
-) -> tuple[CompiledQuery, Source, SupervisorOptions]:
-    """What run_sql and open_sql both start from: checked options, the query, the source."""
+) -> tuple[CompiledQuery, Source, Source | None, SupervisorOptions]:
+    """What run_sql and open_sql both start from: checked options, the query, the
+    source and the source of the stream it joins within an interval (if any)."""
     _check_options(partitions, batch_size)
-    stream, tables = _named_inputs(sql, source, sources)
+    stream, joined, tables = _named_inputs(sql, source, sources)
     query = _compile(sql, compile_options, tables)
-    return query, _source(stream, batch_size, idle_timeout), options
+    interval = query.interval_join
+    if interval is not None and joined is None:
+        raise SqlError(
+            f"the query joins stream {interval.right!r} with {interval.left!r}: give both, "
+            f"sources={{{interval.left!r}: ..., {interval.right!r}: ...}}"
+        )
+    second = None
+    if joined is not None:
+        assert interval is not None
+        second = _source(joined, batch_size, idle_timeout, f"source-{interval.right}")
+    return query, _source(stream, batch_size, idle_timeout), second, options
 
 
 def build_sql_graph(
@@ -231,8 +260,16 @@ def build_sql_graph(
     *,
     partitions: int = 1,
     dead_letter: DeadLetterTarget = None,
+    joined_source: Source | None = None,
 ) -> tuple[Graph, DeadLetterSink | None]:
     """The SQL graph: source → router → partitions → merge → sink (+ dead-letter).
+
+    A query with an interval join (``query.interval_join``) reads two streams,
+    ``source`` (its ``FROM``) and ``joined_source``; each is split by the join key
+    to ``partitions`` join actors, whose joined rows feed the router::
+
+        source ─> router-<left> ──┬─> join-0 ─┐
+        joined_source ─> router-<right> ─┴─> ...    ├─> router ─> partitions ─> merge ─> sink
 
     The query's own options decide everything about records (``query.options``).
     The dead-letter output exists whenever dead letters can be produced: the
@@ -240,20 +277,50 @@ def build_sql_graph(
     ``on_error="dead-letter"``, or a ``dead_letter`` destination given.
 
     Returns the graph and the in-memory or file dead-letter sink it made, if any.
+
+    Raises:
+        ValueError: ``joined_source`` given without an interval join, or missing
+            with one.
     """
+    interval = query.interval_join
+    if (interval is None) != (joined_source is None):
+        raise ValueError(
+            "joined_source is the second stream of an interval join: give it exactly "
+            "when the query has one"
+        )
     graph = Graph()
     graph.add(source)
+    sides: list[RouterActor] = []
+    feed: list[Any] = [source]
+    if interval is not None and joined_source is not None:
+        graph.add(joined_source)
+        ends: tuple[tuple[Literal["left", "right"], str, Source], ...] = (
+            ("left", interval.left, source),
+            ("right", interval.right, joined_source),
+        )
+        for side, name, src in ends:
+            side_router = RouterActor(f"router-{name}", query.join_side_stage(side, partitions))
+            graph.add(side_router, inputs=[src], capacity=_CAPACITY)
+            sides.append(side_router)
+        joins = [
+            IntervalJoinActor(f"join-{i}", query.new_join_state(), query.join_hold)
+            for i in range(partitions)
+        ]
+        for join in joins:
+            graph.add(join, inputs=sides, capacity=2 * _CAPACITY)
+        feed = list(joins)
     router = RouterActor("router", query.routing_stage(partitions))
-    graph.add(router, inputs=[source], capacity=_CAPACITY)
+    graph.add(router, inputs=feed, capacity=_CAPACITY)
     parts = [PartitionActor(f"partition-{i}", query.new_program()) for i in range(partitions)]
     for part in parts:
         graph.add(part, inputs=[router], capacity=2 * _CAPACITY)
     merge = graph.add(MergeActor("merge"), inputs=parts, capacity=2 * _CAPACITY)
     graph.add(sink, inputs=[merge], capacity=_CAPACITY)
+    inputs = [source] if joined_source is None else [source, joined_source]
     wants_dead = (
         dead_letter is not None
         or query.options.dead_letters
-        or getattr(source, "on_error", None) == "dead-letter"
+        or any(getattr(s, "on_error", None) == "dead-letter" for s in inputs)
     )
     if not wants_dead:
         return graph, None
@@ -263,10 +330,13 @@ def build_sql_graph(
     else:
         made = DeadLetterSink("dead-letter", dead_letter)
         target = made
-    senders: list[Any] = [router, *parts]
-    if isinstance(source, RecordSource):
-        senders.insert(0, source)
-        source.dead_letter_output = 1
+    senders: list[Any] = [*sides, router, *parts]
+    for src in reversed(inputs):
+        if isinstance(src, RecordSource):
+            senders.insert(0, src)
+            src.dead_letter_output = 1
+    for side_router in sides:
+        side_router.dead_letter_output = partitions
     router.dead_letter_output = partitions
     for part in parts:
         part.dead_letter_output = 1
@@ -366,7 +436,7 @@ async def run_sql(
         >>> trio.run(main)
         [{'symbol': 'B'}]
     """
-    query, actor, options = _prepare(
+    query, actor, joined, options = _prepare(
         sql,
         source,
         sources,
@@ -390,7 +460,7 @@ async def run_sql(
     if rows_count is not None:
         target = LimitedSink.counting(target, rows_count)
     graph, dead = build_sql_graph(
-        query, actor, target, partitions=partitions, dead_letter=dead_letter
+        query, actor, target, partitions=partitions, dead_letter=dead_letter, joined_source=joined
     )
     async with _supervised(
         graph, options, query, partitions, actor, checkpoint, checkpoint_interval, fresh
@@ -477,7 +547,7 @@ async def open_sql(
         >>> trio.run(main)
         {'x': 4} CANCELLED
     """
-    query, actor, options = _prepare(
+    query, actor, joined, options = _prepare(
         sql,
         source,
         sources,
@@ -496,7 +566,12 @@ async def open_sql(
     )
     sink, receive = row_channel("sink")
     graph, dead = build_sql_graph(
-        query, actor, _limited(sink, query), partitions=partitions, dead_letter=dead_letter
+        query,
+        actor,
+        _limited(sink, query),
+        partitions=partitions,
+        dead_letter=dead_letter,
+        joined_source=joined,
     )
     async with streaming(
         lambda on_end: _supervised(

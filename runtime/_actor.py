@@ -203,6 +203,16 @@ class Actor:
         errors.replace(counts)
 
     @property
+    def input_port(self) -> int:
+        """Which input the message being handled came from: its index among the
+        ``inputs`` the graph gave this actor, in that order (0 outside a handler).
+
+        An actor joining two streams tells their batches apart by it.
+        """
+        current = self._cell.current
+        return 0 if current is None else current[0]
+
+    @property
     def outputs(self) -> int:
         """How many downstream actors this actor sends to."""
         return len(self._cell.outputs)

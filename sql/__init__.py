@@ -16,6 +16,9 @@ from ._interface import PartitionProgram as PartitionProgram
 from ._interface import ProgramCounts as ProgramCounts
 from ._interface import Routed as Routed
 from ._interface import RoutingStage as RoutingStage
+from ._interval_join import IntervalJoin as IntervalJoin
+from ._interval_join import IntervalJoinState as IntervalJoinState
+from ._interval_join import JoinSideStage as JoinSideStage
 from ._join import QueryInputs as QueryInputs
 from ._join import query_inputs as query_inputs
 from ._plan import WindowSpec as WindowSpec
@@ -42,6 +45,9 @@ from ._windows import new_window_state as new_window_state
 __all__ = [
     "Aggregation",
     "CompiledQuery",
+    "IntervalJoin",
+    "IntervalJoinState",
+    "JoinSideStage",
     "LatePolicy",
     "PartitionProgram",
     "PartitionResult",

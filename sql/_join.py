@@ -30,27 +30,42 @@ from ._errors import SqlError
 from ._schema import StreamSchema
 from ._source import SourceLines
 
-__all__ = ["QueryInputs", "TableJoin", "gen_joins", "query_inputs", "resolve_joins"]
+__all__ = [
+    "QueryInputs",
+    "TableJoin",
+    "bounds_time",
+    "gen_joins",
+    "query_inputs",
+    "resolve_joins",
+]
 
 JoinKind = Literal["inner", "left"]
 
 
 @attrs.frozen
 class QueryInputs:
-    """The inputs a query names: the stream it reads (FROM) and the tables it joins.
+    """The inputs a query names: the stream it reads (FROM), the tables it joins and
+    the stream it joins within an interval (``joined``), if any.
 
     Example:
         >>> query_inputs("SELECT o.id, r.rate FROM orders o JOIN rates r ON o.cur = r.cur")
-        QueryInputs(stream='orders', tables=('rates',))
+        QueryInputs(stream='orders', tables=('rates',), joined=None)
+        >>> query_inputs(
+        ...     "SELECT o.id FROM orders o JOIN payments p ON o.id = p.oid "
+        ...     "AND p.ts BETWEEN o.ts AND o.ts + INTERVAL '1' HOUR"
+        ... )
+        QueryInputs(stream='orders', tables=(), joined='payments')
     """
 
     stream: str
     tables: tuple[str, ...]
+    joined: str | None = None
 
     @property
     def names(self) -> tuple[str, ...]:
-        """Every input name, the stream first."""
-        return (self.stream, *self.tables)
+        """Every input name, the stream first (then the joined stream, then tables)."""
+        joined = () if self.joined is None else (self.joined,)
+        return (self.stream, *joined, *self.tables)
 
 
 def query_inputs(sql: str) -> QueryInputs:
@@ -67,12 +82,32 @@ def query_inputs(sql: str) -> QueryInputs:
     from_ = select.args.get("from_") if isinstance(select, exp.Select) else None
     if from_ is None or not isinstance(from_.this, exp.Table):
         raise SqlError("the query has no FROM <stream>")
-    tables = [
-        join.this.name
-        for join in select.args.get("joins") or ()
-        if isinstance(join.this, exp.Table)
-    ]
-    return QueryInputs(from_.this.name, tuple(dict.fromkeys(tables)))
+    tables: list[str] = []
+    joined: str | None = None
+    for join in select.args.get("joins") or ():
+        if not isinstance(join.this, exp.Table):
+            continue
+        if joined is None and bounds_time(join):
+            joined = join.this.name
+        else:
+            tables.append(join.this.name)
+    return QueryInputs(from_.this.name, tuple(dict.fromkeys(tables)), joined)
+
+
+def bounds_time(join: exp.Expr) -> bool:
+    """Whether a join's ON bounds one side's time by the other's (a stream-stream
+    interval join: see :mod:`sql._interval_join`)."""
+    on = join.args.get("on")
+    stack = [] if on is None else [on]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, exp.Paren):
+            stack.append(node.this)
+        elif isinstance(node, exp.And):
+            stack += [node.expression, node.this]
+        elif isinstance(node, exp.Between | exp.LT | exp.LTE | exp.GT | exp.GTE):
+            return True
+    return False
 
 
 @attrs.frozen(eq=False)

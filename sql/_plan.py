@@ -29,6 +29,7 @@ from ._dialect import (
     parse,
 )
 from ._errors import SqlError
+from ._interval_join import IntervalJoin, plan_interval_join
 from ._join import TableJoin, resolve_joins
 from ._schema import StreamSchema, schema_of_create, unknown_column
 
@@ -141,7 +142,8 @@ class LogicalPlan:
     WITH RETRACTIONS``: a changed group first emits its old row with ``"_retract": True``.
     ``joins``: the tables joined to the stream (:class:`sql._join.TableJoin`); the
     other expressions read the joined record (a table's column ``r.rate`` is its field
-    ``"r.rate"``).
+    ``"r.rate"``).  ``interval_join``: the stream joined to the ``FROM`` stream within
+    an interval (:class:`sql._interval_join.IntervalJoin`), read the same way.
     """
 
     source: str
@@ -160,6 +162,7 @@ class LogicalPlan:
     lateness_ms: int | None = None
     retract: bool = False
     joins: tuple[TableJoin, ...] = ()
+    interval_join: IntervalJoin | None = None
 
     @property
     def aggregated(self) -> bool:
@@ -563,6 +566,11 @@ def plan_query(
     if not statements:
         raise SqlError(f"empty query; write {SUPPORTED_CLAUSES}")
     schemas, query = _declarations(statements, sql)
+    interval = (
+        plan_interval_join(query, sql, interval_ms) if isinstance(query, exp.Select) else None
+    )
+    if interval is not None and (schemas or schema is not None):
+        raise SqlError("a declared schema is not supported with an interval join yet")
     joins = _joins(query, sql, schemas, schema, tables or {})
     select = _check_shape(query, sql)
     source, alias = _source(select, sql)
@@ -655,6 +663,8 @@ def plan_query(
     if input_schema is not None:
         joined = frozenset(field for j in joins for _, field in j.fields)
         _check_columns(select, input_schema, window, sql, joined)
+    if interval is not None:
+        _check_interval_window(interval, window, sql, group if group is not None else select)
     retract = bool(select.meta.get("retract"))
     if retract and not aggregated:
         raise _err(sql, select, "EMIT CHANGES WITH RETRACTIONS needs GROUP BY or aggregates")
@@ -687,6 +697,35 @@ def plan_query(
         lateness_ms=grace,
         retract=retract and distinct_node is None,  # a DISTINCT row never changes
         joins=joins,
+        interval_join=interval,
+    )
+
+
+def _check_interval_window(
+    interval: IntervalJoin, window: WindowSpec | None, sql: str, node: exp.Expr
+) -> None:
+    """A window after an interval join runs over one of the two time columns (the
+    join holds its output watermark back for them), and over one never NULL."""
+    if window is None:
+        return
+    left = f"{interval.left_alias}.{interval.left_time}"
+    right = interval.right_time_field
+    if interval.kind == "full":
+        raise _err(
+            sql,
+            node,
+            "a window after a FULL interval join is not supported (either time can be NULL)",
+        )
+    if window.time_column == interval.left_time:
+        return
+    if window.time_column == right and interval.kind == "inner":
+        return
+    allowed = left if interval.kind == "left" else f"{left} or {right}"
+    raise _err(
+        sql,
+        node,
+        f"a window after an interval join runs over {allowed}, the join's time "
+        f"column{'s' if interval.kind == 'inner' else ''}",
     )
 
 

@@ -10,6 +10,7 @@ import attrs
 from partita.runtime import Record
 
 from ._compiler import GeneratedCode, generate
+from ._interval_join import IntervalJoin, IntervalJoinState, JoinSideStage
 from ._plan import LogicalPlan, plan_query
 from ._program import SqlProgram
 from ._query_config import QueryOptions
@@ -88,7 +89,63 @@ class CompiledQuery:
             lateness=opts.lateness,
             on_error=opts.on_error,
             late=opts.late,
+            follows=self.plan.interval_join is not None,
         )
+
+    @property
+    def interval_join(self) -> IntervalJoin | None:
+        """The stream joined within an interval (``None``: the query reads one stream).
+
+        Such a query runs as two inputs, each split by the join key
+        (:meth:`join_side_stage`), then one join state per partition
+        (:meth:`new_join_state`) whose rows, and watermark held back by
+        :attr:`join_hold`, feed this query's routing stage and programs.
+        """
+        return self.plan.interval_join
+
+    @property
+    def join_hold(self) -> int:
+        """How far (ms) the join's output watermark trails the inputs' (see
+        :meth:`IntervalJoin.hold_of`); 0 without an interval join."""
+        join = self.plan.interval_join
+        if join is None:
+            return 0
+        window = self.plan.window
+        return join.hold_of(window.time_column if window is not None else None)
+
+    def join_side_stage(self, side: Literal["left", "right"], partitions: int) -> JoinSideStage:
+        """The source-side stage of one input of the interval join: its event time,
+        watermark (its own max event time - the query's lateness) and late records,
+        and the split of its records by the join key across ``partitions``.
+
+        Raises:
+            ValueError: the query has no interval join, or ``partitions`` < 1.
+        """
+        join = self.plan.interval_join
+        if join is None:
+            raise ValueError("the query has no interval join")
+        if partitions < 1:
+            raise ValueError(f"partitions must be >= 1, not {partitions}")
+        opts = self.options
+        return JoinSideStage.create(
+            join,
+            side,
+            partitions,
+            lateness=opts.lateness,
+            on_error=opts.on_error,
+            late=opts.late,
+        )
+
+    def new_join_state(self) -> IntervalJoinState:
+        """A fresh (empty) interval-join state for one partition.
+
+        Raises:
+            ValueError: the query has no interval join.
+        """
+        join = self.plan.interval_join
+        if join is None:
+            raise ValueError("the query has no interval join")
+        return IntervalJoinState.of(join)
 
     def new_program(self) -> SqlProgram:
         """A fresh partition program (empty state) for one partition."""
@@ -120,6 +177,30 @@ class CompiledQuery:
         """
         plan, lateness = self.plan, self.options.lateness
         schema = plan.schema
+        interval = plan.interval_join
+        if interval is not None:
+            lines = [
+                f"input {name} (stream; the query reads "
+                f"{', '.join(c for c, _ in fields) or 'none'})"
+                for name, fields in (
+                    (interval.left, interval.left_fields),
+                    (interval.right, interval.right_fields),
+                )
+            ]
+            lines.append(f"  {interval.describe()}")
+            lines.append(
+                f"  event time: {interval.left_alias}.{interval.left_time}, "
+                f"{interval.right_alias}.{interval.right_time}"
+            )
+            lines.append(
+                f"  watermark: the least of the inputs' (max event time - {lateness} ms), "
+                f"less {self.join_hold} ms after the join"
+            )
+            if plan.window is not None:
+                lines.append(f"  window: {plan.window}")
+            limit = f", LIMIT {plan.limit}" if plan.limit is not None else ""
+            lines.append(f"output {', '.join(self.columns)} (EMIT {self.emit.upper()}{limit})")
+            return "\n".join(lines)
         if schema is not None:
             width = max(len(c.name) for c in schema.columns)
             lines = [f"input {plan.source}"]

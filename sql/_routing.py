@@ -113,6 +113,11 @@ class _Skipping(Sequence[int]):
         return self._base[j]
 
 
+# the lateness of a stage that follows its input's watermark: larger than any span of
+# event times, so that only the input's watermark ever makes a record late
+_FOLLOW = 2**62
+
+
 @attrs.define
 class SqlRoutingStage:
     """Splits source batches across partitions (the ``partita.sql.RoutingStage`` protocol).
@@ -130,6 +135,8 @@ class SqlRoutingStage:
     _policy: RecordErrors
     _coerce: Callable[..., Any] | None = None
     _joins: tuple[Callable[..., Any], ...] = ()
+    _follows: bool = False
+    _followed: int | None = None
     _max_ts: int | None = None
     _partition_cache: dict[Any, int] = attrs.Factory(dict)
     _next: int = 0
@@ -151,10 +158,16 @@ class SqlRoutingStage:
         late: LatePolicy,
         coerce: Callable[..., Any] | None = None,
         joins: tuple[Callable[..., Any], ...] = (),
+        follows: bool = False,
     ) -> SqlRoutingStage:
         """A routing stage for ``partitions`` partitions; ``coerce`` (a declared schema's
         generated loop) converts each batch to the declared types first, then ``joins``
-        (the generated table joins, see :mod:`sql._join`) join each record."""
+        (the generated table joins, see :mod:`sql._join`) join each record.
+
+        ``follows``: the stage makes no watermark of its own but follows the one its
+        input sends (:meth:`on_upstream_watermark`; behind an interval join, whose rows
+        are not in event-time order): a record is late when it is behind that.
+        """
         if partitions < 1:
             raise ValueError(f"partitions must be >= 1, not {partitions}")
         return cls(
@@ -163,11 +176,12 @@ class SqlRoutingStage:
             route,
             keyed,
             windowed,
-            lateness,
+            _FOLLOW if follows else lateness,
             late,
             RecordErrors(on_error, "sql-route"),
             coerce,
             joins,
+            follows,
         )
 
     @property
@@ -179,7 +193,25 @@ class SqlRoutingStage:
         """The current source watermark, or ``None`` before any event time was seen."""
         if not self._windowed or self._max_ts is None:
             return None
+        if self._follows:
+            return self._followed
         return self._max_ts - self._lateness
+
+    def on_upstream_watermark(self, watermark: int) -> int | None:
+        """A watermark from the stage's input: the one to send the partitions.
+
+        A following stage takes it as its own: its max event time becomes at least
+        ``watermark`` plus its (huge) lateness, so the generated code, which decides
+        lateness against max event time - lateness, decides it against ``watermark``
+        exactly, and no record's event time moves it.
+        """
+        if not self._follows:
+            return watermark
+        if self._followed is None or watermark > self._followed:
+            self._followed = watermark
+            floor = watermark + self._lateness
+            self._max_ts = floor if self._max_ts is None else max(self._max_ts, floor)
+        return self.watermark() if self._windowed else None
 
     def route(self, batch: Batch) -> Routed:
         """Split ``batch``; records of one key always go to one partition."""
@@ -279,6 +311,7 @@ class SqlRoutingStage:
         """Event time so far, the round-robin turn and the counters, for a checkpoint."""
         return {
             "max_ts": self._max_ts,
+            "followed": self._followed,
             "next": self._next,
             "rows_in": self._rows_in,
             "late": self._late,
@@ -289,6 +322,7 @@ class SqlRoutingStage:
     def restore(self, state: Any) -> None:
         """Take back what :meth:`snapshot` returned (before the first batch)."""
         self._max_ts = state["max_ts"]
+        self._followed = state.get("followed")
         self._next = state["next"]
         self._rows_in = state["rows_in"]
         self._late = state["late"]

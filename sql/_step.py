@@ -117,6 +117,14 @@ class RouteStep:
         self._watermark = watermark
         return watermark
 
+    def upstream(self, watermark: int) -> int | None:
+        """A watermark from the stage's input (not from its records): the one to send
+        on, if newer.  A stage that follows its input's watermarks takes it as its own
+        (``on_upstream_watermark``); any other passes it on as it is."""
+        follow = getattr(self._stage, "on_upstream_watermark", None)
+        mine = watermark if follow is None else follow(watermark)
+        return None if mine is None else self.advance(mine)
+
     def idle(self, idle_ms: int) -> int | None:
         """The source was idle for ``idle_ms``: the watermark to send on, if any."""
         if self._on_idle is None:

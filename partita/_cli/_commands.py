@@ -324,11 +324,32 @@ def run(
         source = redis_source(input_path, policy)
     else:
         source = make_source(input_path, fmt, policy)
-    source.on_first_records = warn_missing_columns(compiled, console)
-    if batch_size is not None:
-        source.sizer = BatchSizer.fixed(batch_size)
-    if idle_timeout is not None:
-        source.idle_timeout = idle_timeout / 1000
+    joined_source = None
+    if compiled.interval_join is not None:
+        source.on_first_records = warn_missing_columns(compiled, console, "left")
+        right = compiled.interval_join.right
+        joined_path = files.joined
+        assert joined_path is not None
+        if is_postgres_url(joined_path) or is_redis_url(joined_path):
+            fail(f"--input {right}=...: the joined stream is read from a file", EXIT_USAGE)
+        if joined_path == "-" and input_path == "-":
+            fail(f"--input {right}=-: only one input can be standard input", EXIT_USAGE)
+        if checkpoint_dir is not None and joined_path == "-":
+            fail(
+                "--checkpoint needs --input files: standard input cannot be read again", EXIT_USAGE
+            )
+        check_paths(joined_path, output_path, dead_letter_path)
+        joined_source = make_source(joined_path, fmt, policy, f"source-{right}")
+        joined_source.on_first_records = warn_missing_columns(compiled, console, "right")
+    else:
+        source.on_first_records = warn_missing_columns(compiled, console)
+    for each in (source, joined_source):
+        if each is None:
+            continue
+        if batch_size is not None:
+            each.sizer = BatchSizer.fixed(batch_size)
+        if idle_timeout is not None:
+            each.idle_timeout = idle_timeout / 1000
     sink: JsonLinesSink | CsvSink | ParquetSink | PostgresSink | RedisStreamSink = (
         postgres_sink(output_path)
         if is_postgres_url(output_path)
@@ -341,7 +362,14 @@ def run(
     dead = dead_letter_path or DeadLetterSink("dead-letter", keep=False)
     rows_limit = run_limit(limit, compiled.limit)
     target: Sink = sink if rows_limit is None else LimitedSink(sink.name, sink, rows_limit)
-    graph, _ = build_sql_graph(compiled, source, target, partitions=partitions, dead_letter=dead)
+    graph, _ = build_sql_graph(
+        compiled,
+        source,
+        target,
+        partitions=partitions,
+        dead_letter=dead,
+        joined_source=joined_source,
+    )
     show_progress = want_progress(progress)
     display = ProgressDisplay(console, {}, lambda: sink.rows_written) if show_progress else None
     options = SupervisorOptions(max_memory=max_memory)

@@ -26,10 +26,12 @@ _NAMED = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(.+)", re.DOTALL)
 
 @attrs.frozen
 class QueryFiles:
-    """The stream's path (``None``: not given) and the tables' rows, by name."""
+    """The stream's path (``None``: not given), the tables' rows by name, and the
+    path of the stream an interval join joins (``None``: none)."""
 
     stream: str | None
     tables: dict[str, list[Record]]
+    joined: str | None = None
 
 
 def _split(value: str) -> tuple[str | None, str]:
@@ -77,4 +79,13 @@ def query_files(text: str, inputs: tuple[str, ...], *, stream_needed: bool) -> Q
             tables[table] = read_table(given[table])
         except TableFileError as exc:
             fail(f"--input {table}=...: {exc}", EXIT_USAGE)
-    return QueryFiles(given.get(names.stream), tables)
+    joined = None
+    if names.joined is not None:
+        if stream_needed and names.joined not in given:
+            fail(
+                f"the query joins the stream {names.joined!r}: give it as "
+                f"--input {names.joined}=FILE",
+                EXIT_USAGE,
+            )
+        joined = given.get(names.joined)
+    return QueryFiles(given.get(names.stream), tables, joined)

@@ -68,7 +68,9 @@ def check_paths(input_path: str, output_path: str, dead_letter_path: str | None)
             )
 
 
-def make_source(path: str, fmt: str, on_error: OnError) -> JsonLinesSource | CsvSource:
+def make_source(
+    path: str, fmt: str, on_error: OnError, name: str = "source"
+) -> JsonLinesSource | CsvSource:
     """The file source ``--input`` and ``--format`` ask for (exit 2 if it cannot be read)."""
     if path != "-" and not os.path.exists(path):
         fail(f"cannot read input {path!r}: no such file", EXIT_USAGE)
@@ -79,8 +81,8 @@ def make_source(path: str, fmt: str, on_error: OnError) -> JsonLinesSource | Csv
     if fmt == "csv":
         if path == "-":
             fail("--format csv needs a file path, not '-'", EXIT_USAGE)
-        return CsvSource("source", path, on_error=on_error)
-    return JsonLinesSource("source", path, on_error=on_error)
+        return CsvSource(name, path, on_error=on_error)
+    return JsonLinesSource(name, path, on_error=on_error)
 
 
 OUTPUT_FORMATS = ("auto", "jsonl", "csv", "parquet")
