@@ -5,7 +5,7 @@ from __future__ import annotations
 import attrs
 import trio
 
-from partita.runtime import Actor, Batch, DeadLetter, Watermark
+from partita.runtime import Actor, Batch, DeadLetter, Idle, Watermark
 from partita.sql import RouteResult, RouteStep, RoutingStage
 
 from ._dead_letter import emit_dead_letters
@@ -30,7 +30,9 @@ class RouterActor(Actor):
     :class:`actors.RecordSource`): the router tells the step the milliseconds
     since the last data or tick (the stage's ``on_idle``), leaving out the time
     it was paused, and sends the watermark it returns, so windows close on a
-    quiet stream.
+    quiet stream.  A stage with ``announces_idle`` (an interval join's stream)
+    that has seen no event time yet sends :class:`runtime.Idle` instead, once, so
+    the join leaves it out of the least watermark until it has one.
 
     Example:
         >>> router = RouterActor("router", compiled.routing_stage(4))  # doctest: +SKIP
@@ -48,6 +50,7 @@ class RouterActor(Actor):
     _step: RouteStep = attrs.field(init=False)
     _last_active: float = attrs.field(init=False, default=0.0)
     _paused_then: float = attrs.field(init=False, default=0.0)
+    _idle_sent: bool = attrs.field(init=False, default=False)
 
     def __attrs_post_init__(self) -> None:
         self._step = RouteStep(self.stage)
@@ -69,7 +72,20 @@ class RouterActor(Actor):
             self._send(self._step.route(batch))
         else:
             idle_ms = max(0, int(self._mark_active() * 1000))
-            self._send_watermark(self._step.idle(idle_ms))
+            watermark = self._step.idle(idle_ms)
+            self._send_watermark(watermark)
+            if watermark is None and not self._idle_sent and self._announces_idle():
+                self._idle_sent = True
+                for index in range(self.stage.partitions):
+                    self.emit_message(Idle(), index)
+
+    def _announces_idle(self) -> bool:
+        """Whether the stage is idle before any event time and says so downstream (a
+        stream of an interval join: its join must not wait for it forever)."""
+        if not getattr(self.stage, "announces_idle", False):
+            return False
+        watermark = getattr(self.stage, "watermark", None)
+        return watermark is not None and watermark() is None
 
     def on_watermark(self, ts: int) -> None:
         self._send_watermark(self._step.upstream(ts))

@@ -32,6 +32,7 @@ from ._messages import Barrier as Barrier
 from ._messages import Batch as Batch
 from ._messages import DeadLetter as DeadLetter
 from ._messages import EndOfStream as EndOfStream
+from ._messages import Idle as Idle
 from ._messages import Message as Message
 from ._messages import Record as Record
 from ._messages import Watermark as Watermark
@@ -97,6 +98,7 @@ __all__ = [
     "DeadLetter",
     "Duration",
     "EndOfStream",
+    "Idle",
     "ErrorReasons",
     "Graph",
     "GraphStats",

@@ -22,7 +22,7 @@ import trio
 from ._errors import CheckpointCorrupt, ConsumerGone, InvalidTransition
 from ._lifecycle import ActorState, Lifecycle
 from ._mailbox import Mailbox
-from ._messages import Barrier, Batch, EndOfStream, Message, Watermark
+from ._messages import Barrier, Batch, EndOfStream, Idle, Message, Watermark
 
 __all__ = ["ActorCell", "Handlers"]
 
@@ -79,6 +79,7 @@ class ActorCell:
     current: tuple[int, Message] | None = None
     ended: set[int] = attrs.Factory(set)
     input_wm: dict[int, int] = attrs.Factory(dict)
+    idle: set[int] = attrs.Factory(set)  # inputs left out of the least watermark
     wm: int | None = None
     barriers: dict[int, set[int]] = attrs.Factory(dict)
     # alignment: inputs that delivered a barrier the others have not, and what they
@@ -225,6 +226,8 @@ class ActorCell:
                     self._input_watermark(port, ts)
                 case Barrier():
                     self._input_barrier(port, message)
+                case Idle():
+                    self._input_idle(port)
                 case EndOfStream():
                     self.ended.add(port)
                     self.input_wm.pop(port, None)
@@ -242,11 +245,20 @@ class ActorCell:
                 self.actor.on_watermark(ts)
                 self.wm = ts  # after the handler: a crash in it retries the watermark
             return
+        self.idle.discard(port)
         self.input_wm[port] = max(ts, self.input_wm.get(port, ts))
         self._advance_watermark()
 
+    def _input_idle(self, port: int) -> None:
+        """Input ``port`` is idle: left out of the least watermark until it sends one."""
+        if self.n_inputs <= 1 or port in self.idle:
+            return
+        self.idle.add(port)
+        self.input_wm.pop(port, None)
+        self._advance_watermark()
+
     def _advance_watermark(self) -> None:
-        live = self.n_inputs - len(self.ended)
+        live = self.n_inputs - len(self.ended | self.idle)
         if live <= 0 or len(self.input_wm) < live:
             return
         low = min(self.input_wm.values())

@@ -88,7 +88,22 @@ class EndOfStream:
     """The sender will send nothing more; the receiver drains and completes."""
 
 
-Message: TypeAlias = Batch | Watermark | Barrier | EndOfStream
+@attrs.frozen(slots=True)
+class Idle:
+    """The sender has no event time to hold its receiver back with, until its next
+    :class:`Watermark` (a stream idle before any record: Flink's idle watermark status).
+
+    A receiver with several inputs leaves an idle input out of the least watermark
+    it combines, so the others are not held back forever; the input's next
+    watermark puts it back (the combined watermark never goes back).
+
+    Example:
+        >>> Idle()
+        Idle()
+    """
+
+
+Message: TypeAlias = Batch | Watermark | Barrier | EndOfStream | Idle
 
 
 @attrs.frozen(slots=True)

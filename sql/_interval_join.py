@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import attrs
 from sqlglot import exp
@@ -396,6 +396,9 @@ class JoinSideStage:
     _cache: dict[Any, int] = attrs.Factory(dict)
     _rows_in: int = 0
     _late: int = 0
+    #: idle before any event time, its router says so (:class:`runtime.Idle`): the
+    #: join leaves this input out of the least watermark until it has one
+    announces_idle: ClassVar[bool] = True
 
     @classmethod
     def create(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-from partita.runtime import Actor, Barrier, EndOfStream, Mailbox, Watermark
+from partita.runtime import Actor, Barrier, EndOfStream, Idle, Mailbox, Watermark
 from partita.runtime._actor import cell_of
 
 
@@ -85,3 +85,29 @@ async def test_barriers_align_across_inputs() -> None:
         ],
     )
     assert actor.barriers == [1, 2, 3]
+
+
+async def test_an_idle_input_is_left_out_until_its_next_watermark() -> None:
+    actor = Recorder("join")
+    await feed(
+        actor,
+        3,
+        [
+            (0, Watermark(10)),
+            (1, Idle()),  # port 1 has no event time: not waited for
+            (2, Watermark(7)),  # min(10, 7) = 7
+            (2, Watermark(12)),  # min(10, 12) = 10
+            (1, Watermark(4)),  # port 1 is back, behind: min 4, never backwards
+            (0, Watermark(30)),
+            (2, Watermark(30)),  # min(30, 4, 30) = 4: still 10
+            (1, Watermark(20)),  # min(30, 20, 30) = 20
+            (1, Idle()),  # idle again: min(30, 30) = 30
+            (0, Idle()),
+            (2, Idle()),  # every input idle: nothing to combine
+            (0, EndOfStream()),
+            (1, EndOfStream()),
+            (2, EndOfStream()),
+        ],
+    )
+    assert actor.watermarks == [7, 10, 20, 30]
+    assert actor.ended

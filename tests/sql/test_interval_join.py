@@ -316,3 +316,40 @@ async def test_a_bad_event_time_is_a_bad_record_by_policy() -> None:
     assert run.rows == [{"id": 1, "paid": None}]
     assert len(run.dead_letters) == 2
     assert run.stats.rows_errored == 2
+
+
+async def test_an_idle_stream_does_not_hold_the_join_back_forever(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """With an idle timeout, a stream that sends nothing is left out of the least
+    watermark: the orders' outer rows come while the payments stream is still silent
+    (without it they would wait for the payments' first record or their end)."""
+    from partita.actors import open_sql
+
+    payments_go = trio.Event()
+
+    async def orders() -> Any:
+        for i in range(3):
+            yield {"id": i, "ts": i * 1000}
+        await trio.sleep_forever()
+
+    async def payments() -> Any:
+        await payments_go.wait()
+        yield {"oid": 9, "paid": 1, "ts": 0}
+
+    query = (
+        "SELECT o.id, p.paid FROM orders o LEFT JOIN payments p ON o.id = p.oid "
+        "AND p.ts BETWEEN o.ts AND o.ts + INTERVAL '1' SECOND"
+    )
+    rows = []
+    with trio.fail_after(120):
+        async with open_sql(
+            query, sources={"orders": orders(), "payments": payments()}, idle_timeout="1s"
+        ) as stream:
+            async for row in stream:
+                rows.append(row)
+                if len(rows) == 3:
+                    break
+            assert not payments_go.is_set()
+    assert sorted(r["id"] for r in rows) == [0, 1, 2]
+    assert all(r["paid"] is None for r in rows)
