@@ -43,7 +43,7 @@ from partita.sql import (
 from ._checkpoints import CheckpointTarget, fingerprint, supervised
 from ._dead_letter import DeadLetterSink
 from ._files import CsvSource, JsonLinesSource
-from ._interval_join import IntervalJoinActor
+from ._interval_join import IntervalJoinActor, JoinSideRouter, WatermarkAlignment
 from ._limit import LimitedSink, RowCount, check_count, check_timeout, wait_bounded
 from ._merge import MergeActor
 from ._partition import PartitionActor
@@ -290,7 +290,7 @@ def build_sql_graph(
         )
     graph = Graph()
     graph.add(source)
-    sides: list[RouterActor] = []
+    sides: list[JoinSideRouter] = []
     feed: list[Any] = [source]
     if interval is not None and joined_source is not None:
         graph.add(joined_source)
@@ -298,8 +298,14 @@ def build_sql_graph(
             ("left", interval.left, source),
             ("right", interval.right, joined_source),
         )
-        for side, name, src in ends:
-            side_router = RouterActor(f"router-{name}", query.join_side_stage(side, partitions))
+        alignment = WatermarkAlignment(query.join_max_drift, 2)
+        for stream, (side, name, src) in enumerate(ends):
+            side_router = JoinSideRouter(
+                f"router-{name}",
+                query.join_side_stage(side, partitions),
+                alignment=alignment,
+                stream=stream,
+            )
             graph.add(side_router, inputs=[src], capacity=_CAPACITY)
             sides.append(side_router)
         joins = [

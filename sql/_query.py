@@ -113,6 +113,17 @@ class CompiledQuery:
         window = self.plan.window
         return join.hold_of(window.time_column if window is not None else None)
 
+    @property
+    def join_max_drift(self) -> int:
+        """How far (ms) one stream of the interval join may run ahead of the other in
+        event time before its router waits (``actors.WatermarkAlignment``): the
+        interval's span plus the lateness, at least a second.  What the join holds is
+        bounded by the records of that much event time.  0 without an interval join."""
+        join = self.plan.interval_join
+        if join is None:
+            return 0
+        return max(1000, join.upper - join.lower + self.options.lateness)
+
     def join_side_stage(self, side: Literal["left", "right"], partitions: int) -> JoinSideStage:
         """The source-side stage of one input of the interval join: its event time,
         watermark (its own max event time - the query's lateness) and late records,

@@ -353,3 +353,32 @@ async def test_an_idle_stream_does_not_hold_the_join_back_forever(
             assert not payments_go.is_set()
     assert sorted(r["id"] for r in rows) == [0, 1, 2]
     assert all(r["paid"] is None for r in rows)
+
+
+async def test_a_stream_running_ahead_waits_so_the_join_stays_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Payments cover five times the event time per record of orders: without the
+    routers' watermark alignment the join would hold the payments of all that time
+    ahead (here about half the stream); with it, the records of about the drift."""
+    most = 0
+    advance = IntervalJoinState.advance
+
+    def watched(self: IntervalJoinState, watermark: int) -> list[Record]:
+        nonlocal most
+        most = max(most, self.held())
+        return advance(self, watermark)
+
+    monkeypatch.setattr(IntervalJoinState, "advance", watched)
+    n = 20_000
+    orders = ({"id": i, "ts": i} for i in range(n))
+    payments = ({"oid": i * 5, "paid": 1, "ts": i * 5} for i in range(n))
+    query = compile_query(
+        "SELECT o.id, p.paid FROM orders o JOIN payments p ON o.id = p.oid "
+        "AND p.ts BETWEEN o.ts AND o.ts + 10"
+    )
+    assert query.join_max_drift == 1000
+    run = await run_sql(query, sources={"orders": orders, "payments": payments}, batch_size=100)
+    assert len(run.rows) == n // 5
+    # the drift (1000 ms: 1000 orders, 200 payments) and a few batches in flight
+    assert most < 3_000
