@@ -54,8 +54,12 @@ _JOB = "partita"
 _DEFAULT_INTERVAL = "5s"
 
 
-def fingerprint(query: CompiledQuery, partitions: int, source: Source) -> str:
+def fingerprint(
+    query: CompiledQuery, partitions: int, source: Source, joined_source: Source | None = None
+) -> str:
     r"""What a checkpoint of this job is of: a different one must not resume from it.
+
+    ``joined_source``: the stream an interval join joins, if any.
 
     Example:
         >>> from partita import JsonLinesSource, compile_query
@@ -71,6 +75,15 @@ def fingerprint(query: CompiledQuery, partitions: int, source: Source) -> str:
         f"allowed_lateness_ms={o.allowed_lateness_ms} watermark={o.watermark} "
         f"on_error={o.on_error} late={o.late} retention_ms={o.retention_ms}"
     )
+    parts = [" ".join(query.sql.split()), options, f"partitions={partitions}", _where(source)]
+    if joined_source is not None:
+        parts.append(f"joined {_where(joined_source)}")
+    parts += [_table_digest(join.table, join.rows) for join in query.plan.joins]
+    return " | ".join(parts)
+
+
+def _where(source: Source) -> str:
+    """What a source reads, for a fingerprint: its type, and its file or query."""
     path = getattr(source, "path", None)
     where = type(source).__name__
     if isinstance(path, str | os.PathLike):
@@ -78,9 +91,7 @@ def fingerprint(query: CompiledQuery, partitions: int, source: Source) -> str:
     describe_input = getattr(source, "describe_input", None)
     if callable(describe_input):  # a source that names its input itself (a database query)
         where += f" {describe_input()}"
-    parts = [" ".join(query.sql.split()), options, f"partitions={partitions}", where]
-    parts += [_table_digest(join.table, join.rows) for join in query.plan.joins]
-    return " | ".join(parts)
+    return where
 
 
 def _table_digest(name: str, rows: tuple[Record, ...]) -> str:

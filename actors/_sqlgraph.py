@@ -469,7 +469,15 @@ async def run_sql(
         query, actor, target, partitions=partitions, dead_letter=dead_letter, joined_source=joined
     )
     async with _supervised(
-        graph, options, query, partitions, actor, checkpoint, checkpoint_interval, fresh
+        graph,
+        options,
+        query,
+        partitions,
+        actor,
+        checkpoint,
+        checkpoint_interval,
+        fresh,
+        joined=joined,
     ) as running:
         stopped = await wait_bounded(running, rows_count, seconds)
     rows = out.rows if isinstance(out, CollectSink) else []
@@ -487,6 +495,7 @@ def _supervised(
     interval: Duration | None,
     fresh: bool,
     on_end: Callable[[], None] | None = None,
+    joined: Source | None = None,
 ) -> AbstractAsyncContextManager[Supervisor]:
     """The SQL graph running under its supervisor, checkpointed as the job asks."""
     return supervised(
@@ -495,7 +504,7 @@ def _supervised(
         checkpoint,
         interval=interval,
         fresh=fresh,
-        job=lambda: fingerprint(query, partitions, source),
+        job=lambda: fingerprint(query, partitions, source, joined),
         on_end=on_end,
     )
 
@@ -581,7 +590,16 @@ async def open_sql(
     )
     async with streaming(
         lambda on_end: _supervised(
-            graph, options, query, partitions, actor, checkpoint, checkpoint_interval, fresh, on_end
+            graph,
+            options,
+            query,
+            partitions,
+            actor,
+            checkpoint,
+            checkpoint_interval,
+            fresh,
+            on_end,
+            joined,
         ),
         lambda running: QueryStream(running, receive=receive, dead_letter_sink=dead, query=query),
         sink,

@@ -380,7 +380,7 @@ def run(
             checkpoint_dir,
             interval=checkpoint_interval,
             fresh=fresh,
-            job=fingerprint(compiled, partitions, source),
+            job=fingerprint(compiled, partitions, source, joined_source),
         )
     outcome = drive(
         graph,

@@ -104,3 +104,23 @@ def test_a_crashed_join_resumed_gives_the_uninterrupted_output(
         event("resumed from a checkpoint" if resumed.stats.resumed_from is not None else "afresh")
         assert resumed.stats.rows_late == reference.stats.rows_late
         assert sorted(map(repr, resumed.dead_letters)) == sorted(map(repr, reference.dead_letters))
+
+
+async def test_a_checkpoint_is_of_both_streams(tmp_path: Path) -> None:
+    """Resuming with another joined stream is another job: refused, naming it."""
+    from partita.runtime import CheckpointError
+
+    orders = _write(tmp_path / "orders.jsonl", [{"id": i, "k": 0, "ts": i} for i in range(50)])
+    one = _write(
+        tmp_path / "one.jsonl", [{"pid": i, "k": 0, "paid": 1, "ts": i} for i in range(50)]
+    )
+    other = _write(tmp_path / "other.jsonl", [{"pid": 0, "k": 0, "paid": 1, "ts": 0}])
+    store = MemoryCheckpointStore()
+    query = QUERIES["left"]
+    with pytest.raises(ActorFailed):
+        await _run(query, orders, one, tmp_path / "out.jsonl", crash_at=4, store=store)
+    assert await store.latest() is not None
+    with pytest.raises(CheckpointError, match="other.jsonl"):
+        await _run(
+            query, orders, other, tmp_path / "out.jsonl", crash_at=None, store=store.crashed()
+        )
