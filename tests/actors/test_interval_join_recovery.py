@@ -120,7 +120,7 @@ async def test_a_checkpoint_is_of_both_streams(tmp_path: Path) -> None:
     with pytest.raises(ActorFailed):
         await _run(query, orders, one, tmp_path / "out.jsonl", crash_at=4, store=store)
     assert await store.latest() is not None
-    with pytest.raises(CheckpointError, match="other.jsonl"):
+    with pytest.raises(CheckpointError, match=r"other\.jsonl"):
         await _run(
             query, orders, other, tmp_path / "out.jsonl", crash_at=None, store=store.crashed()
         )
