@@ -95,19 +95,29 @@ def query_inputs(sql: str) -> QueryInputs:
 
 
 def bounds_time(join: exp.Expr) -> bool:
-    """Whether a join's ON bounds one side's time by the other's (a stream-stream
-    interval join: see :mod:`sql._interval_join`)."""
+    """Whether a join's ON bounds one side's time by the other's both ways (a
+    stream-stream interval join: see :mod:`sql._interval_join`): a ``BETWEEN``, or two
+    or more of ``<``, ``<=``, ``>``, ``>=``.  One comparison alone (``o.amount >
+    r.rate``) is a table join's condition (refused: ON takes equalities)."""
+    return _range_terms(join) >= 2
+
+
+def _range_terms(join: exp.Expr) -> int:
+    """How many bounds a join's ON has (a ``BETWEEN`` is two)."""
     on = join.args.get("on")
     stack = [] if on is None else [on]
+    count = 0
     while stack:
         node = stack.pop()
         if isinstance(node, exp.Paren):
             stack.append(node.this)
         elif isinstance(node, exp.And):
             stack += [node.expression, node.this]
-        elif isinstance(node, exp.Between | exp.LT | exp.LTE | exp.GT | exp.GTE):
-            return True
-    return False
+        elif isinstance(node, exp.Between):
+            count += 2
+        elif isinstance(node, exp.LT | exp.LTE | exp.GT | exp.GTE):
+            count += 1
+    return count
 
 
 @attrs.frozen(eq=False)
@@ -235,11 +245,17 @@ def resolve_joins(
             raise _err(sql, table, f"{name!r} is the stream the query reads; join another table")
         if name not in tables:
             given = ", ".join(repr(t) for t in tables) or "none"
+            hint = (
+                "; a join of two streams bounds time both ways (p.ts BETWEEN o.ts AND "
+                "o.ts + INTERVAL ...)"
+                if _range_terms(join)
+                else ""
+            )
             raise _err(
                 sql,
                 table,
                 f"no table {name!r} to join: give it as an input (sources={{{name!r}: ...}} "
-                f"or --input {name}=FILE); tables given: {given}",
+                f"or --input {name}=FILE); tables given: {given}{hint}",
             )
         if alias in scopes:
             raise _err(sql, table, f"{alias!r} names two inputs; give each its own alias")

@@ -215,6 +215,12 @@ def test_the_bounds_become_one_range_of_right_minus_left() -> None:
     [
         (
             "SELECT o.id FROM orders o JOIN payments p ON o.id = p.oid AND p.ts >= o.ts",
+            "no table 'payments' to join.*a join of two streams bounds time both ways",
+            32,
+        ),
+        (
+            "SELECT o.id FROM orders o JOIN payments p ON o.id = p.oid AND p.ts >= o.ts "
+            "AND p.ts > o.ts - 5",
             "needs a lower and an upper time bound",
             46,
         ),
