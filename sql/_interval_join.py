@@ -457,7 +457,12 @@ class JoinSideStage:
                 else:
                     parts_ = tuple(r.get(c) for c in keys)
                     k = None if None in parts_ else parts_
-                p = 0 if nparts == 1 else partition_of(cache, k, nparts)
+                if nparts == 1:
+                    p = 0
+                else:
+                    p = cache.get(k)
+                    if p is None:
+                        p = partition_of(cache, k, nparts)
             except Exception as exc:
                 policy.record_failed(exc, r, offsets, i)
                 continue
@@ -609,29 +614,31 @@ class IntervalJoinState:
         lo, hi = self._lower, self._upper
         mine, other = self._sides[side], self._sides[1 - side]
         heap = self._heaps[side]
-        outer = self._left_outer if side == _LEFT else self._right_outer
-        nulls = self._right_nulls if side == _LEFT else self._left_nulls
+        left = side == _LEFT
+        outer = self._left_outer if left else self._right_outer
+        nulls = self._right_nulls if left else self._left_nulls
         wm = self._wm
         # a record is out of reach once its bound is behind the combined watermark
-        reach = -hi if side == _LEFT else lo
+        reach = -hi if left else lo
+        # d = right time - left time in [lo, hi]: for a left record at t the right
+        # times [t + lo, t + hi], for a right one the left times [t - hi, t - lo]
+        d_lo, d_hi = (lo, hi) if left else (-hi, -lo)
         get = other.get
+        push = heapq.heappush
+        seq = self._seq
         for k, t, fields in entries:
             matched = False
             if k is not None:
-                for e in get(k, ()):
-                    if side == _LEFT:
-                        d = e[0] - t
-                        if lo <= d <= hi:
-                            append({**fields, **e[1]})
-                            e[2] = matched = True
-                    else:
-                        d = t - e[0]
-                        if lo <= d <= hi:
-                            append({**e[1], **fields})
+                bucket = get(k)
+                if bucket is not None:
+                    low, high = t + d_lo, t + d_hi
+                    for e in bucket:
+                        if low <= e[0] <= high:
+                            append({**fields, **e[1]} if left else {**e[1], **fields})
                             e[2] = matched = True
             if k is None or (wm is not None and t - reach < wm):
                 if outer and not matched:  # no record to come can match it
-                    append({**fields, **nulls} if side == _LEFT else {**nulls, **fields})
+                    append({**fields, **nulls} if left else {**nulls, **fields})
                 continue
             entry = [t, fields, matched]
             bucket = mine.get(k)
@@ -639,8 +646,9 @@ class IntervalJoinState:
                 mine[k] = [entry]
             else:
                 bucket.append(entry)
-            self._seq += 1
-            heapq.heappush(heap, (t - reach, self._seq, k, entry))
+            seq += 1
+            push(heap, (t - reach, seq, k, entry))
+        self._seq = seq
         return out
 
     def advance(self, watermark: int) -> list[Record]:
@@ -650,20 +658,30 @@ class IntervalJoinState:
             return []
         self._wm = watermark
         out: list[Record] = []
+        pop = heapq.heappop
         for side in (_LEFT, _RIGHT):
             heap, records = self._heaps[side], self._sides[side]
+            if not heap or heap[0][0] >= watermark:
+                continue
             outer = self._left_outer if side == _LEFT else self._right_outer
             nulls = self._right_nulls if side == _LEFT else self._left_nulls
-            touched: set[Any] = set()
+            shared: list[Any] = []  # keys holding more records than the evicted one
             while heap and heap[0][0] < watermark:
-                _, _, k, entry = heapq.heappop(heap)
-                touched.add(k)
+                _, _, k, entry = pop(heap)
                 if outer and not entry[2]:
                     f = entry[1]
                     out.append({**f, **nulls} if side == _LEFT else {**nulls, **f})
-                entry[1] = None  # evicted
-            for k in touched:
-                kept = [e for e in records[k] if e[1] is not None]
+                bucket = records.get(k)
+                if bucket is not None and len(bucket) == 1:
+                    del records[k]  # the common case: a key's only record
+                else:
+                    entry[1] = None  # evicted: dropped from its bucket below
+                    shared.append(k)
+            for k in shared:
+                bucket = records.get(k)
+                if bucket is None:
+                    continue
+                kept = [e for e in bucket if e[1] is not None]
                 if kept:
                     records[k] = kept
                 else:
