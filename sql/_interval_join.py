@@ -457,12 +457,8 @@ class JoinSideStage:
                 else:
                     parts_ = tuple(r.get(c) for c in keys)
                     k = None if None in parts_ else parts_
-                if nparts == 1:
-                    p = 0
-                else:
-                    p = cache.get(k)
-                    if p is None:
-                        p = partition_of(cache, k, nparts)
+                known = 0 if nparts == 1 else cache.get(k)
+                p = partition_of(cache, k, nparts) if known is None else known
             except Exception as exc:
                 policy.record_failed(exc, r, offsets, i)
                 continue
