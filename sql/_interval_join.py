@@ -48,7 +48,7 @@ from ._errors import SqlError
 from ._functions import to_epoch_ms
 from ._hashing import partition_of
 from ._interface import ProgramCounts, Routed
-from ._join import bounds_time, resolve_joins
+from ._join import bounds_time, conjuncts, resolve_joins
 from ._policy import OnError, RecordErrors
 from ._query_config import LatePolicy
 
@@ -66,20 +66,6 @@ _LEFT, _RIGHT = 0, 1
 def _err(sql: str, node: exp.Expr, message: str) -> SqlError:
     line, col = node_position(node, sql)
     return SqlError(message, line=line, col=col)
-
-
-def _conjuncts(on: exp.Expr) -> list[exp.Expr]:
-    terms: list[exp.Expr] = []
-    stack = [on]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, exp.Paren):
-            stack.append(node.this)
-        elif isinstance(node, exp.And):
-            stack += [node.expression, node.this]
-        else:
-            terms.append(node)
-    return terms
 
 
 _RANGE = (exp.Between, exp.LT, exp.LTE, exp.GT, exp.GTE)
@@ -271,7 +257,7 @@ def plan_interval_join(
     lower, upper = float("-inf"), float("inf")
     times: set[tuple[int, str]] = set()
     equalities: list[exp.Expr] = []
-    for term in _conjuncts(on):
+    for term in conjuncts(on):
         if isinstance(term, exp.EQ):
             equalities.append(term)
             continue

@@ -34,6 +34,7 @@ __all__ = [
     "QueryInputs",
     "TableJoin",
     "bounds_time",
+    "conjuncts",
     "gen_joins",
     "query_inputs",
     "resolve_joins",
@@ -105,19 +106,34 @@ def bounds_time(join: exp.Expr) -> bool:
 def _range_terms(join: exp.Expr) -> int:
     """How many bounds a join's ON has (a ``BETWEEN`` is two)."""
     on = join.args.get("on")
-    stack = [] if on is None else [on]
     count = 0
+    for term in [] if on is None else conjuncts(on):
+        if isinstance(term, exp.Between):
+            count += 2
+        elif isinstance(term, exp.LT | exp.LTE | exp.GT | exp.GTE):
+            count += 1
+    return count
+
+
+def conjuncts(on: exp.Expr) -> list[exp.Expr]:
+    """The terms of ``a AND (b AND c)``, in order, parentheses taken off.
+
+    Example:
+        >>> [t.sql() for t in conjuncts(parse("SELECT 1 FROM t WHERE a = 1 AND (b OR c)")[0]
+        ...     .args["where"].this)]
+        ['a = 1', 'b OR c']
+    """
+    terms: list[exp.Expr] = []
+    stack = [on]
     while stack:
         node = stack.pop()
-        if isinstance(node, exp.Paren):
+        if isinstance(node, exp.Paren) and isinstance(node.this, exp.And | exp.Paren):
             stack.append(node.this)
         elif isinstance(node, exp.And):
             stack += [node.expression, node.this]
-        elif isinstance(node, exp.Between):
-            count += 2
-        elif isinstance(node, exp.LT | exp.LTE | exp.GT | exp.GTE):
-            count += 1
-    return count
+        else:
+            terms.append(node.this if isinstance(node, exp.Paren) else node)
+    return terms
 
 
 @attrs.frozen(eq=False)
@@ -364,16 +380,7 @@ def _start_of(meta: dict[str, Any]) -> int:
 def _keys(on: exp.Expr, alias: str, sql: str) -> tuple[tuple[exp.Expr, ...], tuple[str, ...]]:
     """The stream sides and table columns of ``ON a = t.x [AND b = t.y ...]``."""
     prefix = f"{alias}."
-    terms: list[exp.Expr] = []
-    stack = [on]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, exp.Paren):
-            stack.append(node.this)
-        elif isinstance(node, exp.And):
-            stack += [node.expression, node.this]
-        else:
-            terms.append(node)
+    terms = conjuncts(on)
 
     def own(node: exp.Expr) -> str | None:
         if isinstance(node, exp.Column) and node.name.startswith(prefix):
