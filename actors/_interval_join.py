@@ -17,7 +17,7 @@ import attrs
 import trio
 
 from partita.runtime import Actor, AsyncActor, Batch, Watermark, estimate_state_nbytes
-from partita.sql import IntervalJoinState
+from partita.sql import StreamJoinState
 
 from ._router import RouterActor
 
@@ -114,7 +114,8 @@ class JoinSideRouter(RouterActor, AsyncActor):
 
 @attrs.define(eq=False)
 class IntervalJoinActor(Actor):
-    """Runs one partition's :class:`partita.sql.IntervalJoinState`.
+    """Runs one partition's join of two streams: a :class:`partita.sql.IntervalJoinState`
+    or a :class:`partita.sql.TemporalJoinState`.
 
     A batch from input 0 (the left stream) or 1 (the right one) is probed against
     the other side's records of its keys; the joined rows go to output 0 as one
@@ -133,7 +134,7 @@ class IntervalJoinActor(Actor):
         hold: how far (ms) the watermark it sends trails the one it gets.
     """
 
-    join: IntervalJoinState
+    join: StreamJoinState
     hold: int = attrs.field(validator=attrs.validators.ge(0))
 
     def on_batch(self, batch: Batch) -> None:

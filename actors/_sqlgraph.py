@@ -141,7 +141,7 @@ def _named_inputs(
         raise TypeError("give either source or sources={name: ...}, not both")
     joined: str | None
     if isinstance(sql, CompiledQuery):
-        interval = sql.interval_join
+        interval = sql.stream_join
         joined = None if interval is None else interval.right
         names: tuple[str, ...] = (sql.plan.source, *(() if joined is None else (joined,)))
     elif isinstance(sql, str):
@@ -240,7 +240,7 @@ def _prepare(
     _check_options(partitions, batch_size)
     stream, joined, tables = _named_inputs(sql, source, sources)
     query = _compile(sql, compile_options, tables)
-    interval = query.interval_join
+    interval = query.stream_join
     if interval is not None and joined is None:
         raise SqlError(
             f"the query joins stream {interval.right!r} with {interval.left!r}: give both, "
@@ -282,7 +282,7 @@ def build_sql_graph(
         ValueError: ``joined_source`` given without an interval join, or missing
             with one.
     """
-    interval = query.interval_join
+    interval = query.stream_join
     if (interval is None) != (joined_source is None):
         raise ValueError(
             "joined_source is the second stream of an interval join: give it exactly "

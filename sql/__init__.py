@@ -16,6 +16,8 @@ from ._interface import PartitionProgram as PartitionProgram
 from ._interface import ProgramCounts as ProgramCounts
 from ._interface import Routed as Routed
 from ._interface import RoutingStage as RoutingStage
+from ._interface import StreamJoin as StreamJoin
+from ._interface import StreamJoinState as StreamJoinState
 from ._interval_join import IntervalJoin as IntervalJoin
 from ._interval_join import IntervalJoinState as IntervalJoinState
 from ._interval_join import JoinSideStage as JoinSideStage
@@ -37,6 +39,8 @@ from ._step import PartitionResult as PartitionResult
 from ._step import PartitionStep as PartitionStep
 from ._step import RouteResult as RouteResult
 from ._step import RouteStep as RouteStep
+from ._temporal_join import TemporalJoin as TemporalJoin
+from ._temporal_join import TemporalJoinState as TemporalJoinState
 from ._windows import Aggregation as Aggregation
 from ._windows import WindowRules as WindowRules
 from ._windows import WindowState as WindowState
@@ -63,7 +67,11 @@ __all__ = [
     "RoutingStage",
     "SchemaColumn",
     "SqlError",
+    "StreamJoin",
+    "StreamJoinState",
     "StreamSchema",
+    "TemporalJoin",
+    "TemporalJoinState",
     "WatermarkStrategy",
     "WindowRules",
     "WindowSpec",

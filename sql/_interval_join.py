@@ -47,10 +47,11 @@ from ._dialect import node_position
 from ._errors import SqlError
 from ._functions import to_epoch_ms
 from ._hashing import partition_of
-from ._interface import ProgramCounts, Routed
-from ._join import bounds_time, conjuncts, resolve_joins
+from ._interface import ProgramCounts, Routed, StreamJoin
+from ._join import bounds_time, conjuncts
 from ._policy import OnError, RecordErrors
 from ._query_config import LatePolicy
+from ._stream_join import equality_keys, rewrite_to_joined, stream_sides
 
 __all__ = [
     "IntervalJoin",
@@ -112,6 +113,9 @@ class IntervalJoin:
     upper: int
     left_fields: tuple[tuple[str, str], ...]
     right_fields: tuple[tuple[str, str], ...]
+
+    #: no record deletes anything (see :class:`sql.TemporalJoin`)
+    deletes = False
 
     @property
     def right_time_field(self) -> str:
@@ -191,68 +195,12 @@ def plan_interval_join(
     joins = select.args.get("joins") or []
     if not any(isinstance(j, exp.Join) and bounds_time(j) for j in joins):
         return None
-    if len(joins) != 1:
-        raise _err(
-            sql,
-            joins[1],
-            "an interval join joins two streams; other joins are not supported with it",
-        )
     join = joins[0]
-    from_ = select.args.get("from_")
-    if from_ is None or not isinstance(from_.this, exp.Table):
-        raise _err(sql, select, "FROM <stream> is required")
-    left, right = from_.this, join.this
-    if not isinstance(right, exp.Table) or right.args.get("db"):
-        raise _err(sql, join, "JOIN must name a stream (no subqueries or table functions)")
-    left_alias, right_alias = left.alias or left.name, right.alias or right.name
-    if right.name == left.name:
-        raise _err(
-            sql, right, f"{right.name!r} is joined with itself; a self-join is not supported"
-        )
-    if left_alias == right_alias:
-        raise _err(sql, right, f"{left_alias!r} names two inputs; give each its own alias")
-    side = (join.side or "").upper()
-    kind_word = (join.kind or "").upper()
-    kind: IntervalKind
-    if side == "LEFT":
-        kind = "left"
-    elif side == "FULL":
-        kind = "full"
-    elif side == "RIGHT":
-        raise _err(sql, join, "RIGHT JOIN is not supported; swap the streams and write LEFT JOIN")
-    elif kind_word in ("CROSS", "SEMI", "ANTI"):
-        raise _err(
-            sql, join, f"{kind_word} JOIN is not supported; write JOIN, LEFT JOIN or FULL JOIN"
-        )
-    else:
-        kind = "inner"
-    if join.args.get("using"):
-        raise _err(sql, join, "JOIN ... USING is not supported; write ON o.col = p.col")
-    aliases = {left_alias: _LEFT, right_alias: _RIGHT}
-    # unqualified names that are not columns: the outputs' aliases, the window bounds
-    named = {i.alias for i in select.expressions if isinstance(i, exp.Alias)}
-    named |= {"window_start", "window_end"}
-    for column in select.find_all(exp.Column):
-        if isinstance(column.this, exp.Star):
-            raise _err(sql, column, "t.* is not supported over a join; name the columns")
-        if not column.table and column.name in named:
-            continue
-        if not column.table:
-            raise _err(
-                sql,
-                column,
-                f"column {column.name!r}: qualify every column of a stream-stream join "
-                f"({left_alias}.{column.name} or {right_alias}.{column.name})",
-            )
-        if column.table not in aliases:
-            raise _err(
-                sql,
-                column,
-                f"unknown stream {column.table!r}; "
-                f"the query reads {left_alias!r} and {right_alias!r}",
-            )
-    if any(isinstance(i, exp.Star) for i in select.expressions):
-        raise _err(sql, select, "SELECT * over a join is not supported; name the columns")
+    sides = stream_sides(select, join, sql, "an interval join")
+    kind: IntervalKind = (
+        "left" if sides.side == "LEFT" else "full" if sides.side == "FULL" else "inner"
+    )
+    aliases = sides.aliases
     on = join.args["on"]
     lower, upper = float("-inf"), float("inf")
     times: set[tuple[int, str]] = set()
@@ -310,47 +258,24 @@ def plan_interval_join(
         raise _err(sql, on, f"the time bounds match nothing: {int(lower)} ms > {int(upper)} ms")
     if not equalities:
         raise _err(sql, on, "an interval join needs at least one equality o.col = p.col")
-    left_keys: list[str] = []
-    right_keys: list[str] = []
-    for term in equalities:
-        a, b = term.this, term.expression
-        if not (isinstance(a, exp.Column) and isinstance(b, exp.Column) and a.table != b.table):
-            raise _err(
-                sql,
-                term,
-                "an interval join's equalities are o.col = p.col (a column of each stream)",
-            )
-        if aliases[a.table] == _RIGHT:
-            a, b = b, a
-        left_keys.append(a.name)
-        right_keys.append(b.name)
+    left_keys, right_keys = equality_keys(equalities, sides, sql, "an interval join")
     (left_time,) = left_times
     (right_time,) = right_times
-    # the columns each side's records must keep: what the query reads of it
-    read: dict[int, dict[str, None]] = {_LEFT: {}, _RIGHT: {}}
-    for column in select.find_all(exp.Column):
-        if column.table and column.find_ancestor(exp.Join) is None:
-            read[aliases[column.table]][column.name] = None
-    # the rest of the query reads joined records, as after a table join
-    join.set("on", exp.and_(*equalities) if len(equalities) > 1 else equalities[0])
-    join.set("side", None)
-    join.set("kind", None)
-    planned = resolve_joins(select, sql, {right.name: ()}, None)
-    (table_join,) = planned
+    left_fields, right_fields = rewrite_to_joined(select, join, equalities, sides, sql)
     return IntervalJoin(
-        left=left.name,
-        left_alias=left_alias,
-        right=right.name,
-        right_alias=right_alias,
+        left=sides.left.name,
+        left_alias=sides.left_alias,
+        right=sides.right.name,
+        right_alias=sides.right_alias,
         kind=kind,
-        left_keys=tuple(left_keys),
-        right_keys=tuple(right_keys),
+        left_keys=left_keys,
+        right_keys=right_keys,
         left_time=left_time,
         right_time=right_time,
         lower=int(lower),
         upper=int(upper),
-        left_fields=tuple((c, c) for c in read[_LEFT]),
-        right_fields=tuple((c, f"{table_join.alias}.{c}") for c in read[_RIGHT]),
+        left_fields=left_fields,
+        right_fields=right_fields,
     )
 
 
@@ -378,6 +303,8 @@ class JoinSideStage:
     _lateness: int
     _late_policy: LatePolicy
     _policy: RecordErrors
+    #: the key and time columns of a changelog: a record with no other value deletes
+    _deletes: frozenset[str] | None = None
     _max_ts: int | None = None
     _cache: dict[Any, int] = attrs.Factory(dict)
     _rows_in: int = 0
@@ -389,7 +316,7 @@ class JoinSideStage:
     @classmethod
     def create(
         cls,
-        join: IntervalJoin,
+        join: StreamJoin,
         side: Literal["left", "right"],
         partitions: int,
         *,
@@ -410,6 +337,7 @@ class JoinSideStage:
             lateness,
             late,
             RecordErrors(on_error, f"join-{side}"),
+            frozenset((*keys, time)) if join.deletes and side == "right" else None,
         )
 
     @property
@@ -430,6 +358,7 @@ class JoinSideStage:
         time, keys, fields, lateness = self._time, self._keys, self._fields, self._lateness
         single = keys[0] if len(keys) == 1 else None
         cache, policy = self._cache, self._policy
+        deletes = self._deletes
         mx = self._max_ts
         late: list[tuple[int, int, int]] = []
         errored_before, dead_before = policy.errored, len(policy.dead)
@@ -453,6 +382,11 @@ class JoinSideStage:
                 continue
             if mx is None or t > mx:
                 mx = t
+            if deletes is not None and all(
+                v is None for c, v in r.items() if c not in deletes
+            ):  # a tombstone
+                adds[p]([k, t, None])
+                continue
             adds[p]([k, t, {f: r.get(c) for c, f in fields}])
         self._max_ts = mx
         self._rows_in += policy.errored - errored_before

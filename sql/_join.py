@@ -46,7 +46,7 @@ JoinKind = Literal["inner", "left"]
 @attrs.frozen
 class QueryInputs:
     """The inputs a query names: the stream it reads (FROM), the tables it joins and
-    the stream it joins within an interval (``joined``), if any.
+    the stream it joins within an interval or as of its time (``joined``), if any.
 
     Example:
         >>> query_inputs("SELECT o.id, r.rate FROM orders o JOIN rates r ON o.cur = r.cur")
@@ -88,7 +88,7 @@ def query_inputs(sql: str) -> QueryInputs:
     for join in select.args.get("joins") or ():
         if not isinstance(join.this, exp.Table):
             continue
-        if joined is None and bounds_time(join):
+        if joined is None and (bounds_time(join) or join.this.args.get("version") is not None):
             joined = join.this.name
         else:
             tables.append(join.this.name)

@@ -32,6 +32,7 @@ from ._errors import SqlError
 from ._interval_join import IntervalJoin, plan_interval_join
 from ._join import TableJoin, resolve_joins
 from ._schema import StreamSchema, schema_of_create, unknown_column
+from ._temporal_join import TemporalJoin, plan_temporal_join
 
 __all__ = ["AggregateCall", "LogicalPlan", "OutputColumn", "WindowSpec", "plan_query"]
 
@@ -143,7 +144,9 @@ class LogicalPlan:
     ``joins``: the tables joined to the stream (:class:`sql._join.TableJoin`); the
     other expressions read the joined record (a table's column ``r.rate`` is its field
     ``"r.rate"``).  ``interval_join``: the stream joined to the ``FROM`` stream within
-    an interval (:class:`sql._interval_join.IntervalJoin`), read the same way.
+    an interval (:class:`sql._interval_join.IntervalJoin`), read the same way;
+    ``temporal_join``: the changelog joined to it as of its event time
+    (:class:`sql._temporal_join.TemporalJoin`), read the same way.
     """
 
     source: str
@@ -163,6 +166,12 @@ class LogicalPlan:
     retract: bool = False
     joins: tuple[TableJoin, ...] = ()
     interval_join: IntervalJoin | None = None
+    temporal_join: TemporalJoin | None = None
+
+    @property
+    def stream_join(self) -> IntervalJoin | TemporalJoin | None:
+        """The other stream joined to the ``FROM`` stream (interval or temporal), if any."""
+        return self.interval_join if self.interval_join is not None else self.temporal_join
 
     @property
     def aggregated(self) -> bool:
@@ -566,11 +575,16 @@ def plan_query(
     if not statements:
         raise SqlError(f"empty query; write {SUPPORTED_CLAUSES}")
     schemas, query = _declarations(statements, sql)
+    temporal = plan_temporal_join(query, sql) if isinstance(query, exp.Select) else None
     interval = (
-        plan_interval_join(query, sql, interval_ms) if isinstance(query, exp.Select) else None
+        plan_interval_join(query, sql, interval_ms)
+        if isinstance(query, exp.Select) and temporal is None
+        else None
     )
     if interval is not None and (schemas or schema is not None):
         raise SqlError("a declared schema is not supported with an interval join yet")
+    if temporal is not None and (schemas or schema is not None):
+        raise SqlError("a declared schema is not supported with a temporal join yet")
     joins = _joins(query, sql, schemas, schema, tables or {})
     select = _check_shape(query, sql)
     source, alias = _source(select, sql)
@@ -665,6 +679,13 @@ def plan_query(
         _check_columns(select, input_schema, window, sql, joined)
     if interval is not None:
         _check_interval_window(interval, window, sql, group if group is not None else select)
+    if temporal is not None and window is not None and window.time_column != temporal.left_time:
+        raise _err(
+            sql,
+            group if group is not None else select,
+            f"a window after a temporal join runs over {temporal.left_alias}."
+            f"{temporal.left_time}, the stream's time column",
+        )
     retract = bool(select.meta.get("retract"))
     if retract and not aggregated:
         raise _err(sql, select, "EMIT CHANGES WITH RETRACTIONS needs GROUP BY or aggregates")
@@ -698,6 +719,7 @@ def plan_query(
         retract=retract and distinct_node is None,  # a DISTINCT row never changes
         joins=joins,
         interval_join=interval,
+        temporal_join=temporal,
     )
 
 

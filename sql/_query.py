@@ -10,12 +10,14 @@ import attrs
 from partita.runtime import Record
 
 from ._compiler import GeneratedCode, generate
+from ._interface import StreamJoinState
 from ._interval_join import IntervalJoin, IntervalJoinState, JoinSideStage
 from ._plan import LogicalPlan, plan_query
 from ._program import SqlProgram
 from ._query_config import QueryOptions
 from ._routing import RouteMode, SqlRoutingStage
 from ._schema import StreamSchema
+from ._temporal_join import TemporalJoin, TemporalJoinState
 
 __all__ = ["CompiledQuery", "compile_query", "explain"]
 
@@ -89,7 +91,7 @@ class CompiledQuery:
             lateness=opts.lateness,
             on_error=opts.on_error,
             late=opts.late,
-            follows=self.plan.interval_join is not None,
+            follows=self.plan.stream_join is not None,
         )
 
     @property
@@ -104,10 +106,23 @@ class CompiledQuery:
         return self.plan.interval_join
 
     @property
+    def temporal_join(self) -> TemporalJoin | None:
+        """The changelog joined as of the stream's event time (``None``: none).
+
+        Such a query runs as an interval join's does, with a
+        :class:`TemporalJoinState` per partition."""
+        return self.plan.temporal_join
+
+    @property
+    def stream_join(self) -> IntervalJoin | TemporalJoin | None:
+        """The second stream's join, interval or temporal (``None``: one stream)."""
+        return self.plan.stream_join
+
+    @property
     def join_hold(self) -> int:
         """How far (ms) the join's output watermark trails the inputs' (see
-        :meth:`IntervalJoin.hold_of`); 0 without an interval join."""
-        join = self.plan.interval_join
+        :meth:`IntervalJoin.hold_of`); 0 without a join of two streams."""
+        join = self.plan.stream_join
         if join is None:
             return 0
         window = self.plan.window
@@ -118,23 +133,25 @@ class CompiledQuery:
         """How far (ms) one stream of the interval join may run ahead of the other in
         event time before its router waits (``actors.WatermarkAlignment``): the
         interval's span plus the lateness, at least a second.  What the join holds is
-        bounded by the records of that much event time.  0 without an interval join."""
-        join = self.plan.interval_join
+        bounded by the records of that much event time.  0 without an interval join
+        (a temporal join: the lateness, at least a second)."""
+        join = self.plan.stream_join
         if join is None:
             return 0
-        return max(1000, join.upper - join.lower + self.options.lateness)
+        span = join.upper - join.lower if isinstance(join, IntervalJoin) else 0
+        return max(1000, span + self.options.lateness)
 
     def join_side_stage(self, side: Literal["left", "right"], partitions: int) -> JoinSideStage:
-        """The source-side stage of one input of the interval join: its event time,
+        """The source-side stage of one input of the join of two streams: its event time,
         watermark (its own max event time - the query's lateness) and late records,
         and the split of its records by the join key across ``partitions``.
 
         Raises:
-            ValueError: the query has no interval join, or ``partitions`` < 1.
+            ValueError: the query joins no second stream, or ``partitions`` < 1.
         """
-        join = self.plan.interval_join
+        join = self.plan.stream_join
         if join is None:
-            raise ValueError("the query has no interval join")
+            raise ValueError("the query joins no second stream")
         if partitions < 1:
             raise ValueError(f"partitions must be >= 1, not {partitions}")
         opts = self.options
@@ -147,16 +164,19 @@ class CompiledQuery:
             late=opts.late,
         )
 
-    def new_join_state(self) -> IntervalJoinState:
-        """A fresh (empty) interval-join state for one partition.
+    def new_join_state(self) -> StreamJoinState:
+        """A fresh (empty) join state for one partition: an interval join's
+        (:class:`IntervalJoinState`) or a temporal join's (:class:`TemporalJoinState`).
 
         Raises:
-            ValueError: the query has no interval join.
+            ValueError: the query joins no second stream.
         """
-        join = self.plan.interval_join
+        join = self.plan.stream_join
         if join is None:
-            raise ValueError("the query has no interval join")
-        return IntervalJoinState.of(join)
+            raise ValueError("the query joins no second stream")
+        if isinstance(join, IntervalJoin):
+            return IntervalJoinState.of(join)
+        return TemporalJoinState.of(join)
 
     def new_program(self) -> SqlProgram:
         """A fresh partition program (empty state) for one partition."""
@@ -188,7 +208,7 @@ class CompiledQuery:
         """
         plan, lateness = self.plan, self.options.lateness
         schema = plan.schema
-        interval = plan.interval_join
+        interval = plan.stream_join
         if interval is not None:
             lines = [
                 f"input {name} (stream; the query reads "

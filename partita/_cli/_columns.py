@@ -23,7 +23,7 @@ _SHOWN = 20  # columns of the records named at most
 
 def _read_columns(query: CompiledQuery, side: Literal["left", "right"] | None) -> list[str]:
     """The columns the query reads of its input (of one stream of an interval join)."""
-    join = query.interval_join
+    join = query.stream_join
     if join is None or side is None:
         return list(query.plan.input_columns)
     if side == "left":
@@ -59,7 +59,7 @@ def warn_missing_columns(
 ) -> Callable[[list[Record]], None]:
     """A look at the first records (``RecordSource.on_first_records``) that warns on
     stderr (``side``: the stream of an interval join the source reads)."""
-    join = query.interval_join
+    join = query.stream_join
     where = ""
     if join is not None and side is not None:
         where = f" of {join.left if side == 'left' else join.right!r}"

@@ -325,9 +325,9 @@ def run(
     else:
         source = make_source(input_path, fmt, policy)
     joined_source = None
-    if compiled.interval_join is not None:
+    if compiled.stream_join is not None:
         source.on_first_records = warn_missing_columns(compiled, console, "left")
-        right = compiled.interval_join.right
+        right = compiled.stream_join.right
         joined_path = files.joined
         assert joined_path is not None
         if is_postgres_url(joined_path) or is_redis_url(joined_path):
