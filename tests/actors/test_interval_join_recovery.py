@@ -1,5 +1,5 @@
-"""Exact recovery of an interval join: crash anywhere, run the same job again, get the
-output of the run that never crashed.
+"""Exact recovery of an interval join and of a temporal join: crash anywhere, run the
+same job again, get the output of the run that never crashed.
 
 Both streams are read a few bytes at a time with a virtual millisecond after each
 batch and a checkpoint every millisecond, so checkpoints fall anywhere in both
@@ -32,6 +32,12 @@ QUERIES = {
     "AND p.ts BETWEEN o.ts AND o.ts + 4",
     "windowed": "SELECT o.k, window_start, COUNT(*) AS n, SUM(p.paid) AS paid FROM orders o "
     "JOIN payments p ON o.k = p.k AND p.ts BETWEEN o.ts - 2 AND o.ts + 6 "
+    "GROUP BY o.k, TUMBLE(o.ts, INTERVAL '10' MILLISECOND)",
+    # payments as a changelog: the latest payment of the key as of the order's time
+    "temporal": "SELECT o.id, p.pid, p.paid FROM orders o LEFT JOIN payments "
+    "FOR SYSTEM_TIME AS OF o.ts AS p ON o.k = p.k",
+    "temporal-windowed": "SELECT o.k, window_start, COUNT(*) AS n, SUM(p.paid) AS paid "
+    "FROM orders o JOIN payments FOR SYSTEM_TIME AS OF o.ts AS p ON o.k = p.k "
     "GROUP BY o.k, TUMBLE(o.ts, INTERVAL '10' MILLISECOND)",
 }
 
