@@ -1,10 +1,13 @@
 """Start-up: ``import partita`` and ``partita --help`` import neither trio, sqlglot
-nor rich (checked by module presence in a fresh process, never by timing)."""
+nor rich, and ``partita run`` over a file imports no connector (checked by module
+presence in a fresh process, never by timing)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 import pytest
@@ -65,3 +68,58 @@ def test_an_unknown_command_is_one_line() -> None:
     assert done.returncode == 2
     assert "No such command 'nosuch'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+# What a run from a JSON-lines file to a JSON-lines file never needs: the connectors'
+# libraries (the extras), the web view's server, the highlighter of ``explain``, and
+# partita's own modules for them, the worker and the Flow API.
+NOT_FOR_FILES = (
+    "coredis",
+    "psycopg",
+    "pyarrow",
+    "hypercorn",
+    "starlette",
+    "prometheus_client",
+    "pygments",
+    "partita._ui._serve",
+    "partita.actors._flow",
+    "partita.actors._parquet_sink",
+    "partita.actors._postgres_sink",
+    "partita.actors._postgres_source",
+    "partita.actors._redis",
+    "partita.actors._worker",
+)
+
+_RUN = """
+import json, sys
+from partita._cli import main
+try:
+    main({args!r})
+except SystemExit as exc:
+    assert exc.code == 0, exc.code
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT symbol, price * qty AS notional FROM trades WHERE qty > 50",
+        "SELECT symbol, window_start, COUNT(*) AS n FROM trades "
+        "GROUP BY symbol, TUMBLE(ts, INTERVAL '1' SECOND)",
+    ],
+)
+def test_a_file_run_imports_no_connector(tmp_path: Path, sql: str) -> None:
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    src.write_text('{"symbol": "a", "price": 1.5, "qty": 60, "ts": 0}\n')
+    args = ["run", "--sql", sql, "--input", str(src), "--output", str(out)]
+    done = subprocess.run(
+        [sys.executable, "-c", _RUN.format(args=args)], capture_output=True, text=True, check=True
+    )
+    modules = set(json.loads(done.stdout))
+    assert out.read_text().count("\n") == 1  # it ran
+    assert "partita.actors._sqlgraph" in modules  # and the check sees partita's modules
+    loaded = [
+        m for m in NOT_FOR_FILES if m in modules or any(n.startswith(m + ".") for n in modules)
+    ]
+    assert loaded == []

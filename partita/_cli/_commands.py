@@ -12,22 +12,12 @@ import functools
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
-from rich.syntax import Syntax
 
-from partita.actors import (
-    CsvSink,
-    DeadLetterSink,
-    JsonLinesSink,
-    ParquetSink,
-    PostgresSink,
-    RecordSource,
-    RedisStreamSink,
-    build_sql_graph,
-)
+from partita.actors import CsvSink, DeadLetterSink, JsonLinesSink, RecordSource, build_sql_graph
 from partita.actors._checkpoints import fingerprint, open_checkpointing
 from partita.actors._limit import LimitedSink, run_limit
 from partita.runtime import BatchSizer, GraphStats, OnError, Sink, SupervisorOptions
@@ -51,6 +41,9 @@ from ._paths import OUTPUT_FORMATS, check_paths, make_sink, make_source, output_
 from ._postgres import is_postgres_url, postgres_sink, postgres_source
 from ._progress import ProgressDisplay, summary_table
 from ._redis import consume, is_redis_url, produce, redis_sink, redis_source
+
+if TYPE_CHECKING:  # a file run imports none of these (nor pyarrow, psycopg, coredis)
+    from partita.actors import ParquetSink, PostgresSink, RedisStreamSink
 
 __all__ = ["cli", "want_progress"]
 
@@ -498,6 +491,8 @@ def explain(
     if marker:
         title, _, body = code.partition("\n")
         out.print(marker + title, style="bold", markup=False, highlight=False)
+        from rich.syntax import Syntax  # pygments: only to show code in a terminal
+
         code_view = Syntax(
             body.rstrip("\n"), "python", theme="ansi_dark", background_color="default"
         )

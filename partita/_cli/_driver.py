@@ -19,7 +19,6 @@ import attrs
 import trio
 from rich.console import Console
 
-from partita._ui import serve_ui
 from partita.actors._limit import StoppedBy, wait_bounded
 from partita.actors._sources import error_leaves
 from partita.runtime import (
@@ -111,6 +110,8 @@ async def _serve(
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """``--ui``: the web view until the run ends; its URL, token and all, on stderr."""
+    from partita._ui import serve_ui  # the ui extra: imported only when asked for
+
     async with serve_ui(supervisor, address) as ui:
         console.print(f"partita: web view at {ui.url}", highlight=False, soft_wrap=True)
         task_status.started()

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import os
 import stat
+from typing import TYPE_CHECKING
 
-from partita.actors import CsvSink, CsvSource, JsonLinesSink, JsonLinesSource, ParquetSink
-from partita.actors._parquet_sink import import_pyarrow
+from partita.actors import CsvSink, CsvSource, JsonLinesSink, JsonLinesSource
 from partita.runtime import OnError
 
 from ._exit import EXIT_USAGE, fail
+
+if TYPE_CHECKING:
+    from partita.actors import ParquetSink
 
 __all__ = ["OUTPUT_FORMATS", "check_paths", "make_sink", "make_source", "output_format"]
 
@@ -107,6 +110,8 @@ def make_sink(path: str, fmt: str) -> JsonLinesSink | CsvSink | ParquetSink:
     if fmt == "csv":
         return CsvSink("sink", path)
     if fmt == "parquet":
+        from partita.actors._parquet_sink import ParquetSink, import_pyarrow  # pyarrow's extra
+
         if path == "-":
             fail("--output-format parquet needs an --output file, not '-'", EXIT_USAGE)
         try:

@@ -10,12 +10,15 @@ and the sink.  Every other URL parameter (``sslmode=``, ``application_name=``,
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from partita.actors import PostgresSink, PostgresSource
 from partita.runtime import OnError
 
 from ._exit import EXIT_USAGE, fail
+
+if TYPE_CHECKING:  # imported by the functions that make them: a file run needs neither
+    from partita.actors import PostgresSink, PostgresSource
 
 __all__ = ["is_postgres_url", "postgres_sink", "postgres_source"]
 
@@ -50,6 +53,8 @@ def postgres_source(url: str, query: str | None, on_error: OnError) -> PostgresS
         )
     dsn = urlunsplit(parts._replace(query=urlencode(rest)))
     order_by = ours.get("order_by")
+    from partita.actors import PostgresSource
+
     try:
         return PostgresSource(
             "source",
@@ -82,6 +87,8 @@ def postgres_sink(url: str) -> PostgresSink:
         )
     key = ours.get("key")
     dsn = urlunsplit(parts._replace(query=urlencode(rest)))
+    from partita.actors import PostgresSink
+
     try:
         return PostgresSink(
             "sink",

@@ -8,16 +8,20 @@ writes the result rows to a topic and closes it at the end.
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import click
 
-from partita.actors import JsonLinesSink, JsonLinesSource, RedisStreamSink, RedisStreamSource
+from partita.actors import JsonLinesSink, JsonLinesSource
 from partita.runtime import BatchSizer, Graph, OnError, SupervisorOptions
 
 from ._console import console_for
 from ._driver import drive
 from ._exit import EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, fail
+
+if TYPE_CHECKING:  # imported where they are made: a file run needs neither (nor coredis)
+    from partita.actors import RedisStreamSink, RedisStreamSource
 
 __all__ = ["consume", "is_redis_url", "produce", "redis_sink", "redis_source"]
 
@@ -43,6 +47,8 @@ def _split(url: str, flag: str, allowed: tuple[str, ...]) -> tuple[str, dict[str
 def redis_source(url: str, on_error: OnError) -> RedisStreamSource:
     """The source ``--input redis://...?topic=T`` asks for: the bounded topic, from its start."""
     server, params = _split(url, "--input", ("topic",))
+    from partita.actors import RedisStreamSource
+
     return RedisStreamSource("source", server, params["topic"], on_error=on_error)
 
 
@@ -52,6 +58,8 @@ def redis_sink(url: str) -> RedisStreamSink:
     text = params.get("partitions", "1")
     if not text.isdigit() or int(text) < 1:
         fail(f"--output redis://...: partitions must be 1 or more, got {text!r}", EXIT_USAGE)
+    from partita.actors import RedisStreamSink
+
     return RedisStreamSink(
         "sink", server, params["topic"], partitions=int(text), key=params.get("key") or None
     )
@@ -85,6 +93,8 @@ def produce(
     """Load JSON lines into a Redis Streams topic, one entry per batch."""
     if key is None and partitions > 1:
         fail("--partitions more than 1 needs --key FIELD to route records by", EXIT_USAGE)
+    from partita.actors import RedisStreamSink
+
     # big batches: each is one entry per partition and one round of XADDs
     source = JsonLinesSource(
         "source", input_path, on_error="fail", sizer=BatchSizer.fixed(_PRODUCE_BATCH)
@@ -111,6 +121,8 @@ def produce(
 )
 def consume(url: str, topic: str, from_start: bool, until_end: bool) -> None:
     """Print a Redis Streams topic as JSON lines."""
+    from partita.actors import RedisStreamSource
+
     source = RedisStreamSource(
         "source", url, topic, start="0-0" if from_start else "$", until_end=until_end
     )
