@@ -69,34 +69,40 @@ return live
 
 COMMIT = """#!lua
 -- KEYS: lease, token counter, state[, output stream].
--- ARGV: token, position, state, done, entry count, then per entry its field
--- count and its fields and values.
+-- ARGV: token, commit id, position, state, done, entry count, then per entry its
+-- field count and its fields and values.
+-- A commit whose id the state already holds with this token went through
+-- before (this is its retry: its reply was lost): 1, nothing written again.
 -- Refused (0, nothing written) unless the fencing counter and the lease both
 -- still carry this token; else XADD every entry, write the state, return 1.
+local kind = redis.call('TYPE', KEYS[3])['ok']
+if kind ~= 'hash' and kind ~= 'none' then
+  return redis.error_reply('state key ' .. KEYS[3] .. ' is a ' .. kind .. ', not a hash')
+end
+local stored = redis.call('HMGET', KEYS[3], 'token', 'commit')
+if stored[1] == ARGV[1] and stored[2] == ARGV[2] then
+  return 1
+end
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then
   return 0
 end
 if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then
   return 0
 end
-local count = tonumber(ARGV[5])
+local count = tonumber(ARGV[6])
 if count > 0 then
-  local kind = redis.call('TYPE', KEYS[4])['ok']
-  if kind ~= 'stream' and kind ~= 'none' then
-    return redis.error_reply('output key ' .. KEYS[4] .. ' is a ' .. kind .. ', not a stream')
+  local out = redis.call('TYPE', KEYS[4])['ok']
+  if out ~= 'stream' and out ~= 'none' then
+    return redis.error_reply('output key ' .. KEYS[4] .. ' is a ' .. out .. ', not a stream')
   end
 end
-local kind = redis.call('TYPE', KEYS[3])['ok']
-if kind ~= 'hash' and kind ~= 'none' then
-  return redis.error_reply('state key ' .. KEYS[3] .. ' is a ' .. kind .. ', not a hash')
-end
-local i = 6
+local i = 7
 for _ = 1, count do
   local n = tonumber(ARGV[i])
   redis.call('XADD', KEYS[4], '*', unpack(ARGV, i + 1, i + 2 * n))
   i = i + 1 + 2 * n
 end
-redis.call('HSET', KEYS[3], 'token', ARGV[1], 'position', ARGV[2], 'state', ARGV[3],
-  'done', ARGV[4])
+redis.call('HSET', KEYS[3], 'token', ARGV[1], 'commit', ARGV[2], 'position', ARGV[3],
+  'state', ARGV[4], 'done', ARGV[5])
 return 1
 """

@@ -317,13 +317,16 @@ class Committed:
     """The runtime's state codec's bytes."""
     done: bool
     """The input partition ended and everything was flushed."""
+    commit_id: str | None = attrs.field(default=None, eq=False, kw_only=True)
+    """The ``commit_id`` of that commit (``None``: written before commits had one); not
+    compared: it names the attempt, not what it wrote."""
 
 
 async def load_committed(client: Any, topic: str, group: str, partition: int) -> Committed | None:
     """The partition's committed state, ``None`` if nothing was ever committed."""
     with translating(client):
-        token, position, state, done = await client.hmget(
-            state_key(topic, group, partition), ["token", "position", "state", "done"]
+        token, position, state, done, commit_id = await client.hmget(
+            state_key(topic, group, partition), ["token", "position", "state", "done", "commit"]
         )
     if token is None:
         return None
@@ -332,6 +335,7 @@ async def load_committed(client: Any, topic: str, group: str, partition: int) ->
         position=None if position is None else _text(position),
         state=state,
         done=done == b"1",
+        commit_id=None if commit_id is None else _text(commit_id),
     )
 
 
@@ -341,6 +345,7 @@ async def commit(
     group: str,
     lease: Lease,
     *,
+    commit_id: str,
     output_topic: str | None,
     entries: Sequence[dict[bytes, bytes]],
     position: str,
@@ -353,9 +358,16 @@ async def commit(
     carries ``lease.token`` (another worker acquired it, or it was released),
     nothing is written and the result is ``False``.  Otherwise every entry is
     XADDed to :func:`output_key` in order, the state hash gets ``token``,
-    ``position``, ``state`` and ``done``, and the result is ``True``.  Lease
-    expiry alone does not refuse a commit: until another worker acquires the
-    partition, the token is still the newest.
+    ``commit`` (``commit_id``), ``position``, ``state`` and ``done``, and the
+    result is ``True``.  Lease expiry alone does not refuse a commit: until
+    another worker acquires the partition, the token is still the newest.
+
+    Idempotent: a commit whose ``commit_id`` the state already holds with
+    ``lease.token`` is one that went through before (a retry after its reply
+    was lost, by coredis's retry policy or the caller's): the result is
+    ``True`` and nothing is written again, even if the partition has another
+    owner since (who has not committed yet).  So ``commit_id`` must name one
+    commit: the same for its retries, another for the next commit.
 
     Raises:
         ValueError: ``entries`` without an ``output_topic``.
@@ -366,7 +378,8 @@ async def commit(
     keys = [lease_key(topic, group, p), token_key(topic, group, p), state_key(topic, group, p)]
     if output_topic is not None:
         keys.append(output_key(topic, p, output_topic))
-    args: list[Any] = [lease.token, position, state, "1" if done else "0", len(entries)]
+    args: list[Any] = [lease.token, commit_id, position, state, "1" if done else "0"]
+    args.append(len(entries))
     for fields in entries:
         args.append(len(fields))
         for name, value in fields.items():

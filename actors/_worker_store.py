@@ -13,15 +13,20 @@ was taken over (a zombie) gets :class:`LeaseLost` and writes nothing.
 Only the latest checkpoint is kept (``keep == 1``): it is what the next owner
 of the partition resumes from (:meth:`PartitionStore.latest`).
 
-A commit whose reply was lost (Redis went away mid-call) is retried only after
-reading the state back: if it holds this lease's token and this checkpoint's id,
-the commit went through and is not made twice.  The same look precedes the
-commit after one that was interrupted (cancelled while its script ran): the
+Each commit carries an id of its own (the checkpoint's id and a random part:
+another pipeline of the same lease may commit a checkpoint of the same number),
+stored with the state.  A commit whose reply was lost (the connection dropped,
+Redis restarted) is sent again as it was, by coredis's retry policy or by
+:class:`RedisRetry`: the script finds its id stored with this lease's token and
+writes nothing twice (a read-back before the retry would not do: a request still
+on its way can reach Redis after the read).  After a commit that was
+interrupted (cancelled while its script ran) the next one looks first: the
 staged rows it carried are dropped if it went through, else they go with the next.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +35,7 @@ import attrs
 from partita.runtime import Checkpoint, CheckpointError, decode_state, encode_state
 
 from ._leases import Lease, commit, load_committed
-from ._worker_retry import RedisRetry, is_unavailable
+from ._worker_retry import RedisRetry
 
 if TYPE_CHECKING:
     from ._worker_output import PartitionOutputSink
@@ -99,7 +104,7 @@ class PartitionStore:
     done: bool = attrs.field(init=False, default=False)
     _staged: dict[int, dict[str, bytes]] = attrs.field(init=False, factory=dict)
     _last: int | None = attrs.field(init=False, default=None)
-    _uncertain: tuple[int, int] | None = attrs.field(init=False, default=None)
+    _uncertain: tuple[str, int] | None = attrs.field(init=False, default=None)
 
     @property
     def partition(self) -> int:
@@ -133,8 +138,9 @@ class PartitionStore:
         entries = sink.staged_entries(end=complete)
         state = encode_checkpoint(checkpoint_id, meta, parts)
         position = self.source.position if complete else self.source.checkpoint_position
-        self._uncertain = (checkpoint_id, rows)
-        await self._commit(checkpoint_id, entries, position, state, complete)
+        commit_id = f"{checkpoint_id}-{secrets.token_hex(8)}"
+        self._uncertain = (commit_id, rows)
+        await self._commit(commit_id, entries, position, state, complete)
         self._uncertain = None
         sink.committed(rows)
         self._last = checkpoint_id
@@ -143,49 +149,43 @@ class PartitionStore:
 
     async def _commit(
         self,
-        checkpoint_id: int,
+        commit_id: str,
         entries: Sequence[dict[bytes, bytes]],
         position: str,
         state: bytes,
         done: bool,
     ) -> None:
-        lease, what = self.lease, f"commit of partition {self.partition}"
-        while True:
-            try:
-                ok = await commit(
-                    self.client,
-                    self.topic,
-                    self.group,
-                    lease,
-                    output_topic=self.output_topic,
-                    entries=entries,
-                    position=position,
-                    state=state,
-                    done=done,
-                )
-                break
-            except Exception as exc:
-                if not is_unavailable(exc):
-                    raise
-                self.retry.retries += 1
-                self.retry.last_error = f"{what}: {exc}"
-            # the reply may have been lost after the commit went through: once Redis
-            # answers again (reading waits for it, backing off), look before retrying
-            if await self._applied(checkpoint_id):
-                return
+        """The commit, sent again as it was while Redis is unavailable (idempotent)."""
+        lease = self.lease
+        ok = await self.retry.call(
+            lambda: commit(
+                self.client,
+                self.topic,
+                self.group,
+                lease,
+                commit_id=commit_id,
+                output_topic=self.output_topic,
+                entries=entries,
+                position=position,
+                state=state,
+                done=done,
+            ),
+            what=f"commit of partition {self.partition}",
+        )
         if not ok:
             raise LeaseLost(self.topic, self.partition, lease.token)
 
-    async def _applied(self, checkpoint_id: int) -> bool:
-        """Whether the committed state is this lease's checkpoint ``checkpoint_id``."""
+    async def _applied(self, commit_id: str) -> bool:
+        """Whether the committed state is this lease's commit ``commit_id``."""
         committed = await self.retry.call(
             lambda: load_committed(self.client, self.topic, self.group, self.partition),
             what=f"reading the state of partition {self.partition}",
         )
-        if committed is None or committed.token != self.lease.token or committed.state is None:
-            return False
-        held = decode_checkpoint(committed.state, f"the state of partition {self.partition}")
-        return held.id == checkpoint_id
+        return (
+            committed is not None
+            and committed.token == self.lease.token
+            and committed.commit_id == commit_id
+        )
 
     async def latest(self) -> Checkpoint | None:
         """The partition's committed checkpoint (``None``: none yet; read from the start)."""

@@ -111,6 +111,7 @@ async def test_a_zombie_can_neither_renew_release_nor_commit(client: Any) -> Non
         "t",
         "g",
         zombie,
+        commit_id="c1",
         output_topic="o",
         entries=[encode_entry([{"n": 1}])],
         position="1-0",
@@ -128,6 +129,7 @@ async def test_a_zombie_can_neither_renew_release_nor_commit(client: Any) -> Non
         "t",
         "g",
         zombie,
+        commit_id="c2",
         output_topic="o",
         entries=[encode_entry([{"n": 2}])],
         position="2-0",
@@ -143,6 +145,7 @@ async def test_a_zombie_can_neither_renew_release_nor_commit(client: Any) -> Non
         "t",
         "g",
         owner,
+        commit_id="c3",
         output_topic="o",
         entries=[encode_entry([{"n": 3}])],
         position="3-0",
@@ -151,6 +154,34 @@ async def test_a_zombie_can_neither_renew_release_nor_commit(client: Any) -> Non
     )
     assert len(await output(client)) == 2
     assert await load_committed(client, "t", "g", 0) == Committed(owner.token, "3-0", b"s3", True)
+
+
+async def test_a_commit_sent_again_writes_nothing_and_a_zombie_stays_fenced(client: Any) -> None:
+    """The retry of a commit whose reply was lost: the same ``commit_id``, a success, no write."""
+    a, b = table(client, "a"), table(client, "b")
+    old = await a.acquire(0, T0)
+    assert old is not None
+
+    async def send(lease: Lease, commit_id: str, n: int) -> bool:
+        return await commit(
+            client, "t", "g", lease, commit_id=commit_id, output_topic="o",
+            entries=[encode_entry([{"n": n}])], position=f"{n}-0", state=b"s", done=False,
+        )  # fmt: skip
+
+    assert await send(old, "1-x", 1) and await send(old, "1-x", 1)
+    assert len(await output(client)) == 1
+    # b takes over but has not committed: a's retry is still the success it was
+    new = await b.acquire(0, T0 + LEASE)
+    assert new is not None
+    assert await send(old, "1-x", 1)
+    assert not await send(old, "2-x", 2)  # a new commit of the zombie is refused
+    assert len(await output(client)) == 1
+    # once b committed, a's retry is refused too; b's own retry is not
+    assert await send(new, "1-y", 3) and await send(new, "1-y", 3)
+    assert not await send(old, "1-x", 1)
+    assert [e for e in await output(client)] == [encode_entry([{"n": n}]) for n in (1, 3)]
+    committed = await load_committed(client, "t", "g", 0)
+    assert committed is not None and (committed.token, committed.commit_id) == (new.token, "1-y")
 
 
 async def test_a_released_lease_cannot_commit(client: Any) -> None:
@@ -162,6 +193,7 @@ async def test_a_released_lease_cannot_commit(client: Any) -> None:
         "t",
         "g",
         lease,
+        commit_id="c4",
         output_topic="o",
         entries=[encode_entry([{"n": 1}])],
         position="1-0",
@@ -184,6 +216,7 @@ async def test_commit_writes_entries_in_order_with_their_fields(client: Any) -> 
         "t",
         "g",
         lease,
+        commit_id="c5",
         output_topic="o",
         entries=entries,
         position="1700000000000-5",
@@ -201,6 +234,7 @@ async def test_commit_writes_entries_in_order_with_their_fields(client: Any) -> 
         "t",
         "g",
         lease,
+        commit_id="c6",
         output_topic=None,
         entries=[],
         position="1700000000001-0",
@@ -225,6 +259,7 @@ async def test_a_failing_commit_writes_nothing(client: Any) -> None:
             "t",
             "g",
             lease,
+            commit_id="c7",
             output_topic="o",
             entries=[encode_entry([{"n": 1}])],
             position="1-0",
@@ -242,6 +277,7 @@ async def test_entries_need_an_output_topic(client: Any) -> None:
             "t",
             "g",
             lease,
+            commit_id="c8",
             output_topic=None,
             entries=[{b"a": b"b"}],
             position="1-0",

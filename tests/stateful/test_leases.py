@@ -6,8 +6,9 @@ workers of one group share ``N`` partitions.  Rules: a worker joins (or
 restarts after a crash, under its old name), leaves (releasing its leases),
 crashes (stops for good, never releases), stalls (frozen for a while as the
 others go on, then resumes: a zombie committing on the leases it still believes
-it holds), renews, rebalances toward :func:`fair_share`, and commits on any
-lease it believes it holds; time advances.
+it holds), renews, rebalances toward :func:`fair_share`, commits on any
+lease it believes it holds, and sends its last commit again as it was (a retry
+after a lost reply); time advances.
 
 What the machine knows besides the workers' beliefs is only what the protocol
 promised: the token of each partition's newest acquire (``None`` once that
@@ -20,12 +21,15 @@ lease was released) and what each successful commit wrote.  Invariants:
 - renew, release and commit succeed exactly when the lease carries the
   partition's current token, and a refused commit writes nothing: the output
   streams and the committed states are exactly those of the successful commits;
+- a commit sent again succeeds, writing nothing, exactly while the state still
+  holds it (its token and commit id), and is refused once another owner committed;
 - liveness (the ``settle`` rule): with the live members heartbeating, renewing
   and rebalancing every half lease, within a few rounds every partition is
   owned, each by the member :func:`fair_share` gives it to.
 
-Three broken twins (an acquire that takes live leases, an acquire that keeps the
-token, a commit that does not check it) must each be caught.
+Four broken twins (an acquire that takes live leases, an acquire that keeps the
+token, a commit that does not check it, a commit that writes a retry again) must
+each be caught.
 """
 
 from __future__ import annotations
@@ -105,6 +109,9 @@ class LeaseMachine(RuleBasedStateMachine):
         self.current: dict[int, int | None] = dict.fromkeys(range(N))
         self.outputs: dict[int, list[dict[bytes, bytes]]] = {p: [] for p in range(N)}
         self.committed: dict[int, Committed | None] = dict.fromkeys(range(N))
+        self.commit_ids: dict[int, str | None] = dict.fromkeys(range(N))
+        self.sent: dict[tuple[str, int], tuple[Lease, dict[bytes, bytes], str]] = {}
+        """Each worker's last successful commit per partition: what a retry sends again."""
         self.commits = itertools.count(1)
 
     def call(self, fn: Callable[[], Awaitable[T]]) -> T:
@@ -117,7 +124,8 @@ class LeaseMachine(RuleBasedStateMachine):
     def commit(self, lease: Lease, entry: dict[bytes, bytes], position: str) -> bool:
         return self.call(
             lambda: commit(
-                self.client, self.topic, "g", lease, output_topic="o", entries=[entry],
+                self.client, self.topic, "g", lease, commit_id=position, output_topic="o",
+                entries=[entry],
                 position=position, state=position.encode(), done=False,
             )
         )  # fmt: skip
@@ -181,6 +189,19 @@ class LeaseMachine(RuleBasedStateMachine):
         else:
             self.outputs[p].append(entry)
             self.committed[p] = Committed(lease.token, f"{n}-0", f"{n}-0".encode(), False)
+            self.commit_ids[p] = f"{n}-0"
+            self.sent[name, p] = (lease, entry, f"{n}-0")
+
+    def _retry_commit(self, name: str, p: int) -> None:
+        worker = self.workers[name]
+        lease, entry, commit_id = self.sent[name, p]
+        stored = self.committed[p]
+        expected = stored is not None and stored.token == lease.token
+        expected = expected and self.commit_ids[p] == commit_id
+        assert expected or not self.holds_current(lease), (name, p, lease, self.current)
+        assert self.commit(lease, entry, commit_id) is expected, (name, lease, self.current)
+        if not expected:
+            del worker.leases[p]
 
     # ------------------------------------------------------------ rules
     @rule(name=WORKERS)
@@ -240,12 +261,33 @@ class LeaseMachine(RuleBasedStateMachine):
         if self.workers[name].status == "member":
             self._rebalance(name)
 
-    @rule(name=WORKERS, pick=st.integers(0, N - 1))
-    def commit_rows(self, name: str, pick: int) -> None:
+    @rule(name=WORKERS, pick=st.integers(0, N - 1), again=st.booleans())
+    def commit_rows(self, name: str, pick: int, again: bool) -> None:
+        """A commit; ``again``: its reply was lost, it is sent again at once."""
         worker = self.workers[name]
         if worker.status != "member" or not worker.leases:
             return
-        self._commit(name, sorted(worker.leases)[pick % len(worker.leases)])
+        p = sorted(worker.leases)[pick % len(worker.leases)]
+        self._commit(name, p)
+        if again and p in worker.leases:
+            self._retry_commit(name, p)
+
+    @rule(name=WORKERS, pick=st.integers(0, N - 1))
+    def retry_commit(self, name: str, pick: int) -> None:
+        """The worker sends its last commit on a lease again, as it was: its reply was lost.
+
+        It went through, so the retry is a success that writes nothing while the
+        state still holds it (even if another worker took the partition since);
+        once another owner committed, it is refused.
+        """
+        worker = self.workers[name]
+        sent = [
+            p
+            for (w, p), again in sorted(self.sent.items())
+            if w == name and worker.leases.get(p) == again[0]
+        ]
+        if worker.status == "member" and sent:
+            self._retry_commit(name, sent[pick % len(sent)])
 
     @precondition(lambda self: self.named("member"))
     @rule()
@@ -350,6 +392,11 @@ UNFENCED = _broken(
 )
 
 
+NOT_IDEMPOTENT = _broken(
+    COMMIT, "if stored[1] == ARGV[1] and stored[2] == ARGV[2] then", "if false then"
+)
+
+
 class StealingMachine(LeaseMachine):
     table_type = StealingTable
 
@@ -367,6 +414,7 @@ class UnfencedCommitMachine(LeaseMachine):
         keys += [state_key(self.topic, "g", p), output_key(self.topic, p, "o")]
         args = [
             lease.token,
+            position,  # the commit id
             position,
             position.encode(),
             "0",
@@ -374,7 +422,15 @@ class UnfencedCommitMachine(LeaseMachine):
             len(entry),
             *next(iter(entry.items())),
         ]
-        return bool(self.call(lambda: UNFENCED(self.client, keys, args)))
+        return bool(self.call(lambda: self.script(self.client, keys, args)))
+
+    script = UNFENCED
+
+
+class NotIdempotentCommitMachine(UnfencedCommitMachine):
+    """Broken on purpose: the commit script writes a retried commit again."""
+
+    script = NOT_IDEMPOTENT
 
 
 def run_leases(machine: type[LeaseMachine], url: str, **settings: Any) -> None:
@@ -411,7 +467,10 @@ def test_lease_machine(redis_url: str) -> None:
     run_leases(LeaseMachine, redis_url, steps=40)
 
 
-@pytest.mark.parametrize("machine", [StealingMachine, SameTokenMachine, UnfencedCommitMachine])
+@pytest.mark.parametrize(
+    "machine",
+    [StealingMachine, SameTokenMachine, UnfencedCommitMachine, NotIdempotentCommitMachine],
+)
 def test_lease_machine_catches_a_broken_protocol(
     redis_url: str, machine: type[LeaseMachine]
 ) -> None:
