@@ -38,7 +38,18 @@ __all__ = ["GeneratedCode", "generate"]
 
 _COUNTER = itertools.count(1)
 
-_FUNCTIONS = ("coerce", "process", "route", "route1", "init", "step", "merge", "row")
+_FUNCTIONS = (
+    "coerce",
+    "coerce_left",
+    "coerce_right",
+    "process",
+    "route",
+    "route1",
+    "init",
+    "step",
+    "merge",
+    "row",
+)
 
 
 def _offset(offsets: Any, index: int) -> int | None:
@@ -88,6 +99,12 @@ def generate(plan: LogicalPlan, sql: str, *, late_update: bool) -> GeneratedCode
     body = SourceLines()
     if plan.schema is not None:
         gen_coerce(plan.schema, body)
+    both = plan.stream_join
+    for side, declared in (
+        () if both is None else (("left", both.left_schema), ("right", both.right_schema))
+    ):
+        if declared is not None:  # each stream of a join is coerced at its side stage
+            gen_coerce(declared, body, f"coerce_{side}")
     joined: dict[str, Any] = {}
     if plan.joins:
         rec = scopes.record()

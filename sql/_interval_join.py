@@ -51,6 +51,7 @@ from ._interface import ProgramCounts, Routed, StreamJoin
 from ._join import bounds_time, conjuncts
 from ._policy import OnError, RecordErrors
 from ._query_config import LatePolicy
+from ._schema import StreamSchema
 from ._stream_join import equality_keys, rewrite_to_joined, stream_sides
 
 __all__ = [
@@ -88,6 +89,9 @@ class IntervalJoin:
         left_fields: ``(column, joined-record field)`` of every left column the
             query reads (the field is the column's own name).
         right_fields: the same for the right input (the field is ``"p.column"``).
+        left_schema: the left input's declared schema (``CREATE STREAM``), if any:
+            its records are coerced to it at their side stage; ``right_schema`` the
+            right input's.
 
     Example:
         >>> from partita.sql import compile_query
@@ -113,6 +117,8 @@ class IntervalJoin:
     upper: int
     left_fields: tuple[tuple[str, str], ...]
     right_fields: tuple[tuple[str, str], ...]
+    left_schema: StreamSchema | None = None
+    right_schema: StreamSchema | None = None
 
     #: no record deletes anything (see :class:`sql.TemporalJoin`)
     deletes = False
@@ -305,6 +311,8 @@ class JoinSideStage:
     _policy: RecordErrors
     #: the key and time columns of a changelog: a record with no other value deletes
     _deletes: frozenset[str] | None = None
+    #: a declared schema's coercion (:func:`sql._schema.gen_coerce`), if any
+    _coerce: Callable[..., Any] | None = None
     _max_ts: int | None = None
     _cache: dict[Any, int] = attrs.Factory(dict)
     _rows_in: int = 0
@@ -323,8 +331,10 @@ class JoinSideStage:
         lateness: int,
         on_error: OnError,
         late: LatePolicy,
+        coerce: Callable[..., Any] | None = None,
     ) -> JoinSideStage:
-        """The stage of the ``side`` input of ``join``."""
+        """The stage of the ``side`` input of ``join`` (``coerce``: its declared
+        schema's coercion)."""
         if side == "left":
             time, keys, fields = join.left_time, join.left_keys, join.left_fields
         else:
@@ -338,6 +348,7 @@ class JoinSideStage:
             late,
             RecordErrors(on_error, f"join-{side}"),
             frozenset((*keys, time)) if join.deletes and side == "right" else None,
+            coerce,
         )
 
     @property
@@ -355,13 +366,19 @@ class JoinSideStage:
         parts: list[list[Any]] = [[] for _ in range(nparts)]
         adds = [p.append for p in parts]
         records, offsets = batch.records, batch.offsets
+        policy = self._policy
+        errored_before, dead_before = policy.errored, len(policy.dead)
+        if self._coerce is not None:
+            records, skip = self._coerce(records, offsets, policy.record_failed)
+            if skip and len(offsets):
+                skipped = set(skip)
+                offsets = [o for i, o in enumerate(offsets) if i not in skipped]
         time, keys, fields, lateness = self._time, self._keys, self._fields, self._lateness
         single = keys[0] if len(keys) == 1 else None
-        cache, policy = self._cache, self._policy
+        cache = self._cache
         deletes = self._deletes
         mx = self._max_ts
         late: list[tuple[int, int, int]] = []
-        errored_before, dead_before = policy.errored, len(policy.dead)
         for i, r in enumerate(records):
             try:
                 t = r[time]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from typing import Literal
+from typing import Literal, TypeVar
 
 import attrs
 from sqlglot import exp
@@ -575,16 +575,20 @@ def plan_query(
     if not statements:
         raise SqlError(f"empty query; write {SUPPORTED_CLAUSES}")
     schemas, query = _declarations(statements, sql)
+    parsed = [*statements[:-1], query.copy()]
     temporal = plan_temporal_join(query, sql) if isinstance(query, exp.Select) else None
     interval = (
         plan_interval_join(query, sql, interval_ms)
         if isinstance(query, exp.Select) and temporal is None
         else None
     )
-    if interval is not None and (schemas or schema is not None):
-        raise SqlError("a declared schema is not supported with an interval join yet")
-    if temporal is not None and (schemas or schema is not None):
-        raise SqlError("a declared schema is not supported with a temporal join yet")
+    if (interval is not None or temporal is not None) and (schemas or schema is not None):
+        # each stream's schema is its side's: the rest of the query reads joined records
+        if interval is not None:
+            interval = _declare_sides(interval, schemas, schema, parsed, sql)
+        if temporal is not None:
+            temporal = _declare_sides(temporal, schemas, schema, parsed, sql)
+        schemas, schema = {}, None
     joins = _joins(query, sql, schemas, schema, tables or {})
     select = _check_shape(query, sql)
     source, alias = _source(select, sql)
@@ -721,6 +725,70 @@ def plan_query(
         interval_join=interval,
         temporal_join=temporal,
     )
+
+
+_Joined = TypeVar("_Joined", IntervalJoin, TemporalJoin)
+
+
+def _declare_sides(
+    join: _Joined,
+    schemas: dict[str, StreamSchema],
+    given: StreamSchema | None,
+    statements: list[exp.Expr],
+    sql: str,
+) -> _Joined:
+    """``join`` with the declared schemas of its two streams: every column the query
+    names of a declared stream exists, and its declared event time is the one the
+    join reads (a changelog's declared event time is its version time).  The query is
+    the last of ``statements``, as parsed (before planning rewrote it)."""
+    original = statements[-1]
+    names = (join.left, join.right)
+    for name in schemas:
+        if name not in names:
+            create = next(
+                s
+                for s in statements
+                if isinstance(s, exp.Create) and (t := s.find(exp.Table)) and t.name == name
+            )
+            raise _err(
+                sql,
+                create,
+                f"stream {name!r} is declared but the query reads {join.left!r} and {join.right!r}",
+            )
+    if given is not None and schemas:
+        raise SqlError("give the schema either in CREATE STREAM or as an option")
+    left = attrs.evolve(given, name=join.left) if given is not None else schemas.get(join.left)
+    right = schemas.get(join.right)
+    if isinstance(join, TemporalJoin) and right is not None and right.event_time is not None:
+        join = attrs.evolve(join, right_time=right.event_time)
+    for alias, declared, time in (
+        (join.left_alias, left, join.left_time),
+        (join.right_alias, right, join.right_time),
+    ):
+        if declared is None:
+            continue
+        for column in original.find_all(exp.Column):
+            if column.table == alias and declared.type_of(column.name) is None:
+                raise _err(sql, column, unknown_column(column.name, declared))
+        named = [c for c in original.find_all(exp.Column) if c.name == time]
+        at: exp.Expr = next((c for c in named if c.table == alias), None) or (
+            named[0] if named else original
+        )
+        if declared.type_of(time) is None:
+            raise _err(
+                sql,
+                at,
+                f"stream {declared.name!r} has no column {time!r}, its time in the join; "
+                f"declared: {', '.join(declared.names)}",
+            )
+        if declared.event_time is not None and declared.event_time != time:
+            raise _err(
+                sql,
+                at,
+                f"stream {declared.name!r} declares event_time {declared.event_time!r}, "
+                f"but the join reads its time from {alias}.{time}",
+            )
+    return attrs.evolve(join, left_schema=left, right_schema=right)
 
 
 def _check_interval_window(

@@ -50,6 +50,8 @@ class CompiledQuery:
     emit: Literal["changes", "final"]
     options: QueryOptions
     code: GeneratedCode
+    #: ``allowed_lateness=`` was given (it wins over lateness declared in SQL)
+    lateness_given: bool = False
 
     @property
     def schema(self) -> StreamSchema | None:
@@ -139,7 +141,8 @@ class CompiledQuery:
         if join is None:
             return 0
         span = join.upper - join.lower if isinstance(join, IntervalJoin) else 0
-        return max(1000, span + self.options.lateness)
+        lateness = max(self._side_lateness("left"), self._side_lateness("right"))
+        return max(1000, span + lateness)
 
     def join_side_stage(self, side: Literal["left", "right"], partitions: int) -> JoinSideStage:
         """The source-side stage of one input of the join of two streams: its event time,
@@ -159,10 +162,21 @@ class CompiledQuery:
             join,
             side,
             partitions,
-            lateness=opts.lateness,
+            lateness=self._side_lateness(side),
             on_error=opts.on_error,
             late=opts.late,
+            coerce=self.code.functions.get(f"coerce_{side}"),
         )
+
+    def _side_lateness(self, side: Literal["left", "right"]) -> int:
+        """The allowed lateness of one stream of a join: its ``CREATE STREAM ... WITH
+        (lateness = ...)``, unless the query's is explicit (``allowed_lateness=``)."""
+        join = self.plan.stream_join
+        declared = None
+        if join is not None and not self.lateness_given:
+            schema = join.left_schema if side == "left" else join.right_schema
+            declared = None if schema is None else schema.lateness_ms
+        return self.options.lateness if declared is None else declared
 
     def new_join_state(self) -> StreamJoinState:
         """A fresh (empty) join state for one partition: an interval join's
@@ -210,21 +224,32 @@ class CompiledQuery:
         schema = plan.schema
         interval = plan.stream_join
         if interval is not None:
-            lines = [
-                f"input {name} (stream; the query reads "
-                f"{', '.join(c for c, _ in fields) or 'none'})"
-                for name, fields in (
-                    (interval.left, interval.left_fields),
-                    (interval.right, interval.right_fields),
-                )
-            ]
+            lines = []
+            for name, fields, declared in (
+                (interval.left, interval.left_fields, interval.left_schema),
+                (interval.right, interval.right_fields, interval.right_schema),
+            ):
+                read = ", ".join(c for c, _ in fields) or "none"
+                if declared is None:
+                    lines.append(f"input {name} (stream; the query reads {read})")
+                    continue
+                width = max(len(c.name) for c in declared.columns)
+                lines.append(f"input {name} (stream)")
+                lines += [f"  {c.name.ljust(width)}  {c.type}" for c in declared.columns]
             lines.append(f"  {interval.describe()}")
             lines.append(
                 f"  event time: {interval.left_alias}.{interval.left_time}, "
                 f"{interval.right_alias}.{interval.right_time}"
             )
+            left, right = self._side_lateness("left"), self._side_lateness("right")
+            each = (
+                f"max event time - {left} ms"
+                if left == right
+                else f"{interval.left}: max event time - {left} ms, "
+                f"{interval.right}: max event time - {right} ms"
+            )
             lines.append(
-                f"  watermark: the least of the inputs' (max event time - {lateness} ms), "
+                f"  watermark: the least of the inputs' ({each}), "
                 f"less {self.join_hold} ms after the join"
             )
             if plan.window is not None:
@@ -343,6 +368,7 @@ def compile_query(
         emit=plan.emit,
         options=opts,
         code=code,
+        lateness_given="allowed_lateness" in options,
     )
 
 

@@ -215,8 +215,9 @@ def unknown_column(name: str, schema: StreamSchema) -> str:
     return f"unknown column {name!r}; {stream} has {', '.join(schema.names)}"
 
 
-def gen_coerce(schema: StreamSchema, out: SourceLines) -> None:
-    """``coerce(records, offsets, on_bad)``: each record with its declared types.
+def gen_coerce(schema: StreamSchema, out: SourceLines, name: str = "coerce") -> None:
+    """``coerce(records, offsets, on_bad)`` (or ``name``): each record with its
+    declared types.
 
     A record whose values already have them (the common case) is passed on as it is,
     after one class check per column; otherwise it is copied and its values converted
@@ -224,7 +225,7 @@ def gen_coerce(schema: StreamSchema, out: SourceLines) -> None:
     and is left out.  Returns ``(records, skipped indexes)``.
     """
     cols = schema.columns
-    out.add(0, "def coerce(records, offsets, on_bad):")
+    out.add(0, f"def {name}(records, offsets, on_bad):")
     out.add(1, "out = []", "append = out.append", "skip = []", "n = len(records)", "i = 0")
     out.add(1, "while i < n:", "    try:")
     out.add(3, "for i in range(i, n):")

@@ -39,6 +39,7 @@ from partita.runtime import Record
 from ._dialect import node_position
 from ._errors import SqlError
 from ._join import conjuncts
+from ._schema import StreamSchema
 from ._stream_join import equality_keys, rewrite_to_joined, stream_sides
 
 __all__ = ["TemporalJoin", "TemporalJoinState", "is_temporal", "plan_temporal_join"]
@@ -72,6 +73,9 @@ class TemporalJoin:
         left_fields: ``(column, joined-record field)`` of every stream column the query
             reads (the field is the column's own name).
         right_fields: the same for the changelog (the field is ``"r.column"``).
+        left_schema: the stream's declared schema (``CREATE STREAM``), if any: its
+            records are coerced to it at their side stage; ``right_schema`` the
+            changelog's (whose ``event_time`` names the changelog's time column).
 
     Example:
         >>> from partita.sql import compile_query
@@ -95,6 +99,8 @@ class TemporalJoin:
     right_time: str
     left_fields: tuple[tuple[str, str], ...]
     right_fields: tuple[tuple[str, str], ...]
+    left_schema: StreamSchema | None = None
+    right_schema: StreamSchema | None = None
 
     #: the changelog's records with only a key and a time are tombstones
     deletes = True

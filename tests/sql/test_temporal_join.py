@@ -249,11 +249,6 @@ def test_query_inputs_name_the_changelog_as_the_joined_stream() -> None:
             "line 1, column 87: a temporal join joins two streams; other joins are not "
             "supported with it",
         ),
-        (
-            f"CREATE STREAM orders (id BIGINT, cur TEXT, ts BIGINT); SELECT o.id FROM orders o "
-            f"{_JOIN}",
-            "line 1, column 1: a declared schema is not supported with a temporal join yet",
-        ),
     ],
 )
 def test_what_a_temporal_join_refuses(sql: str, message: str) -> None:
