@@ -123,3 +123,46 @@ def test_a_file_run_imports_no_connector(tmp_path: Path, sql: str) -> None:
         m for m in NOT_FOR_FILES if m in modules or any(n.startswith(m + ".") for n in modules)
     ]
     assert loaded == []
+
+
+_COLLECTOR = """
+import gc, sys
+import partita._cli._driver as driver
+from partita._cli import main
+collections = []
+gc.callbacks.append(lambda phase, info: phase == "start" and collections.append(1))
+seen = []
+real = driver.trio.run
+def watch(*args, **kwargs):
+    frozen = gc.get_freeze_count() > 0
+    seen.append((len(collections), gc.isenabled(), gc.get_threshold()[0], frozen))
+    return real(*args, **kwargs)
+driver.trio.run = watch
+before = (gc.isenabled(), gc.get_threshold(), gc.get_freeze_count())
+collections.clear()
+try:
+    main({args!r})
+except SystemExit as exc:
+    assert exc.code == 0, exc.code
+print(seen, before == (gc.isenabled(), gc.get_threshold(), gc.get_freeze_count()))
+"""
+
+
+def test_a_run_collects_rarely_and_start_up_never(tmp_path: Path) -> None:
+    # start-up's objects live as long as the process: frozen for the run, whose young
+    # generation holds more than a batch; afterwards the collector is as it was
+    from partita._cli._collector import RUN_THRESHOLD
+
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    src.write_text("".join(f'{{"k": {i % 3}}}\n' for i in range(5000)))
+    args = ["run", "--sql", "SELECT k, COUNT(*) AS n FROM t GROUP BY k"]
+    args += ["--input", str(src), "--output", str(out)]
+    done = subprocess.run(
+        [sys.executable, "-c", _COLLECTOR.format(args=args)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    # no collection from the command's start to its run; in the run, frozen start-up
+    assert done.stdout.split() == ["[(0,", "True,", f"{RUN_THRESHOLD},", "True)]", "True"]
+    assert out.read_text().count("\n") == 3

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from ._collector import collector_off
 from ._exit import EXIT_INTERRUPTED, EXIT_OK, CliError
 from ._group import cli
 
@@ -45,11 +46,12 @@ def __getattr__(name: str) -> Any:
 def main(argv: Sequence[str] | None = None) -> None:
     """The console script ``partita``."""
     try:
-        code = cli.main(
-            args=list(argv) if argv is not None else None,
-            prog_name="partita",
-            standalone_mode=False,
-        )
+        with collector_off():  # start-up makes no garbage worth a collection; a run
+            code = cli.main(  # turns the collector on (``_collector``)
+                args=list(argv) if argv is not None else None,
+                prog_name="partita",
+                standalone_mode=False,
+            )
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)

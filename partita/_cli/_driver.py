@@ -33,6 +33,7 @@ from partita.runtime import (
     open_supervisor,
 )
 
+from ._collector import collector_for_run
 from ._exit import EXIT_RUNTIME, CliError, fail
 from ._progress import ProgressDisplay
 
@@ -192,7 +193,8 @@ def drive(
     """
     outcome = Outcome()
     try:
-        trio.run(_run, graph, options, progress, console, outcome, checkpoints, ui, timeout)
+        with collector_for_run():
+            trio.run(_run, graph, options, progress, console, outcome, checkpoints, ui, timeout)
     except KeyboardInterrupt:  # Ctrl-C before the signal receiver was in place
         outcome.interrupts = max(outcome.interrupts, 1)
     except BaseException as exc:

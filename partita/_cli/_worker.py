@@ -22,6 +22,7 @@ from partita.actors._sources import error_leaves
 from partita.actors._worker import PartitioningMismatch, default_worker_name
 from partita.runtime import GraphStats, PartitaError
 
+from ._collector import collector_for_run
 from ._console import console_for
 from ._driver import failure_message
 from ._exit import EXIT_INTERRUPTED, EXIT_RUNTIME, EXIT_TERMINATED, EXIT_USAGE, CliError, fail
@@ -185,7 +186,8 @@ def worker(
         )
     outcome = _Outcome()
     try:
-        trio.run(_main, job, console, display, outcome)
+        with collector_for_run():
+            trio.run(_main, job, console, display, outcome)
     except KeyboardInterrupt:
         outcome.signals = max(outcome.signals, 1)
     except BaseException as exc:
