@@ -143,7 +143,8 @@ class TemporalStateMachine(RuleBasedStateMachine):
                 reachable += len(mine)
                 continue
             after = [m for m in mine if m[0] > wm]
-            before = [m for m in mine if m[0] <= wm]
+            # by time (a stable sort: among equal times, the last to arrive is last)
+            before = sorted((m for m in mine if m[0] <= wm), key=lambda m: m[0])
             reachable += len(after) + (1 if before and before[-1][1] is not None else 0)
         known = sum(1 for k, _, _ in self.versions if k is not None)
         # pruned lazily (when a key is touched), but never what can still match
