@@ -120,3 +120,16 @@ def test_the_batching_benchmark_runs(capsys: pytest.CaptureFixture[str]) -> None
     assert limited["records"] == 10_000 and limited["rows"] == limited["records"] // 2
     assert 0 < limited["p50_ms"] <= limited["p99_ms"]
     assert unlimited["rows"] == 10_000 and "p99_ms" not in unlimited
+
+
+@pytest.mark.parametrize("module", ["interval_join", "temporal_join"])
+def test_the_join_benchmarks_agree_with_their_loops(
+    module: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import importlib
+
+    bench_module = importlib.import_module(f"benchmarks.{module}")
+    assert bench_module.main(["--records", "6000"]) == 0  # asserts rows == the loop's
+    (line,) = capsys.readouterr().out.splitlines()
+    result = json.loads(line)
+    assert result["rows"] > 0 and result["ratio"] > 0
