@@ -47,6 +47,10 @@ __all__ = ["TemporalJoin", "TemporalJoinState", "is_temporal", "plan_temporal_jo
 TemporalKind = Literal["inner", "left"]
 
 
+def _time_of(version: list[Any]) -> int:
+    return version[0]  # type: ignore[no-any-return]
+
+
 def _err(sql: str, node: exp.Expr, message: str) -> SqlError:
     line, col = node_position(node, sql)
     return SqlError(message, line=line, col=col)
@@ -271,7 +275,7 @@ class TemporalJoinState:
             elif chain[-1][0] <= t:
                 chain.append([t, fields])
             else:
-                chain.insert(bisect_right(chain, t, key=lambda v: v[0]), [t, fields])
+                chain.insert(bisect_right(chain, t, key=_time_of), [t, fields])
             if fields is None:
                 self._seq += 1
                 heapq.heappush(self._deleted, (t, self._seq, k))
@@ -283,9 +287,13 @@ class TemporalJoinState:
         chain = self._versions.get(k)
         found = None
         if chain is not None:
-            i = bisect_right(chain, t, key=lambda v: v[0])
-            if i:
-                found = chain[i - 1][1]
+            last = chain[-1]
+            if last[0] <= t:  # the common case: the latest version is current
+                found = last[1]
+            else:
+                i = bisect_right(chain, t, key=_time_of)
+                if i:
+                    found = chain[i - 1][1]
         if found is not None:
             return {**fields, **found}
         return {**fields, **self._nulls} if self._outer else None
@@ -294,7 +302,9 @@ class TemporalJoinState:
         """Drop the versions of ``k`` before its last one at or before ``wm`` (the
         records to come are at or after ``wm``), and ``k`` once that one deletes it."""
         chain = self._versions[k]
-        i = bisect_right(chain, wm, key=lambda v: v[0])
+        if len(chain) == 1 and chain[0][1] is not None:
+            return  # the common case: one version, nothing to drop
+        i = bisect_right(chain, wm, key=_time_of)
         if i > 1:
             del chain[: i - 1]
         if chain[0][1] is None and chain[0][0] <= wm:
@@ -312,12 +322,16 @@ class TemporalJoinState:
         out: list[Record] = []
         waiting, pop = self._waiting, heapq.heappop
         touched: dict[Any, None] = {}
+        join, append = self._join, out.append
+        versions = self._versions
         while waiting and waiting[0][0] < watermark:
             t, _, k, fields = pop(waiting)
-            row = self._join(k, t, fields)
+            row = join(k, t, fields)
             if row is not None:
-                out.append(row)
-            touched[k] = None
+                append(row)
+            chain = versions.get(k)
+            if chain is not None and (len(chain) > 1 or chain[0][1] is None):
+                touched[k] = None
         deleted = self._deleted
         while deleted and deleted[0][0] <= watermark:
             touched[pop(deleted)[2]] = None
