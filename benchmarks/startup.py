@@ -1,5 +1,9 @@
 """``python -m benchmarks.startup``: how long ``import partita`` and ``partita --help`` take.
 
+Also what a run over a file imports (``from partita.actors import build_sql_graph``:
+``import partita.actors`` alone imports its names lazily) and a whole ``partita run``
+of W1 over a 1,000-line JSON-lines file, nearly all of it start-up.
+
 Each command runs ``--repeat`` times in a fresh interpreter, the commands
 alternating; one JSON line per command with the median wall-clock and CPU
 (user + system, from ``wait4``) seconds, and the same less a bare
@@ -18,7 +22,11 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+
+from ._data import generate_trades
+from ._workloads import WORKLOADS
 
 __all__ = ["COMMANDS", "main"]
 
@@ -27,7 +35,22 @@ COMMANDS: dict[str, list[str]] = {
     "import partita": ["-c", "import partita"],
     "partita --help": ["-m", "partita", "--help"],
     "import partita.actors": ["-c", "import partita.actors"],
+    "from partita.actors import build_sql_graph": [
+        "-c",
+        "from partita.actors import build_sql_graph",
+    ],
 }
+
+_RUN = "partita run W1, 1,000 lines"
+
+
+def _run_command(folder: str) -> list[str]:
+    """``partita run`` of W1 over a 1,000-line file written into ``folder``."""
+    src, out = os.path.join(folder, "in.jsonl"), os.path.join(folder, "out.jsonl")
+    with open(src, "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in generate_trades(1000))
+    sql = WORKLOADS["W1"].sql
+    return ["-m", "partita", "run", "--sql", sql, "--input", src, "--output", out]
 
 
 def _once(args: list[str]) -> tuple[float, float]:
@@ -45,10 +68,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.startup")
     parser.add_argument("--repeat", type=int, default=10)
     args = parser.parse_args(argv)
-    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in COMMANDS}
-    for _ in range(max(1, args.repeat)):
-        for name, command in COMMANDS.items():
-            runs[name].append(_once(command))
+    with tempfile.TemporaryDirectory(prefix="partita-startup-") as folder:
+        commands = {**COMMANDS, _RUN: _run_command(folder)}
+        runs: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
+        for _ in range(max(1, args.repeat)):
+            for name, command in commands.items():
+                runs[name].append(_once(command))
     base_wall = statistics.median(r[0] for r in runs["python -c pass"])
     base_cpu = statistics.median(r[1] for r in runs["python -c pass"])
     for name, timings in runs.items():
