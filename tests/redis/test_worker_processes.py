@@ -170,6 +170,9 @@ def test_redis_restarted_mid_run(tmp_path: Path) -> None:
 
 def test_a_joining_worker_takes_partitions_within_the_bound(workers: Workers) -> None:
     url = workers.url
+    # a 3 s lease: a worker stalled a second by a loaded machine must not lose its
+    # leases (then they expire instead of being handed over, and the count below fails)
+    workers.lease_ms = 3000
     rows, second = _halves(url)
     workers.start("first")
     wait_until(lambda: _all_committed(url), 30, "a commit of every partition")
@@ -178,13 +181,13 @@ def test_a_joining_worker_takes_partitions_within_the_bound(workers: Workers) ->
     wait_until(lambda: "second" in members(url), 30, "the joiner's first heartbeat")
     joined = time.monotonic()
     # the bound of docs/operations.md: two heartbeat ticks (lease_ms / 5 each) and one
-    # hand-over (at most max(2 s, lease_ms)); 2.4 s here, plus slack for a loaded machine
+    # hand-over (at most max(2 s, lease_ms)); 4.2 s here, plus slack for a loaded machine
     wait_until(lambda: _owners(url) == {"first", "second"}, 10, "a lease of the joiner")
     took = time.monotonic() - joined
     produce(url, second)
     assert workers.wait("first") == 0, workers.stderr("first")
     assert workers.wait("second") == 0, workers.stderr("second")
-    assert took < 2.4 + 2.0, took
+    assert took < 4.2 + 2.0, took
     assert _counted("handed over", workers.stderr("first")) == PARTITIONS // 2
     _exact(url, rows)
 
