@@ -24,13 +24,15 @@ is before the first entry.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
 import attrs
 
 from partita.runtime import BadRecord, Batch, DeadLetter, PartitaError, Record, Sink
+from partita.sql import partition_of as remember
 from partita.sql import stable_hash
 
 from ._redis_entries import END, decode_entry, encode_entry
@@ -312,6 +314,9 @@ def _no_key(instance: object, attribute: attrs.Attribute[str | None], value: obj
 class RedisStreamSink(Sink):
     """Writes each batch to a Redis Streams topic: one XADD per partition per batch.
 
+    One client for the run (:meth:`open_session`), each batch's XADDs in one
+    pipelined round trip.
+
     With ``key`` rows go to partition :func:`partition_of` their ``key`` field
     (a row without it: partition of ``null``); without, all to partition 0.
     No MAXLEN is applied.  At the end of the stream (``close=True``) each
@@ -342,21 +347,47 @@ class RedisStreamSink(Sink):
     close: bool = attrs.field(default=True, kw_only=True)
     rows_written: int = attrs.field(init=False, default=0)
     _checked: bool = attrs.field(init=False, default=False)
+    _client: Any = attrs.field(init=False, default=None)
+    _partition_cache: dict[Any, int] = attrs.field(init=False, factory=dict)
 
-    async def _write(self, entries: list[tuple[int, dict[bytes, bytes]]]) -> None:
-        """XADD each ``(partition, fields)``, on a connection of this call's own.
+    def open_session(self) -> AbstractAsyncContextManager[object]:
+        """One client for the sink's run: every batch's XADDs go over its connection."""
+        return self._session()
 
-        coredis clients are async context managers bound to the task that
-        entered them; a sink's batches may arrive on different tasks, so each
-        write opens (and the pool behind ``open_redis`` is cheap) its own.
-        """
+    @asynccontextmanager
+    async def _session(self) -> AsyncIterator[None]:
         try:
             async with open_redis(self.url) as client:
-                if not self._checked:
-                    await ensure_topic(client, self.url, self.topic, self.partitions, self.key)
-                    self._checked = True
+                self._client = client
+                try:
+                    yield
+                finally:
+                    self._client = None
+        except BaseException as exc:
+            error = _translated(self.url, exc)
+            if error is exc:
+                raise
+            raise error from exc
+
+    async def _write(self, entries: list[tuple[int, dict[bytes, bytes]]]) -> None:
+        """XADD each ``(partition, fields)`` in one round trip, on the run's client.
+
+        coredis clients are bound to the task that entered them: the sink's
+        session (:meth:`open_session`) enters one as its run starts, in the task
+        that handles its batches, and leaves it as the run ends (completed,
+        failed, cancelled or restarted: a restart opens a new one).
+        """
+        client = self._client
+        assert client is not None, "a RedisStreamSink writes inside its session"
+        try:
+            if not self._checked:
+                await ensure_topic(client, self.url, self.topic, self.partitions, self.key)
+                self._checked = True
+            if not entries:
+                return
+            async with client.pipeline(transaction=False) as pipe:
                 for p, fields in entries:
-                    await client.xadd(partition_key(self.topic, p), fields)
+                    pipe.xadd(partition_key(self.topic, p), fields)
         except BaseException as exc:
             error = _translated(self.url, exc)
             if error is exc:
@@ -376,8 +407,16 @@ class RedisStreamSink(Sink):
         if key is None or n == 1:
             return {0: list(records)}
         out: dict[int, list[Record]] = {}
+        cache = self._partition_cache  # keys repeat: hash each once (bounded, see remember)
         for r in records:
-            out.setdefault(partition_of(r.get(key), n), []).append(r)
+            value = r.get(key)
+            try:
+                p = cache[value]
+            except KeyError:
+                p = remember(cache, value, n)
+            except TypeError:  # an unhashable key value (a list, a map)
+                p = partition_of(value, n)
+            out.setdefault(p, []).append(r)
         return out
 
     async def flush(self) -> None:

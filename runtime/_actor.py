@@ -16,8 +16,10 @@ supervisor reaches it with :func:`cell_of`, never through the user's class.
 
 from __future__ import annotations
 
+import contextlib
 from collections import deque
 from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
 from typing import ClassVar, Literal, cast
 
 import attrs
@@ -333,11 +335,13 @@ class _SinkCell(ActorCell):
         await super().send_pending()
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        sink = cast("Sink", self.actor)
         try:
-            await super().run(task_status=task_status)
+            async with sink.open_session():
+                await super().run(task_status=task_status)
         finally:
             with trio.CancelScope(shield=True):
-                await cast("Sink", self.actor).aclose()
+                await sink.aclose()
 
 
 @attrs.define(eq=False)
@@ -371,6 +375,41 @@ class Sink(Actor):
 
         .. versionadded:: 0.1
         """
+
+    def open_session(self) -> AbstractAsyncContextManager[object]:
+        """What the sink holds for one run (a client, a pool), as an async context manager.
+
+        Entered as each run of the sink starts (a start or a restart), exited as it
+        ends: after :meth:`flush` when the run completed, and when it failed, was
+        cancelled or is about to restart (then under that cancellation), before
+        :meth:`aclose`.  Every :meth:`consume`, :meth:`commit_checkpoint` and
+        :meth:`flush` of the run happens inside it and in the task that entered
+        it, so a client bound to the task that enters it (coredis) can serve the
+        whole run instead of one batch.  Default: nothing.
+
+        Example:
+            >>> import contextlib, attrs, trio
+            >>> from partita.runtime import Sink
+            >>> @attrs.define(eq=False)
+            ... class Held(Sink):
+            ...     @contextlib.asynccontextmanager
+            ...     async def _session(self):
+            ...         print("open")
+            ...         yield
+            ...         print("closed")
+            ...     def open_session(self):
+            ...         return self._session()
+            >>> async def main() -> None:
+            ...     async with Held("sink").open_session():
+            ...         print("batches")
+            >>> trio.run(main)
+            open
+            batches
+            closed
+
+        .. versionadded:: 0.1
+        """
+        return contextlib.nullcontext()
 
     async def aclose(self) -> None:
         """Release what the sink holds (a connection): its run ended, however it ended.

@@ -50,6 +50,28 @@ async def test_round_trip_by_key_ends_every_partition(redis_server: RedisServer)
                 assert all(partition_of(r["k"], 3) == p for r in decode_entry(e.field_values))
 
 
+async def connections(url: str) -> int:
+    async with open_redis(url) as client:
+        info = await client.info("stats")
+    return int(info["total_connections_received"])
+
+
+async def test_the_sink_writes_every_batch_over_one_connection(redis_server: RedisServer) -> None:
+    """50 batches, and unhashable or mixed key values routed as the in-process router does."""
+    records = [{"k": [i % 3] if i % 10 == 0 else i % 7, "n": i} for i in range(1000)]
+    records[1]["k"] = 1.0  # the partition of 1
+    before = await connections(redis_server.url)
+    await write(redis_server.url, "t", records, partitions=3, key="k", batch=20)
+    assert await connections(redis_server.url) - before <= 2  # the sink's (and this count's)
+    async with open_redis(redis_server.url) as client:
+        for p in range(3):
+            for e in (await client.xrange(partition_key("t", p)))[:-1]:
+                assert all(partition_of(r["k"], 3) == p for r in decode_entry(e.field_values))
+    with trio.fail_after(GUARD):
+        rows, _ = await collect(RedisStreamSource("in", redis_server.url, "t"))
+    assert sorted(rows, key=lambda r: r["n"]) == records
+
+
 def test_partition_of_is_stable() -> None:
     # pinned: the in-process router's stable hash, the same in every process
     assert partition_of("user-42", 8) == stable_hash("user-42") % 8 == 5

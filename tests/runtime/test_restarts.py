@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import AsyncIterator
 
 import attrs
 import pytest
@@ -17,6 +19,7 @@ from partita.runtime import (
     Graph,
     RestartIntensityExceeded,
     RestartPolicy,
+    Sink,
     Strategy,
     Watermark,
     run_graph,
@@ -164,3 +167,71 @@ def test_policy_validation() -> None:
         RestartPolicy(max_restarts=-1)
     with pytest.raises(ValueError, match="within"):
         RestartPolicy(within=0)
+
+
+@attrs.define(eq=False)
+class SessionSink(Sink):
+    """Records its sessions and where each call came: inside a session, in its task."""
+
+    crash_at: set[int] = attrs.field(factory=set, kw_only=True)
+    log: list[str] = attrs.field(init=False, factory=list)
+    batches: int = attrs.field(init=False, default=0)
+    _task: object = attrs.field(init=False, default=None)
+
+    @contextlib.asynccontextmanager
+    async def _session(self) -> AsyncIterator[None]:
+        self.log.append("open")
+        self._task = trio.lowlevel.current_task()
+        try:
+            yield
+        except BaseException as exc:
+            self.log.append(f"closed by {type(exc).__name__}")
+            raise
+        finally:
+            self._task = None
+        self.log.append("closed")
+
+    def open_session(self) -> contextlib.AbstractAsyncContextManager[object]:
+        return self._session()
+
+    def _inside(self, what: str) -> None:
+        assert self._task is trio.lowlevel.current_task(), what
+        self.log.append(what)
+
+    async def consume(self, batch: Batch) -> None:
+        self.batches += 1
+        await trio.sleep(1)
+        self._inside("batch")
+        if self.batches in self.crash_at:
+            raise Boom(f"batch {self.batches}")
+
+    async def flush(self) -> None:
+        self._inside("flush")
+
+    async def aclose(self) -> None:
+        assert self._task is None
+        self.log.append("aclose")
+
+
+async def test_a_sinks_session_spans_each_run_and_is_closed_before_aclose(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    sink = SessionSink("sink", crash_at={2})
+    src = Counter("src", limit=30, sizer=BatchSizer.fixed(10))
+    stats = await run_graph(chain(src, sink), restart=RestartPolicy(Strategy.ONE_FOR_ONE))
+    assert stats.state is S.COMPLETED and stats["sink"].restarts == 1
+    assert sink.log == [
+        *("open", "batch", "batch", "closed by Boom", "aclose"),
+        *("open", "batch", "batch", "flush", "closed", "aclose"),
+    ]
+
+
+async def test_a_cancelled_sink_closes_its_session(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    sink = SessionSink("sink")
+    src = Counter("src", sizer=BatchSizer.fixed(10))  # never ends
+    with trio.move_on_after(5):
+        await run_graph(chain(src, sink))
+    assert sink.log[0] == "open" and sink.log[-2:] == ["closed by Cancelled", "aclose"]
+    assert set(sink.log[1:-2]) == {"batch"}
