@@ -123,12 +123,19 @@ class CompiledQuery:
     @property
     def join_hold(self) -> int:
         """How far (ms) the join's output watermark trails the inputs' (see
-        :meth:`IntervalJoin.hold_of`); 0 without a join of two streams."""
+        :meth:`IntervalJoin.hold_of`); 0 without a join of two streams.
+
+        One more for a SESSION after an interval join: a joined row can be exactly at
+        the held watermark, and a session ending there (its last record + gap) is
+        closed by that watermark though the row would still bridge it."""
         join = self.plan.stream_join
         if join is None:
             return 0
         window = self.plan.window
-        return join.hold_of(window.time_column if window is not None else None)
+        if window is None:
+            return join.hold_of(None)
+        session = isinstance(join, IntervalJoin) and window.kind == "session"
+        return join.hold_of(window.time_column) + session
 
     @property
     def join_max_drift(self) -> int:
