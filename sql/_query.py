@@ -125,7 +125,7 @@ class CompiledQuery:
         """How far (ms) the join's output watermark trails the inputs' (see
         :meth:`IntervalJoin.hold_of`); 0 without a join of two streams.
 
-        One more for a SESSION after an interval join: a joined row can be exactly at
+        One more for a SESSION after the join: a joined row can be exactly at
         the held watermark, and a session ending there (its last record + gap) is
         closed by that watermark though the row would still bridge it."""
         join = self.plan.stream_join
@@ -134,7 +134,7 @@ class CompiledQuery:
         window = self.plan.window
         if window is None:
             return join.hold_of(None)
-        session = isinstance(join, IntervalJoin) and window.kind == "session"
+        session = window.kind == "session"
         return join.hold_of(window.time_column) + session
 
     @property
@@ -359,6 +359,12 @@ def compile_query(
         declared = plan.schema.lateness_ms
     if declared is not None and "allowed_lateness" not in options:
         opts = attrs.evolve(opts, allowed_lateness=declared)
+    if plan.stream_join is not None and opts.late == "update":
+        raise ValueError(
+            "late='update' is not supported over a join of two streams: a late record is "
+            "dropped or dead-lettered at its stream's side of the join (use late='drop' or "
+            "late='dead-letter')"
+        )
     if plan.retract and opts.late == "update":
         raise ValueError(
             "EMIT CHANGES WITH RETRACTIONS does not take late='update' (a late update "

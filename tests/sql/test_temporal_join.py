@@ -272,3 +272,40 @@ def test_describe_names_the_changelog() -> None:
         "  LEFT temporal join of stream orders (as o) with changelog rates (as r) as of "
         "o.ts on o.cur = r.cur; versions by r.ts",
     ]
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        f"SELECT o.cur, COUNT(*) AS n FROM orders o {_JOIN} "
+        "GROUP BY o.cur, TUMBLE(o.ts, INTERVAL '1' SECOND)",
+        "SELECT o.id, COUNT(*) AS n FROM orders o JOIN payments p ON o.id = p.oid "
+        "AND p.ts BETWEEN o.ts AND o.ts + 5 GROUP BY o.id, TUMBLE(o.ts, INTERVAL '1' SECOND)",
+    ],
+)
+def test_late_update_is_refused_over_a_join_of_two_streams(sql: str) -> None:
+    """A late record is handled at its stream's side of the join (dropped or
+    dead-lettered there): no window downstream could be updated by it."""
+    with pytest.raises(ValueError) as info:
+        compile_query(sql, late="update")
+    assert str(info.value) == (
+        "late='update' is not supported over a join of two streams: a late record is "
+        "dropped or dead-lettered at its stream's side of the join (use late='drop' or "
+        "late='dead-letter')"
+    )
+
+
+async def test_a_session_after_a_temporal_join_is_not_split() -> None:
+    """An order waiting in the join can be exactly at the watermark the join sends on;
+    a session ending there must stay open for it (as after an interval join)."""
+    orders = [
+        {"id": 1, "cur": None, "ts": 9_000},  # no rate: LEFT JOIN's NULLs, at once
+        {"id": 2, "cur": "EUR", "ts": 10_000},  # waits for the watermark to pass 10 s
+    ]
+    run = await run_sql(
+        "SELECT window_start, window_end, COUNT(*) AS n FROM orders o "
+        "LEFT JOIN rates FOR SYSTEM_TIME AS OF o.ts AS r ON o.cur = r.cur "
+        "GROUP BY SESSION(o.ts, INTERVAL '1' SECOND)",
+        sources={"orders": orders, "rates": [{"cur": "EUR", "rate": 1.0, "ts": 0}]},
+    )
+    assert run.rows == [{"window_start": 9_000, "window_end": 11_000, "n": 2}]
