@@ -48,6 +48,7 @@ __all__ = [
     "hop_windows",
     "normalize",
     "normalize_row",
+    "on_time",
     "record_strategy",
     "row_key",
     "run_reference",
@@ -437,3 +438,16 @@ def run_sql(
         partitions=partitions,
         batch_size=batch_size,
     )
+
+
+def on_time(records: list[Record], lateness: int) -> list[Record]:
+    """The records of one stream (with ``ts``) that are not late in that stream's own
+    order: behind its max event time before them by more than ``lateness``."""
+    kept: list[Record] = []
+    high = None
+    for record in records:
+        if high is not None and record["ts"] < high - lateness:
+            continue
+        kept.append(record)
+        high = record["ts"] if high is None else max(high, record["ts"])
+    return kept

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from partita.actors import run_sql
 from partita.sql import IntervalJoinState, SqlError, compile_query, query_inputs
-from tests.sql._reference import Record, normalize
+from tests.sql._reference import Record, normalize, on_time
 
 ORDERS = {"id": "BIGINT", "cur": "TEXT", "amount": "BIGINT", "ts": "BIGINT"}
 PAYMENTS = {"oid": "BIGINT", "paid": "BIGINT", "ts": "BIGINT"}
@@ -83,17 +83,6 @@ def _duckdb_sql(query: str) -> str:
     for seconds in (1, 2, 3, 4, 5):
         text = text.replace(f"INTERVAL '{seconds}' SECOND", str(seconds * 1000))
     return text
-
-
-def _on_time(records: list[Record], lateness: int) -> list[Record]:
-    """The records of one stream that are not late in that stream's own order."""
-    kept, high = [], None
-    for record in records:
-        if high is not None and record["ts"] < high - lateness:
-            continue
-        kept.append(record)
-        high = record["ts"] if high is None else max(high, record["ts"])
-    return kept
 
 
 def _duckdb(query: str, orders: list[Record], payments: list[Record]) -> list[Record]:
@@ -158,7 +147,7 @@ def test_interval_join_agrees_with_duckdb(
             query, orders, payments, partitions=partitions, batch_size=batch_size, lateness=lateness
         )
     )
-    on_time_orders, on_time_payments = _on_time(orders, lateness), _on_time(payments, lateness)
+    on_time_orders, on_time_payments = on_time(orders, lateness), on_time(payments, lateness)
     expected = _duckdb(query, on_time_orders, on_time_payments)
     assert normalize(run.rows) == normalize(expected)
     late = len(orders) - len(on_time_orders) + len(payments) - len(on_time_payments)

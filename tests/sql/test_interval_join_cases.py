@@ -22,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from partita.actors import run_sql
-from tests.sql._reference import Record, normalize
+from tests.sql._reference import Record, normalize, on_time
 
 ORDERS = {"n": "BIGINT", "id": "DOUBLE", "cur": "TEXT", "amount": "BIGINT", "ts": "BIGINT"}
 PAYMENTS = {"m": "BIGINT", "oid": "DOUBLE", "cur": "TEXT", "paid": "BIGINT", "ts": "BIGINT"}
@@ -111,17 +111,6 @@ def _duckdb(query: str, orders: list[Record], payments: list[Record]) -> list[Re
         con.close()
 
 
-def _on_time(records: list[Record], lateness: int) -> list[Record]:
-    """The records of one stream that are not late in that stream's own order."""
-    kept, high = [], None
-    for record in records:
-        if high is not None and record["ts"] < high - lateness:
-            continue
-        kept.append(record)
-        high = record["ts"] if high is None else max(high, record["ts"])
-    return kept
-
-
 def _run(query: str, orders: list[Record], payments: list[Record], **options: Any) -> Any:
     return trio.run(
         lambda: run_sql(query, sources={"orders": orders, "payments": payments}, **options)
@@ -156,7 +145,7 @@ def test_interval_join_agrees_with_duckdb(
         batch_size=batch_size,
         allowed_lateness=lateness,
     )
-    expected = _duckdb(query, _on_time(orders, lateness), _on_time(payments, lateness))
+    expected = _duckdb(query, on_time(orders, lateness), on_time(payments, lateness))
     assert normalize(run.rows) == normalize(expected)
 
 
@@ -238,8 +227,8 @@ def test_a_window_after_the_join_sees_every_joined_row(
     joined = _duckdb(
         "SELECT o.cur AS cur, o.ts AS ots, p.ts AS pts, p.paid AS paid, p.cur AS pcur "
         f"FROM orders o {kind} payments p {_ONS[on]}",
-        _on_time(orders, lateness),
-        _on_time(payments, lateness),
+        on_time(orders, lateness),
+        on_time(payments, lateness),
     )
     time = "pts" if "(pts" in over_joined else "ots"
     expected = trio.run(
@@ -251,8 +240,8 @@ def test_a_window_after_the_join_sees_every_joined_row(
         )
     )
     assert run.stats.rows_late == len(orders) + len(payments) - len(
-        _on_time(orders, lateness)
-    ) - len(_on_time(payments, lateness))
+        on_time(orders, lateness)
+    ) - len(on_time(payments, lateness))
     assert normalize(run.rows) == normalize(expected.rows)
 
 

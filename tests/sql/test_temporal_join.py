@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from partita.actors import run_sql
 from partita.sql import SqlError, TemporalJoinState, compile_query, query_inputs
-from tests.sql._reference import Record, normalize
+from tests.sql._reference import Record, normalize, on_time
 
 orders_strategy = st.lists(
     st.fixed_dictionaries(
@@ -79,17 +79,6 @@ CASES: list[tuple[str, str]] = [
         "GROUP BY o.cur, (o.ts // 10000) * 10000",
     ),
 ]
-
-
-def _on_time(records: list[Record], lateness: int) -> list[Record]:
-    """The records of one stream that are not late in that stream's own order."""
-    kept, high = [], None
-    for record in records:
-        if high is not None and record["ts"] < high - lateness:
-            continue
-        kept.append(record)
-        high = record["ts"] if high is None else max(high, record["ts"])
-    return kept
 
 
 def _changelog(rates: list[Record]) -> list[Record]:
@@ -151,7 +140,7 @@ def test_temporal_join_agrees_with_duckdb_asof(
         )
 
     run = trio.run(main)
-    on_time_orders, on_time_rates = _on_time(orders, lateness), _on_time(rates, lateness)
+    on_time_orders, on_time_rates = on_time(orders, lateness), on_time(rates, lateness)
     assert normalize(run.rows) == normalize(_duckdb(duck, on_time_orders, on_time_rates))
     late = len(orders) - len(on_time_orders) + len(rates) - len(on_time_rates)
     assert run.stats.rows_late == late
