@@ -45,6 +45,7 @@ __all__ = [
     "WindowQuery",
     "compiled",
     "cumulate_windows",
+    "duckdb_rows",
     "hop_windows",
     "normalize",
     "normalize_row",
@@ -451,3 +452,27 @@ def on_time(records: list[Record], lateness: int) -> list[Record]:
         kept.append(record)
         high = record["ts"] if high is None else max(high, record["ts"])
     return kept
+
+
+def duckdb_rows(
+    query: str, tables: dict[str, tuple[dict[str, str], Sequence[Record]]]
+) -> list[Record]:
+    """``query`` run by DuckDB over ``tables`` (name -> (column types, rows)), as dicts."""
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        for name, (columns, rows) in tables.items():
+            con.execute(
+                f"CREATE TABLE {name} ({', '.join(f'{c} {t}' for c, t in columns.items())})"
+            )
+            if rows:
+                con.executemany(
+                    f"INSERT INTO {name} VALUES ({', '.join('?' for _ in columns)})",
+                    [[row.get(c) for c in columns] for row in rows],
+                )
+        cursor = con.execute(query)
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    finally:
+        con.close()

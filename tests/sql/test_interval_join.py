@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import duckdb
 import pytest
 import trio
 from hypothesis import given, settings
@@ -22,7 +21,7 @@ from hypothesis import strategies as st
 
 from partita.actors import run_sql
 from partita.sql import IntervalJoinState, SqlError, compile_query, query_inputs
-from tests.sql._reference import Record, normalize, on_time
+from tests.sql._reference import Record, duckdb_rows, normalize, on_time
 
 ORDERS = {"id": "BIGINT", "cur": "TEXT", "amount": "BIGINT", "ts": "BIGINT"}
 PAYMENTS = {"oid": "BIGINT", "paid": "BIGINT", "ts": "BIGINT"}
@@ -86,25 +85,9 @@ def _duckdb_sql(query: str) -> str:
 
 
 def _duckdb(query: str, orders: list[Record], payments: list[Record]) -> list[Record]:
-    con = duckdb.connect()
-    try:
-        for name, columns, rows in (
-            ("orders", ORDERS, orders),
-            ("payments", PAYMENTS, payments),
-        ):
-            con.execute(
-                f"CREATE TABLE {name} ({', '.join(f'{c} {t}' for c, t in columns.items())})"
-            )
-            if rows:
-                con.executemany(
-                    f"INSERT INTO {name} VALUES ({', '.join('?' for _ in columns)})",
-                    [[row[c] for c in columns] for row in rows],
-                )
-        cursor = con.execute(_duckdb_sql(query))
-        names = [d[0] for d in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-    finally:
-        con.close()
+    return duckdb_rows(
+        _duckdb_sql(query), {"orders": (ORDERS, orders), "payments": (PAYMENTS, payments)}
+    )
 
 
 async def _partita(

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import duckdb
 import pytest
 import trio
 from hypothesis import given, settings
@@ -25,7 +24,7 @@ from hypothesis import strategies as st
 
 from partita.actors import run_sql
 from partita.sql import SqlError, TemporalJoinState, compile_query, query_inputs
-from tests.sql._reference import Record, normalize, on_time
+from tests.sql._reference import Record, duckdb_rows, normalize, on_time
 
 orders_strategy = st.lists(
     st.fixed_dictionaries(
@@ -91,25 +90,17 @@ def _duckdb(query: str, orders: list[Record], rates: list[Record]) -> list[Recor
     for rate in rates:  # of versions at one time, the last
         last.pop((rate["cur"], rate["ts"]), None)
         last[(rate["cur"], rate["ts"])] = rate
-    con = duckdb.connect()
-    try:
-        con.execute("CREATE TABLE orders (id BIGINT, cur TEXT, amount BIGINT, ts BIGINT)")
-        con.execute("CREATE TABLE rates (cur TEXT, rate BIGINT, ts BIGINT, del BOOLEAN)")
-        if orders:
-            con.executemany(
-                "INSERT INTO orders VALUES (?, ?, ?, ?)",
-                [[o["id"], o["cur"], o["amount"], o["ts"]] for o in orders],
-            )
-        if last:
-            con.executemany(
-                "INSERT INTO rates VALUES (?, ?, ?, ?)",
-                [[r["cur"], r["rate"], r["ts"], r["rate"] is None] for r in last.values()],
-            )
-        cursor = con.execute(query)
-        names = [d[0] for d in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-    finally:
-        con.close()
+    versions = [{**r, "del": r["rate"] is None} for r in last.values()]
+    return duckdb_rows(
+        query,
+        {
+            "orders": ({"id": "BIGINT", "cur": "TEXT", "amount": "BIGINT", "ts": "BIGINT"}, orders),
+            "rates": (
+                {"cur": "TEXT", "rate": "BIGINT", "ts": "BIGINT", "del": "BOOLEAN"},
+                versions,
+            ),
+        },
+    )
 
 
 @pytest.mark.parametrize(("query", "duck"), CASES)
