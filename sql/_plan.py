@@ -535,7 +535,10 @@ def _check_columns(
         name = node.name
         if schema.type_of(name) is not None or name in joined:
             continue
-        if not node.table and (name in aliases or name in bounds):
+        # an output's alias excuses a column naming it elsewhere, not the column it
+        # names itself (a join names ``o.amout`` ``amout AS amout``)
+        own = isinstance(node.parent, exp.Alias) and node.parent.alias == name
+        if not node.table and ((name in aliases and not own) or name in bounds):
             continue
         raise _err(sql, node, unknown_column(name, schema))
     if (

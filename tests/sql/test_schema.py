@@ -207,3 +207,22 @@ def test_a_schema_is_the_same_as_converting_by_hand(
     )
     assert normalize(got.rows) == normalize(expected.rows)
     assert got.counts == expected.counts
+
+
+@pytest.mark.parametrize(
+    ("select", "column"),
+    [
+        ("SELECT o.id, o.amout FROM orders o JOIN rates r ON o.cur = r.cur", 14),
+        ("SELECT id, amout FROM orders o JOIN rates r ON o.cur = r.cur", 12),
+        ("SELECT o.id, o.amout AS a FROM orders o LEFT JOIN rates r ON o.cur = r.cur", 14),
+    ],
+)
+def test_a_misspelled_stream_column_is_caught_with_a_table_join(select: str, column: int) -> None:
+    """A join names each output as written (``o.amout`` becomes ``amout AS amout``):
+    that alias must not excuse the column it names."""
+    ddl = "CREATE STREAM orders (id BIGINT, cur TEXT, amount DOUBLE, ts TIMESTAMP);\n"
+    with pytest.raises(SqlError) as info:
+        compile_query(ddl + select, tables={"rates": [{"cur": "EUR", "rate": 1.0}]})
+    assert str(info.value) == (
+        f"line 2, column {column}: unknown column 'amout'; did you mean 'amount'?"
+    )
