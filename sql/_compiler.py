@@ -43,6 +43,7 @@ _FUNCTIONS = (
     "coerce_left",
     "coerce_right",
     "process",
+    "process_unchecked",
     "route",
     "route1",
     "init",

@@ -14,6 +14,12 @@ and take back a named result, which they store themselves.
     ``on_late(record, offset, key, ws, args, wm, count)`` a record for a closed window
     under ``late="update"``; the last two return rows.  Returns :class:`Processed`.
 
+``process_unchecked(records)``
+    A stateless query's first tier (generated only when it differs from ``process``'s
+    own comprehension): the batch's rows without the NULL checks of the operators
+    Python raises on ``None`` for.  Returns :class:`Processed`, or ``None`` when a
+    record raised (a NULL, or a bad record): then the program calls ``process``.
+
 ``route(records, offsets, nparts, pcache, max_ts, lateness, on_bad)``
     The routing stage's loop: ``pcache`` maps keys to partitions (filled in place),
     ``max_ts`` is the largest event time so far (``None`` before any), ``lateness``

@@ -97,6 +97,19 @@ _COMPARE: dict[type[exp.Expr], str] = {
     exp.LTE: "<=",
 }
 _ARITH: dict[type[exp.Expr], str] = {exp.Add: "+", exp.Sub: "-", exp.Mul: "*"}
+_RAISE_ON_NULL: dict[type[exp.Expr], str] = {
+    exp.Add: "+",
+    exp.Sub: "-",
+    exp.Mul: "*",
+    exp.GT: ">",
+    exp.GTE: ">=",
+    exp.LT: "<",
+    exp.LTE: "<=",
+}
+"""The binary operators whose NULL-checked form is ``None if a is None or b is None else
+a OP b`` and whose plain Python form raises TypeError on a ``None`` operand: an
+``unchecked`` compiler drops their checks.  Not ``=`` and ``<>`` (``None == 5`` is
+False), nor ``/``, ``%`` and ``||`` (helpers that take ``None``)."""
 _CAST_INT = {"INT", "INTEGER", "BIGINT", "SMALLINT", "TINYINT", "MEDIUMINT"}
 _CAST_FLOAT = {"FLOAT", "DOUBLE", "REAL", "DECIMAL", "NUMERIC", "DOUBLE PRECISION"}
 _CAST_TEXT = {"TEXT", "VARCHAR", "CHAR", "STRING", "NVARCHAR", "NCHAR"}
@@ -145,11 +158,18 @@ class ExprCompiler:
             keys, window bounds) or ``None`` to translate the node normally.
         names: the generated module's temporaries and namespace constants; shared by
             every compiler of one module.
+        unchecked: compile ``+ - *``, unary minus, ``< <= > >=`` and BETWEEN with
+            constant bounds without their NULL checks: on a NULL operand the
+            expression raises TypeError instead of giving NULL (for a fast tier that
+            falls back to the checked form when it raises; any other value is what
+            the checked form gives).  :attr:`dropped` counts the checks left out.
     """
 
     sql: str
     resolve: Resolver
     names: ModuleNames = attrs.Factory(ModuleNames)
+    unchecked: bool = False
+    dropped: int = attrs.field(default=0, init=False)
 
     TRANSFORMS: ClassVar[dict[type[exp.Expr], Handler]]
     CONDITIONS: ClassVar[dict[type[exp.Expr], CondHandler]]
@@ -182,6 +202,23 @@ class ExprCompiler:
         if not checks:
             return Code(f"({body})", nonnull=True)
         return Code(f"(None if {' or '.join(checks)} else {body})")
+
+    def _raising(self, args: list[exp.Expr], build: Callable[[list[str]], str]) -> Code:
+        """``build`` over the operands unchecked (see ``unchecked``)."""
+        codes = [self.value(a) for a in args]
+        if any(code.null for code in codes):
+            return NULL
+        nonnull = all(code.nonnull for code in codes)
+        if not nonnull:
+            self.dropped += 1
+        return Code(f"({build([f'({code.src})' for code in codes])})", nonnull=nonnull)
+
+    def _operator(self, node: exp.Binary, op: str) -> Code:
+        """``a OP b``, NULL if either is (unchecked where Python raises on None)."""
+        args = [node.this, node.expression]
+        if self.unchecked and type(node) in _RAISE_ON_NULL:
+            return self._raising(args, lambda n: f"{n[0]} {op} {n[1]}")
+        return self._strict(args, lambda n: f"{n[0]} {op} {n[1]}")
 
     def _call(self, func: str, args: list[exp.Expr]) -> Code:
         return self._strict(args, lambda n: f"{func}({', '.join(n)})")
@@ -228,6 +265,12 @@ class ExprCompiler:
         left, right = self.value(node.this), self.value(node.expression)
         if op == "==" and (left.nonnull or right.nonnull):
             return f"({left.src} == {right.src})"
+        if self.unchecked and type(node) in _RAISE_ON_NULL:
+            if left.null or right.null:
+                return "False"
+            if not (left.nonnull and right.nonnull):
+                self.dropped += 1
+            return f"({left.src} {op} {right.src})"
         checks, names = [], []
         for code in (left, right):
             if code.nonnull:
@@ -275,11 +318,10 @@ class ExprCompiler:
         if isinstance(left, exp.Interval) and op == "+":
             ms = interval_ms(left, self.sql, "an interval")
             return self._strict([right], lambda n: f"_ts_add({n[0]}, {ms!r})")
-        return self._strict([node.this, node.expression], lambda n: f"{n[0]} {op} {n[1]}")
+        return self._operator(node, op)
 
     def _compare(self, node: exp.Binary) -> Code:
-        op = _COMPARE[type(node)]
-        return self._strict([node.this, node.expression], lambda n: f"{n[0]} {op} {n[1]}")
+        return self._operator(node, _COMPARE[type(node)])
 
     def _div(self, node: exp.Div) -> Code:
         return self._call("_div", [node.this, node.expression])
@@ -288,6 +330,8 @@ class ExprCompiler:
         return self._call("_mod", [node.this, node.expression])
 
     def _neg(self, node: exp.Neg) -> Code:
+        if self.unchecked:
+            return self._raising([node.this], lambda n: f"-{n[0]}")
         return self._strict([node.this], lambda n: f"-{n[0]}")
 
     def _and_or(self, node: exp.And | exp.Or) -> Code:
@@ -356,7 +400,13 @@ class ExprCompiler:
         """``x BETWEEN lo AND hi`` is ``x >= lo AND x <= hi``, three-valued."""
         low, high = self.value(node.args["low"]), self.value(node.args["high"])
         if low.nonnull and high.nonnull:
-            return self._strict([node.this], lambda n: f"{low.src} <= {n[0]} <= {high.src}")
+
+            def between(n: list[str]) -> str:
+                return f"{low.src} <= {n[0]} <= {high.src}"
+
+            if self.unchecked:
+                return self._raising([node.this], between)
+            return self._strict([node.this], between)
         x = self.value(node.this)
         return Code(f"_between3({x.src}, {low.src}, {high.src})")
 

@@ -23,6 +23,9 @@ from ._windows import Aggregation, WindowRules, WindowState, new_window_state
 
 __all__ = ["SqlProgram"]
 
+_MAX_SKIP = 64
+"""At most this many batches skip the unchecked tier after it failed."""
+
 
 @attrs.define
 class SqlProgram:
@@ -34,6 +37,9 @@ class SqlProgram:
     _functions: dict[str, Callable[..., Any]]
     _policy: RecordErrors
     _window: WindowState
+    _unchecked: Callable[..., Processed | None] | None = None
+    _skip: int = 0  # batches left before the unchecked tier is tried again
+    _backoff: int = 0  # how many it skipped after its last failure
     _wm: int | None = None
     _saw_batch: bool = False
     _rows_in: int = 0
@@ -57,7 +63,7 @@ class SqlProgram:
             Aggregation.of_functions(functions),
             policy,
         )
-        return cls(functions, policy, window)
+        return cls(functions, policy, window, functions.get("process_unchecked"))
 
     # -- partita.sql.PartitionProgram -----------------------------------------------------
 
@@ -66,17 +72,19 @@ class SqlProgram:
         self._saw_batch = True
         self._rows_in += len(batch.records)
         window = self._window
-        groups, windows, on_session, on_late = window.process_args()
-        result: Processed = self._functions["process"](
-            batch.records,
-            batch.offsets,
-            batch.watermarks,
-            groups,
-            windows,
-            self._bad,
-            on_session,
-            on_late,
-        )
+        result = self._try_unchecked(batch.records)
+        if result is None:
+            groups, windows, on_session, on_late = window.process_args()
+            result = self._functions["process"](
+                batch.records,
+                batch.offsets,
+                batch.watermarks,
+                groups,
+                windows,
+                self._bad,
+                on_session,
+                on_late,
+            )
         rows = result.rows
         self._filtered += result.filtered
         pending = window.take_pending()
@@ -84,6 +92,26 @@ class SqlProgram:
             rows = pending + rows
         self._rows_out += len(rows)
         return rows
+
+    def _try_unchecked(self, records: list[Record]) -> Processed | None:
+        """The unchecked tier's result, or ``None`` (it failed, is skipped, or is none).
+
+        After a failure it skips the next 1, 2, 4 ... up to ``_MAX_SKIP`` batches (reset
+        by a success), so a stream with a NULL in every batch pays for about one
+        partial pass in ``_MAX_SKIP``.
+        """
+        unchecked = self._unchecked
+        if unchecked is None:
+            return None
+        if self._skip:
+            self._skip -= 1
+            return None
+        result = unchecked(records)
+        if result is None:
+            self._backoff = self._skip = min(2 * self._backoff or 1, _MAX_SKIP)
+        else:
+            self._backoff = 0
+        return result
 
     def advance(self, watermark: int) -> list[Record]:
         """The watermark reached ``watermark``: close windows, return their rows."""

@@ -3,6 +3,9 @@
 * ``process(records, offsets, wms, groups, windows, on_bad, on_session, on_late)``: the
   fused per-batch loop (filter, project, key, accumulate, and for ``EMIT CHANGES`` build
   the changed row); its calling convention is in :mod:`sql._conventions`;
+* ``process_unchecked(records)``: a stateless query's first tier, its comprehension
+  without the NULL checks Python makes itself (it raises on ``None``), or ``None``
+  when a record raised; only when it would differ from ``process``'s comprehension;
 * ``step(g, args)``, ``merge(g1, g2)``, ``init()``, ``row(k, g, ws, we)``: the group-state
   operations the slower paths use (sessions, late updates, closing windows).
 
@@ -13,6 +16,9 @@ never leaves a group half-updated.
 
 from __future__ import annotations
 
+import attrs
+
+from ._expr import ExprCompiler
 from ._scopes import QueryScopes
 from ._source import SourceLines as _Lines
 from ._source import tuple_display
@@ -44,28 +50,45 @@ def gen_process(scopes: QueryScopes, out: _Lines) -> None:
     out.add(1, "return _Processed(out, nf)", "")
     if not shape.aggregated:  # the fast path goes first (generated last: the loop's
         fast = _Lines([], out.base)  # temporaries keep their names)
-        _gen_comprehension(scopes, fast)
+        fast.add(1, "try:")
+        fast.add(2, f"out = {_comprehension(scopes, scopes.record())}")
+        fast.add(2, "return _Processed(out, len(records) - len(out))")
+        fast.add(1, "except Exception:")
+        fast.add(2, "pass  # the loop below says which records fail, and why")
         out.lines[start:start] = fast.lines
+        _gen_unchecked(scopes, out)
 
 
-def _gen_comprehension(scopes: QueryScopes, out: _Lines) -> None:
+def _comprehension(scopes: QueryScopes, rec: ExprCompiler) -> str:
     """A stateless query's fast path: one list comprehension over the batch (about a
-    quarter cheaper than the loop below).  Its expressions have no side effects, so
-    when a record fails it is dropped and the careful loop redoes the batch, calling
-    ``on_bad`` for each bad record."""
+    quarter cheaper than the loop).  Its expressions have no side effects, so when a
+    record fails it is dropped and the careful loop redoes the batch, calling ``on_bad``
+    for each bad record."""
     plan, shape = scopes.plan, scopes.shape
-    rec = scopes.record()
     items = [f"{o.name!r}: {rec.value(o.expr).src}" for o in plan.outputs]
     if shape.star:
         row = "{**r, " + ", ".join(items) + "}" if items else "dict(r)"
     else:
         row = "{" + ", ".join(items) + "}"
     where = "" if plan.where is None else f" if {rec.cond(plan.where)}"
+    return f"[{row} for r in records{where}]"
+
+
+def _gen_unchecked(scopes: QueryScopes, out: _Lines) -> None:
+    """``process_unchecked``: the comprehension without the NULL checks of the operators
+    Python raises on ``None`` for (see :class:`ExprCompiler` ``unchecked``).  A record
+    that raises makes it return ``None`` and the program runs ``process``; so a batch
+    with a NULL costs one partial pass more.  Nothing when it drops no check."""
+    rec = attrs.evolve(scopes.record(), unchecked=True)
+    body = _comprehension(scopes, rec)
+    if not rec.dropped:
+        return
+    out.add(0, "def process_unchecked(records):")
     out.add(1, "try:")
-    out.add(2, f"out = [{row} for r in records{where}]")
-    out.add(2, "return _Processed(out, len(records) - len(out))")
+    out.add(2, f"out = {body}")
     out.add(1, "except Exception:")
-    out.add(2, "pass  # the loop below says which records fail, and why")
+    out.add(2, "return None  # process's NULL checks (and its loop) redo the batch")
+    out.add(1, "return _Processed(out, len(records) - len(out))", "")
 
 
 def _gen_body(scopes: QueryScopes, out: _Lines) -> None:
