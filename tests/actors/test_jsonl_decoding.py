@@ -189,3 +189,119 @@ def test_values_json_has_no_type_for_are_written_as_their_str() -> None:
         '{"tags":"{\'x\'}","c":"_Color.RED","s":3,"t":[1,2.5],"7":null}',
         '{"nested":{"k":["2024-01-31 12:30:00+00:00"]}}',
     ]
+
+
+def _encode_lines_before(rows: list[Any]) -> bytes:
+    """``encode_lines`` as it was before the batch check went to C (the oracle)."""
+    if _jsonl._all_plain_by_iteration(rows):
+        try:
+            return _jsonl._ENCODER.encode_lines(rows)
+        except UnicodeEncodeError:
+            pass
+    return b"".join([_jsonl._careful(r) for r in rows])
+
+
+class _Int(int):
+    pass
+
+
+class _Str(str):
+    pass
+
+
+class _Float(float):
+    pass
+
+
+class _Dict(dict):  # type: ignore[type-arg]
+    pass
+
+
+class _List(list):  # type: ignore[type-arg]
+    pass
+
+
+def _general(row: dict[Any, Any]) -> dict[Any, Any]:
+    """The same dict, but of CPython's general kind (a non-str key came and went)."""
+    out: dict[Any, Any] = {0: None}
+    out.update(row)
+    del out[0]
+    return out
+
+
+SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.sampled_from([2**63, 2**64, -(2**63) - 1, 2**70])
+    | st.floats()
+    | st.sampled_from([1e16, 1e-7, 1.5e300, -0.0])
+    | st.text(st.characters(exclude_categories=[]), max_size=3)
+    | st.binary(max_size=3)
+    | st.binary(max_size=3).map(bytearray)
+    | st.datetimes()
+    | st.dates()
+    | st.times()
+    | st.timedeltas()
+    | st.decimals(allow_nan=False)
+    | st.uuids()
+    | st.sampled_from([_Color.RED, _Size.BIG, _Int(2), _Str("s"), _Float(0.5)])
+)
+KEYS = st.text(max_size=2) | st.integers(0, 3) | st.sampled_from([_Str("k"), 1.5, None, True])
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.lists(inner, max_size=3).map(tuple)
+        | st.frozensets(st.integers(), max_size=2)
+        | st.sets(st.text(max_size=2), max_size=2)
+        | st.dictionaries(KEYS, inner, max_size=3)
+        | st.dictionaries(st.text(max_size=2), inner, max_size=2).map(_Dict)
+        | st.lists(inner, max_size=2).map(_List)
+    ),
+    max_leaves=6,
+)
+PLAIN_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=3),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=2), inner),
+    max_leaves=6,
+)
+ROW = st.one_of(
+    st.dictionaries(st.text(max_size=3), PLAIN_VALUES, max_size=4),  # the common batch
+    st.dictionaries(st.text(max_size=3), VALUES, max_size=4),
+    st.dictionaries(KEYS, VALUES, max_size=3),
+    st.dictionaries(st.text(max_size=3), VALUES, max_size=3).map(_general),
+    st.dictionaries(st.text(max_size=3), VALUES, max_size=3).map(_Dict),
+)
+
+
+def _outcome(encode: Any, rows: list[Any]) -> Any:
+    try:
+        return encode(rows)
+    except (TypeError, ValueError) as exc:
+        return type(exc), str(exc)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(ROW, max_size=6) | st.lists(st.dictionaries(st.text(max_size=3), PLAIN_VALUES)))
+def test_encoded_lines_are_the_bytes_they_were_for_every_kind_of_value(rows: list[Any]) -> None:
+    # the check that sends a batch to msgspec or to Python's json answers as before,
+    # so every value (1e16 is 1e16 from msgspec, 1e+16 from json) keeps its bytes
+    assert _jsonl._all_plain(rows) == _jsonl._all_plain_by_iteration(rows)
+    assert _outcome(_jsonl.encode_lines, rows) == _outcome(_encode_lines_before, rows)
+
+
+def test_the_batch_check_sees_keys_and_values_the_collector_lists() -> None:
+    assert _jsonl._VALUES_BY_REFERENTS  # CPython: else every batch takes the slow check
+    assert _jsonl._all_plain([{"a": 1, "b": [1.5, {"c": None}]}, {"d": "x"}])
+    assert not _jsonl._all_plain([{"a": 1}, {1: 1}])
+    assert not _jsonl._all_plain([{"a": 1}, {_Str("a"): 1}])
+    assert not _jsonl._all_plain([{"a": 1}, _general({"a": b"x"})])
+    assert _jsonl._all_plain([{"a": 1}, _general({"a": 2})])
+    assert not _jsonl._all_plain([{"a": [1, {"b": {2}}]}])
+    assert not _jsonl._all_plain([{"a": 1}, [("a", 1)]])
+    assert not _jsonl._all_plain([{"a": _Int(1)}])
+    deep: Any = []
+    for _ in range(100_000):
+        deep = [deep]
+    assert not _jsonl._all_plain([{"a": deep}])
