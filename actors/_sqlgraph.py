@@ -6,6 +6,8 @@ Both build the same graph and run it under one supervisor::
                       ├─> ...          ├─> merge ─> sink
                       └─> partition-N ─┘
     (source, router, partitions) ─> dead-letter      (when dead letters are kept)
+
+With one partition there is nothing to merge: ``partition-0`` feeds the sink.
 """
 
 from __future__ import annotations
@@ -69,8 +71,8 @@ class QueryRun:
         rows: the result rows, when the sink was the default (else ``[]``, or
             the rows of a :class:`actors.CollectSink` you passed).
         stats: the final stats of the graph (per actor by name: ``"source"``,
-            ``"router"``, ``"partition-<i>"``, ``"merge"``, ``"sink"``,
-            ``"dead-letter"``).
+            ``"router"``, ``"partition-<i>"``, ``"merge"`` (with more than one
+            partition), ``"sink"``, ``"dead-letter"``).
         dead_letters: the dead letters, when kept in memory (no ``dead_letter``
             destination given); else ``[]``.
     """
@@ -264,6 +266,9 @@ def build_sql_graph(
 ) -> tuple[Graph, DeadLetterSink | None]:
     """The SQL graph: source → router → partitions → merge → sink (+ dead-letter).
 
+    With one partition there is no merge: ``partition-0`` feeds the sink (a hop
+    that only forwarded batches).
+
     A query with an interval join (``query.interval_join``) reads two streams,
     ``source`` (its ``FROM``) and ``joined_source``; each is split by the join key
     to ``partitions`` join actors, whose joined rows feed the router::
@@ -320,8 +325,11 @@ def build_sql_graph(
     parts = [PartitionActor(f"partition-{i}", query.new_program()) for i in range(partitions)]
     for part in parts:
         graph.add(part, inputs=[router], capacity=2 * _CAPACITY)
-    merge = graph.add(MergeActor("merge"), inputs=parts, capacity=2 * _CAPACITY)
-    graph.add(sink, inputs=[merge], capacity=_CAPACITY)
+    if partitions == 1:
+        graph.add(sink, inputs=parts, capacity=_CAPACITY)
+    else:
+        merge = graph.add(MergeActor("merge"), inputs=parts, capacity=2 * _CAPACITY)
+        graph.add(sink, inputs=[merge], capacity=_CAPACITY)
     inputs = [source] if joined_source is None else [source, joined_source]
     wants_dead = (
         dead_letter is not None

@@ -46,6 +46,9 @@ class Batch:
     records: list[Record]
     offsets: Sequence[int] = ()
     watermarks: Sequence[int] | None = None
+    # the memory estimate of this batch, taken at its first mailbox and kept for the
+    # next ones (a batch forwarded as it is crosses several): see estimate_nbytes
+    _nbytes: int | None = attrs.field(init=False, default=None, eq=False, repr=False)
 
     @classmethod
     def from_records(cls, records: list[Record], start: int = 0) -> Batch:

@@ -242,3 +242,28 @@ async def test_stats_show_each_actors_state(autojump_clock: trio.testing.MockClo
     assert 5000 * 150 < stats["count"].state_memory < 5000 * 600
     assert stats["src"].state_memory == 0
     assert stats.state_memory == stats["count"].state_memory
+
+
+def test_a_batch_is_measured_once_however_many_hops_it_crosses(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A batch forwarded as it is (router → partition, a merge) is the same object at
+    # every mailbox: the estimate is taken once and kept on it.
+    from partita.runtime import _memory
+
+    measured: list[object] = []
+    record_nbytes = _memory._record_nbytes
+
+    def counting(record: object) -> float:
+        measured.append(record)
+        return record_nbytes(record)
+
+    monkeypatch.setattr(_memory, "_record_nbytes", counting)
+    batch = Batch.from_records([{"x": i} for i in range(100)])
+    first = estimate_nbytes(batch)
+    assert measured
+    sampled = len(measured)
+    assert estimate_nbytes(batch) == first
+    assert len(measured) == sampled
+    assert estimate_nbytes(Batch(batch.records, batch.offsets)) == first  # a new batch: again
+    assert len(measured) == 2 * sampled
