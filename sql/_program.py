@@ -12,7 +12,7 @@ from typing import Any
 
 import attrs
 
-from partita.runtime import Batch, DeadLetter, Record
+from partita.runtime import Batch, CheckpointError, DeadLetter, Record
 
 from ._conventions import Processed
 from ._interface import ProgramCounts
@@ -21,7 +21,16 @@ from ._policy import OnError, RecordErrors
 from ._query_config import LatePolicy
 from ._windows import Aggregation, WindowRules, WindowState, new_window_state
 
-__all__ = ["SqlProgram"]
+__all__ = ["GROUP_LAYOUT", "SqlProgram"]
+
+GROUP_LAYOUT = 2
+"""The layout of a group's slots in a snapshot (:class:`sql._scopes.AggregateLayout`).
+
+1: each COUNT, SUM and AVG counted its non-NULL values; 2: a group counts its rows once,
+and they count their NULLs."""
+
+_GROUP_KEYS = ("groups", "windows", "closed", "sessions", "closed_sessions")
+"""The keys of a window state's snapshot that can hold groups."""
 
 _MAX_SKIP = 64
 """At most this many batches skip the unchecked tier after it failed."""
@@ -155,10 +164,23 @@ class SqlProgram:
             "rows_out": self._rows_out,
             "filtered": self._filtered,
             "errors": self._policy.snapshot(),
+            "group_layout": GROUP_LAYOUT,
         }
 
     def restore(self, state: Any) -> None:
-        """Take back what :meth:`snapshot` returned (before the first batch)."""
+        """Take back what :meth:`snapshot` returned (before the first batch).
+
+        Raises:
+            CheckpointError: the state holds groups kept in another layout of their
+                slots (a checkpoint of an earlier partita): they would be misread.
+        """
+        layout = state.get("group_layout", 1)
+        if layout != GROUP_LAYOUT and any(state.get(key) for key in _GROUP_KEYS):
+            raise CheckpointError(
+                "the state of a partition",
+                f"holds groups in layout {layout} (an earlier partita's); this partita keeps "
+                f"layout {GROUP_LAYOUT}: start afresh (fresh=True, --fresh)",
+            )
         self._window.restore(state)
         self._wm = state["wm"]
         self._saw_batch = state["saw_batch"]

@@ -167,30 +167,36 @@ def _update_lines(scopes: QueryScopes, *, fast: bool) -> tuple[list[str], list[s
 
     The generic form reads the old slots from locals ``o*`` and checks every argument
     for NULL; the ``fast`` form is for an existing group and non-NULL arguments and
-    reads the old slots straight from ``g``.
+    reads the old slots straight from ``g``: it counts the row and adds to the totals,
+    and leaves the NULL counts (see :class:`sql._scopes.AggregateLayout`) alone.
     """
-    compute: list[str] = []
-    commit: list[str] = []
-    adds: list[str] = []
     layout = scopes.layout
+    r = layout.rows
+    compute: list[str] = [f"n{r} = {f'g[{r}]' if fast else f'o{r}'} + 1"]
+    commit: list[str] = [f"g[{r}] = n{r}"]
+    adds: list[str] = []
     for agg, slots, arg in zip(scopes.plan.aggregates, layout.slots, layout.arg_names, strict=True):
         s = slots[0]
         a, n = arg or "", f"n{s}"
         o = f"g[{s}]" if fast else f"o{s}"
-        if agg.func == "count_star" or (fast and agg.func == "count"):
-            compute.append(f"{n} = {o} + 1")
-        elif agg.func == "count":
-            compute.append(f"{n} = {o} if {a} is None else {o} + 1")
-        elif agg.func in ("sum", "avg"):
-            o2 = f"g[{slots[1]}]" if fast else f"o{slots[1]}"
-            n2 = f"n{slots[1]}"
+        if agg.func == "count_star":
+            continue  # the row count, counted once above
+        if agg.func == "count":
+            if not fast:
+                compute.append(f"{n} = {o} + 1 if {a} is None else {o}")
+                commit.append(f"g[{s}] = {n}")
+            continue
+        if agg.func in ("sum", "avg"):
             if fast:
                 compute.append(f"{n} = {o} + {a}")
-                compute.append(f"{n2} = {o2} + 1")
+                commit.append(f"g[{s}] = {n}")
             else:
+                n2, o2 = f"n{slots[1]}", f"o{slots[1]}"
                 compute.append(f"{n} = {o} if {a} is None else {o} + {a}")
-                compute.append(f"{n2} = {o2} if {a} is None else {o2} + 1")
-        elif agg.func in ("min", "max"):
+                compute.append(f"{n2} = {o2} + 1 if {a} is None else {o2}")
+                commit += [f"g[{s}] = {n}", f"g[{slots[1]}] = {n2}"]
+            continue
+        if agg.func in ("min", "max"):
             op = "<" if agg.func == "min" else ">"
             if fast:
                 compute.append(f"o{s} = g[{s}]")
@@ -199,16 +205,15 @@ def _update_lines(scopes: QueryScopes, *, fast: bool) -> tuple[list[str], list[s
                 compute.append(
                     f"{n} = {o} if {a} is None or ({o} is not None and not {a} {op} {o}) else {a}"
                 )
-        else:  # count_distinct: the set itself is the slot; size is checked before adding
-            compute.append(f"{n} = {o}")
-            if fast:
-                compute.append(f"_d{s} = {a} not in {n}")
-            else:
-                compute.append(f"_d{s} = {a} is not None and {a} not in {n}")
-            adds.append(f"if _d{s}: {n}.add({a})")
-            continue  # the set stays in its slot: nothing to commit
-        for idx in slots:
-            commit.append(f"g[{idx}] = n{idx}")
+            commit.append(f"g[{s}] = {n}")
+            continue
+        # count_distinct: the set itself is the slot; size is checked before adding
+        compute.append(f"{n} = {o}")
+        if fast:
+            compute.append(f"_d{s} = {a} not in {n}")
+        else:
+            compute.append(f"_d{s} = {a} is not None and {a} not in {n}")
+        adds.append(f"if _d{s}: {n}.add({a})")  # the set stays in its slot
     return compute, commit, adds
 
 
@@ -226,7 +231,7 @@ def _gen_update(scopes: QueryScopes, out: _Lines, indent: int, target: str, we: 
     distinct = scopes.shape.distinct  # a known group emits nothing more
     if not distinct:
         _gen_change_row(scopes, out, indent + 1, we, fast=True)
-    out.add(indent + 1, *(commit or ["pass"]))
+    out.add(indent + 1, *commit)
     out.add(indent + 1, *adds)
     if not distinct:
         _gen_append_row(scopes, out, indent + 1)
@@ -249,9 +254,8 @@ def _gen_generic_update(
     _gen_change_row(scopes, out, indent, we, fast=False)
     out.add(indent, "if g is None:")
     out.add(indent + 1, f"{target}[k] = [{', '.join(f'n{i}' for i in range(ns))}]")
-    if commit:
-        out.add(indent, "else:")
-        out.add(indent + 1, *commit)
+    out.add(indent, "else:")
+    out.add(indent + 1, *commit)
     out.add(indent, *adds)
     _gen_append_row(scopes, out, indent)
 
@@ -311,10 +315,14 @@ def gen_group_functions(scopes: QueryScopes, out: _Lines) -> None:
     out.add(1, f"return [{', '.join(f'n{i}' for i in range(ns))}]", "")
     # merge(g1, g2) -> merged state
     out.add(0, "def merge(g1, g2):", "    g = list(g1)")
+    r = layout.rows
+    out.add(1, f"g[{r}] = g1[{r}] + g2[{r}]")
     for agg, slots in zip(plan.aggregates, layout.slots, strict=True):
+        if agg.func == "count_star":
+            continue  # the row count, merged above
         for s in slots:
             x, y = f"g1[{s}]", f"g2[{s}]"
-            if agg.func in ("count", "count_star", "avg", "sum"):
+            if agg.func in ("count", "avg", "sum"):
                 out.add(1, f"g[{s}] = {x} + {y}")
             elif agg.func in ("min", "max"):
                 op = "<=" if agg.func == "min" else ">="

@@ -24,18 +24,31 @@ __all__ = ["AggregateLayout", "QueryScopes", "RowCode"]
 class AggregateLayout:
     """Where the aggregates live in a group's state list, and which locals feed them.
 
+    Every group counts its rows in one slot (``rows``: COUNT(*)'s, or a slot of its own
+    when the query has no COUNT(*)).  COUNT(x) keeps the NULLs of ``x`` it saw, SUM and
+    AVG their total and their NULLs: a record whose arguments are all non-NULL (nearly
+    every record) then updates only the row count and the totals, and the non-NULL
+    count of an aggregate is ``rows - nulls``.
+
     Attributes:
-        slots: each aggregate's slot indexes (SUM and AVG take two: total and count).
+        slots: each aggregate's slot indexes: COUNT(*) the row count; COUNT(x) its
+            NULLs; SUM and AVG their total, then their NULLs; MIN, MAX and
+            COUNT(DISTINCT) their value.
         arg_names: each aggregate's argument local (``a<i>``, shared by aggregates with
             equal arguments), ``None`` for ``COUNT(*)``.
         args: the distinct argument locals, in the order the aggregates first use them.
         init: each slot's initial value, as source (``0``, ``None``, ``set()``).
+        rows: the slot of the group's row count.
+        nulls: the slots that count NULL arguments (a record with non-NULL arguments
+            leaves them as they are).
     """
 
     slots: tuple[tuple[int, ...], ...]
     arg_names: tuple[str | None, ...]
     args: tuple[str, ...]
     init: tuple[str, ...]
+    rows: int
+    nulls: frozenset[int]
 
     @property
     def nslots(self) -> int:
@@ -44,24 +57,46 @@ class AggregateLayout:
 
     @classmethod
     def of(cls, aggregates: tuple[AggregateCall, ...]) -> AggregateLayout:
-        """The layout of ``aggregates`` (in plan order)."""
+        """The layout of ``aggregates`` (in plan order).
+
+        Example:
+            >>> from partita.sql._plan import AggregateCall
+            >>> layout = AggregateLayout.of((AggregateCall("sum", None, "SUM(x)"),))
+            >>> layout.slots, layout.rows, sorted(layout.nulls), layout.init
+            (((0, 1),), 2, [1], ('0', '0', '0'))
+        """
         slots: list[tuple[int, ...]] = []
         init: list[str] = []
         names: list[str | None] = []
+        nulls: set[int] = set()
         seen: dict[str, str] = {}
+        rows: int | None = None
         for i, agg in enumerate(aggregates):
-            if agg.func in ("count_star", "count"):
-                values = ["0"]
-            elif agg.func in ("avg", "sum"):
-                values = ["0", "0"]
-            elif agg.func == "count_distinct":
-                values = ["set()"]
+            if agg.func == "count_star":
+                if rows is None:
+                    rows = len(init)
+                    init.append("0")
+                slots.append((rows,))
             else:
-                values = ["None"]
-            slots.append(tuple(range(len(init), len(init) + len(values))))
-            init += values
+                if agg.func == "count":
+                    values = ["0"]
+                    nulls.add(len(init))
+                elif agg.func in ("avg", "sum"):
+                    values = ["0", "0"]
+                    nulls.add(len(init) + 1)
+                elif agg.func == "count_distinct":
+                    values = ["set()"]
+                else:
+                    values = ["None"]
+                slots.append(tuple(range(len(init), len(init) + len(values))))
+                init += values
             names.append(None if agg.arg is None else seen.setdefault(agg.arg.sql(), f"a{i}"))
-        return cls(tuple(slots), tuple(names), tuple(seen.values()), tuple(init))
+        if rows is None:
+            rows = len(init)
+            init.append("0")
+        return cls(
+            tuple(slots), tuple(names), tuple(seen.values()), tuple(init), rows, frozenset(nulls)
+        )
 
 
 @attrs.frozen
@@ -161,7 +196,10 @@ class QueryScopes:
             if text is not None and text in keys:
                 return Code("k" if len(keys) == 1 else f"k{keys[text]}")
             if text is not None and text in aggs:
-                return _aggregate_value(*aggs[text], prefix, fast=fast, pending=pending)
+                agg, slots = aggs[text]
+                return _aggregate_value(
+                    agg, slots, self.layout.rows, prefix, fast=fast, pending=pending
+                )
             if isinstance(node, WindowBound):
                 return window_bound(not node.this.name.endswith("_START"))
             if isinstance(node, exp.Column):
@@ -187,20 +225,37 @@ class QueryScopes:
 
 
 def _aggregate_value(
-    agg: AggregateCall, slots: tuple[int, ...], prefix: str, *, fast: bool, pending: bool
+    agg: AggregateCall,
+    slots: tuple[int, ...],
+    rows: int,
+    prefix: str,
+    *,
+    fast: bool,
+    pending: bool,
 ) -> Code:
-    """The value of ``agg`` from its slot locals (see :meth:`QueryScopes.row`)."""
+    """The value of ``agg`` from its slot locals (see :meth:`QueryScopes.row`).
+
+    ``rows`` is the slot of the group's row count.  With ``fast`` the record just taken
+    had non-NULL arguments, so the NULL counts were not updated: they are read from the
+    group ``g`` itself.
+    """
     s = [f"{prefix}{i}" for i in slots]
-    if agg.func in ("count", "count_star"):
-        return Code(s[0], nonnull=True)
+    count = f"{prefix}{rows}"
+    if agg.func == "count_star":
+        return Code(count, nonnull=True)
+    if agg.func == "count":
+        nulls = f"g[{slots[0]}]" if fast else s[0]
+        return Code(f"({count} - {nulls})", nonnull=True)
     if agg.func == "count_distinct":
         if pending:
             return Code(f"(len({s[0]}) + _d{slots[0]})", nonnull=True)
         return Code(f"len({s[0]})", nonnull=True)
     if agg.func == "avg":
         if fast:
-            return Code(f"({s[0]} / {s[1]})", nonnull=True)
-        return Code(f"({s[0]} / {s[1]} if {s[1]} else None)")
+            return Code(f"({s[0]} / ({count} - g[{slots[1]}]))", nonnull=True)
+        return Code(f"({s[0]} / ({count} - {s[1]}) if {count} != {s[1]} else None)")
     if agg.func == "sum":
-        return Code(s[0], nonnull=True) if fast else Code(f"({s[0]} if {s[1]} else None)")
+        if fast:
+            return Code(s[0], nonnull=True)
+        return Code(f"({s[0]} if {count} != {s[1]} else None)")
     return Code(s[0], nonnull=fast)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from partita.runtime import Batch
+from partita.runtime import Batch, CheckpointError
 from partita.sql import compile_query, run_query
 
 TUMBLE = (
@@ -399,9 +399,32 @@ def test_program_snapshot_is_one_flat_dict_of_the_window_state_and_the_program(
     program.process(routed.parts[0])
     program.advance(2500)
     state: Any = program.snapshot()
-    program_keys = {"wm", "saw_batch", "rows_in", "rows_out", "filtered", "errors"}
+    program_keys = {"wm", "saw_batch", "rows_in", "rows_out", "filtered", "errors", "group_layout"}
     assert set(state) == keys | {"late", "pending"} | program_keys
     again = query.new_program()
     again.restore(copy.deepcopy(state))  # a snapshot shares the program's dicts
     assert again.snapshot() == state
     assert again.finish() == program.finish()
+
+
+@pytest.mark.parametrize("window", ["", ", TUMBLE(ts, INTERVAL '1' SECOND)"])
+def test_a_checkpoint_of_groups_in_the_earlier_layout_is_refused_not_misread(window: str) -> None:
+    # Before the row count was shared, SUM kept its non-NULL count where it now keeps
+    # its NULLs: read as they are, those groups would sum to NULL.
+    query = compile_query(f"SELECT k, SUM(x) AS s FROM t GROUP BY k{window}")
+    program = query.new_program()
+    program.process(Batch.from_records([{"k": "a", "ts": 10, "x": 1}]))
+    state: Any = copy.deepcopy(program.snapshot())
+    del state["group_layout"]  # as a checkpoint taken before it was recorded
+    with pytest.raises(CheckpointError, match=r"layout 1 .* layout 2: start afresh"):
+        query.new_program().restore(state)
+
+
+def test_a_checkpoint_without_groups_restores_from_any_layout() -> None:
+    query = compile_query("SELECT k, SUM(x) AS s FROM t GROUP BY k")
+    state: Any = copy.deepcopy(query.new_program().snapshot())
+    del state["group_layout"]
+    again = query.new_program()
+    again.restore(state)
+    assert again.process(Batch.from_records([{"k": "a", "x": 2}])) == []
+    assert again.finish() == [{"k": "a", "s": 2}]
