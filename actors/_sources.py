@@ -125,7 +125,7 @@ class RecordSource(Source):
         if n and self.on_first_records is not None:
             look, self.on_first_records = self.on_first_records, None
             look(records)
-        per = self.fit(records)
+        per, nbytes = self._fit(records)
         if per < n:
             try:
                 for start in range(0, n, per):
@@ -142,7 +142,7 @@ class RecordSource(Source):
                 self.count_error(self.error_reason(letter))
             emit_dead_letters(self, letters, self.dead_letter_output, self.dead_letters)
         if n:
-            self._emit_records(records, self._data_output(), offsets)
+            self._emit_records(records, self._data_output(), offsets, nbytes=nbytes)
         elif not letters:
             return
         await self.deliver()
@@ -162,17 +162,22 @@ class RecordSource(Source):
         the kernel fails a message larger than a share outright, whatever the
         policy.  Without a budget, all of them.
         """
+        return self._fit(records)[0]
+
+    def _fit(self, records: list[Record]) -> tuple[int, int | None]:
+        """:meth:`fit`, and the estimate of all of ``records`` when it was taken (the
+        batch they are sent as keeps it rather than being measured again)."""
         n = len(records)
         budget = self.memory_budget
         if budget is None or n <= 1:
-            return max(n, 1)
+            return max(n, 1), None
         limit = budget.share // 8
         nbytes = estimate_nbytes(Batch(records))
         if nbytes <= limit:
-            return n
+            return n, nbytes
         per = max(1, n * limit // nbytes)
         self.sizer.cap(per)
-        return per
+        return per, None
 
     async def send_idle_tick(self) -> None:
         """Tell downstream the input was silent for :attr:`idle_timeout` (an empty batch)."""

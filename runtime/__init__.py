@@ -28,6 +28,7 @@ from ._memory import MemoryBudget as MemoryBudget
 from ._memory import MemoryPolicy as MemoryPolicy
 from ._memory import estimate_nbytes as estimate_nbytes
 from ._memory import estimate_state_nbytes as estimate_state_nbytes
+from ._memory import share_estimate as share_estimate
 from ._messages import Barrier as Barrier
 from ._messages import Batch as Batch
 from ._messages import DeadLetter as DeadLetter
@@ -134,4 +135,5 @@ __all__ = [
     "parse_duration_ms",
     "parse_size",
     "run_graph",
+    "share_estimate",
 ]

@@ -11,7 +11,7 @@ import trio
 from ._actor import Actor
 from ._batching import BatchSizer
 from ._cell import ActorCell
-from ._memory import MemoryBudget
+from ._memory import MemoryBudget, keep_estimate
 from ._messages import Barrier, Batch, Record, Watermark
 
 __all__ = ["Source", "SourceCell"]
@@ -151,12 +151,18 @@ class Source(Actor):
         await cast(SourceCell, self._cell).deliver()
 
     def _emit_records(
-        self, records: list[Record], output: int | None = None, offsets: Sequence[int] | None = None
+        self,
+        records: list[Record],
+        output: int | None = None,
+        offsets: Sequence[int] | None = None,
+        *,
+        nbytes: int | None = None,
     ) -> None:
         """Emit ``records`` as one batch and count them in.
 
         Their offsets are ``offsets`` (positions the source knows, such as line
-        numbers) or else the next source offsets, counted from 0.
+        numbers) or else the next source offsets, counted from 0.  ``nbytes``: their
+        memory estimate, when the source took it already (the batch keeps it).
         """
         n = len(records)
         start = self._offset
@@ -164,9 +170,10 @@ class Source(Actor):
         self.rows_in += n
         self.batches_in += 1
         self.last_batch_size = n
-        self.emit_batch(
-            Batch(records, range(start, start + n) if offsets is None else offsets), output
-        )
+        batch = Batch(records, range(start, start + n) if offsets is None else offsets)
+        if nbytes is not None:
+            keep_estimate(batch, nbytes)
+        self.emit_batch(batch, output)
 
     async def send_batch(self, batch: Batch) -> None:
         """Send a prepared batch downstream (a batch boundary)."""

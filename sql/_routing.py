@@ -12,7 +12,7 @@ from typing import Any, Literal, overload
 
 import attrs
 
-from partita.runtime import Batch, DeadLetter
+from partita.runtime import Batch, DeadLetter, share_estimate
 
 from ._conventions import KeyedRoute, LateIndex, SingleRoute
 from ._interface import ProgramCounts, Routed
@@ -250,6 +250,7 @@ class SqlRoutingStage:
                         assert keys is not None
                         index = _PartitionIndex(keys[0], keys[1], p, late_now)
                     parts[p] = Batch(part, _Remapped(offsets, index), wms[p] if wms else None)
+            share_estimate(batch, parts)
         else:
             single: SingleRoute = route(*args, self._lateness, self._bad)
             skip, wl = single.skip, single.watermarks
@@ -262,6 +263,7 @@ class SqlRoutingStage:
                     start = i + 1
                 kept += records[start:]
                 parts[0] = Batch(kept, _Skipping(offsets, skip), wl)
+                share_estimate(batch, parts)
             else:
                 parts[0] = Batch(records, offsets, wl)
         late = self._take_late(late_found, records, offsets)
