@@ -221,14 +221,8 @@ def _gen_fast(scopes: QueryScopes, out: _Lines, variant: RouteVariant) -> None:
         out.add(1, "except Exception:", f"    {fallback}")
         out.add(1, "if tss and set(map(type, tss)) != _INT_ONLY:", f"    {fallback}")
     if variant.by_key:
-        key = scopes.key_expr()
-        out.add(1, "try:", f"    ks = [{key} for r in records]", "    kset = set(ks)")
-        out.add(1, "except Exception:", f"    {fallback}")
         out.add(1, "recs = [[] for _ in range(nparts)]", "radds = [x.append for x in recs]")
         out.add(1, "pget = pcache.get", "kp = {}", "amap = {}")
-        out.add(1, "for k in kset:", "    p = pget(k)")
-        out.add(2, "if p is None: p = _partition_of(pcache, k, nparts)")
-        out.add(2, "kp[k] = p", "amap[k] = radds[p]")
     _bind_outputs(scopes, out, variant)
     _bind_event_time(scopes, out)
     if window is not None:
@@ -237,17 +231,44 @@ def _gen_fast(scopes: QueryScopes, out: _Lines, variant: RouteVariant) -> None:
             out.add(1, "if tss and tss[0] >= cut and tss == sorted(tss):")
             out.add(2, "if tss[-1] > mx: mx = tss[-1]")
             if variant.by_key:
-                out.add(2, "for k, r in zip(ks, records): amap[k](r)")
+                _gen_scatter(scopes, out.nested(2), fallback)
             out.add(1, "else:")
             depth = 2
         if variant.by_key:
+            _gen_keys(scopes, out.nested(depth), fallback)
             out.add(depth, "for i, t, k, r in zip(range(len(records)), tss, ks, records):")
         else:
             out.add(depth, "for i, t in enumerate(tss):")
         _gen_fast_step(scopes, out.nested(depth + 1), variant)
     elif variant.by_key:
-        out.add(1, "for k, r in zip(ks, records): amap[k](r)")
+        assert not shape.per_record_watermark  # no event time: no watermarks
+        _gen_scatter(scopes, out.nested(1), fallback)
     _gen_return(scopes, out, variant, indexes="None", keys="(ks, kp)")
+
+
+def _gen_keys(scopes: QueryScopes, body: _Lines, fallback: str) -> None:
+    """``ks``, every record's key, and ``amap``: each distinct key's partition ``append``
+    (``kp``: its partition), by a list comprehension and a loop over the keys."""
+    body.add(0, "try:", f"    ks = [{scopes.key_expr()} for r in records]", "    kset = set(ks)")
+    body.add(0, "except Exception:", f"    {fallback}")
+    body.add(0, "for k in kset:", "    p = pget(k)")
+    body.add(1, "if p is None: p = _partition_of(pcache, k, nparts)")
+    body.add(1, "kp[k] = p", "amap[k] = radds[p]")
+
+
+def _gen_scatter(scopes: QueryScopes, body: _Lines, fallback: str) -> None:
+    """Every record to its key's partition in one pass (each record is read once, while
+    it is in the cache): ``ks`` collects the keys; a key's partition is looked up at its
+    first record in the batch (the ``KeyError`` of ``amap``), later ones only call the
+    ``append`` it maps to.  A record without its key, or an unhashable key, falls back to
+    the careful loop (what the pass filled so far is dropped)."""
+    body.add(0, "ks = []", "kadd = ks.append", "try:")
+    body.add(1, "for r in records:")
+    body.add(2, f"k = {scopes.key_expr()}", "kadd(k)", "try:", "    amap[k](r)")
+    body.add(2, "except KeyError:", "    p = pget(k)")
+    body.add(3, "if p is None: p = _partition_of(pcache, k, nparts)")
+    body.add(3, "kp[k] = p", "add = amap[k] = radds[p]", "add(r)")
+    body.add(0, "except Exception:", f"    {fallback}")
 
 
 def _gen_fast_step(scopes: QueryScopes, body: _Lines, variant: RouteVariant) -> None:
