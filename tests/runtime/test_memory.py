@@ -248,21 +248,27 @@ async def test_stats_show_each_actors_state(autojump_clock: trio.testing.MockClo
     assert stats.state_memory == stats["count"].state_memory
 
 
+def _record_calls(monkeypatch: pytest.MonkeyPatch, name: str) -> list[object]:
+    """The arguments ``partita.runtime._memory.<name>`` is called with from now on."""
+    from partita.runtime import _memory
+
+    calls: list[object] = []
+    function = getattr(_memory, name)
+
+    def recording(value: object) -> Any:
+        calls.append(value)
+        return function(value)
+
+    monkeypatch.setattr(_memory, name, recording)
+    return calls
+
+
 def test_a_batch_is_measured_once_however_many_hops_it_crosses(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # A batch forwarded as it is (router → partition, a merge) is the same object at
     # every mailbox: the estimate is taken once and kept on it.
-    from partita.runtime import _memory
-
-    measured: list[object] = []
-    record_nbytes = _memory._record_nbytes
-
-    def counting(record: object) -> float:
-        measured.append(record)
-        return record_nbytes(record)
-
-    monkeypatch.setattr(_memory, "_record_nbytes", counting)
+    measured = _record_calls(monkeypatch, "_record_nbytes")
     batch = Batch.from_records([{"x": i} for i in range(100)])
     first = estimate_nbytes(batch)
     assert measured
@@ -326,14 +332,7 @@ def test_a_flat_record_costs_one_sys_getsizeof_call(monkeypatch: pytest.MonkeyPa
     # type's own __sizeof__): a flat record of plain values calls it for the dict alone
     from partita.runtime import _memory
 
-    calls: list[object] = []
-    getsizeof = _memory._getsizeof
-
-    def counting(value: object) -> int:
-        calls.append(value)
-        return getsizeof(value)
-
-    monkeypatch.setattr(_memory, "_getsizeof", counting)
+    calls = _record_calls(monkeypatch, "_getsizeof")
     record = {"symbol": "S034", "price": 278.81, "qty": 41, "side": "buy", "ts": 1_700_000_000_000}
     _memory._record_nbytes(record)
     assert calls == [record]
@@ -344,20 +343,12 @@ def test_a_routers_split_shares_the_estimate_of_the_batch_it_splits(
 ) -> None:
     # the parts of a batch split by key are of its records: each keeps its share of
     # the batch's estimate instead of being sampled again at the partition's mailbox
-    from partita.runtime import _memory
     from partita.sql import RouteStep
 
     records = [{"k": f"key{i % 7}", "v": i * 1.5, "s": "x" * (i % 40)} for i in range(700)]
     batch = Batch.from_records(records)
     whole = estimate_nbytes(batch)
-    sampled: list[object] = []
-    record_nbytes = _memory._record_nbytes
-
-    def counting(record: object) -> float:
-        sampled.append(record)
-        return record_nbytes(record)
-
-    monkeypatch.setattr(_memory, "_record_nbytes", counting)
+    sampled = _record_calls(monkeypatch, "_record_nbytes")
     step = RouteStep(compile_query("SELECT k, SUM(v) AS t FROM s GROUP BY k").routing_stage(4))
     parts = [part for part in step.route(batch).parts if part is not None]
     assert len(parts) > 1
