@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Literal, TypeAlias
 
 import trio
@@ -229,7 +229,7 @@ def estimate_nbytes(message: Message) -> int:
         step = max(1, n // _SAMPLES)
         sampled = records[::step][:_SAMPLES]
         per_record = sum(_record_nbytes(r) for r in sampled) / len(sampled)
-        nbytes = int(per_record * n) + _getsizeof(records) + 64
+        nbytes = _batch_nbytes(per_record, records)
     keep_estimate(message, nbytes)
     return nbytes
 
@@ -254,8 +254,12 @@ def share_estimate(whole: Batch, parts: Iterable[Batch | None]) -> None:
     per_record = (nbytes - 64 - _getsizeof(whole.records)) / n
     for part in parts:
         if part is not None and part._nbytes is None:
-            records = part.records
-            keep_estimate(part, int(per_record * len(records)) + _getsizeof(records) + 64)
+            keep_estimate(part, _batch_nbytes(per_record, part.records))
+
+
+def _batch_nbytes(per_record: float, records: Sequence[object]) -> int:
+    """A batch's estimate from its records' mean size: theirs, the list's and its own."""
+    return int(per_record * len(records)) + _getsizeof(records) + 64
 
 
 def keep_estimate(batch: Batch, nbytes: int) -> None:
